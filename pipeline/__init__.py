@@ -1,0 +1,1 @@
+"""The SubmitSnapshotJob batch pipeline: options, graph and entry point (python -m pipeline)."""

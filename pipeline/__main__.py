@@ -1,0 +1,74 @@
+"""python -m pipeline --manifest PATH_OR_GLOB --results PREFIX [--bucket_root DIR] [Beam options]
+
+Exits 0 when every job got its result, good or bad; non-zero, with a one-line reason, only
+when the run itself cannot happen.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline import graph
+
+# The DirectRunner of Beam 2.77 first tries to download the Prism runner binary; its batch
+# engine, the FnApiRunner, needs nothing from outside, so it is the local default.
+DEFAULT_RUNNER = "FnApiRunner"
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("--manifest", required=True, help="JSON Lines manifest: a path or a glob")
+    parser.add_argument("--results", required=True, help="results prefix: writes PREFIX-*.avro")
+    parser.add_argument("--bucket_root", default="./buckets",
+                        help="folder holding one sub-folder per bucket (default: ./buckets)")
+    return parser.parse_known_args(argv)
+
+
+def beam_options(beam_args: list[str]) -> PipelineOptions:
+    if not any(arg == "--runner" or arg.startswith("--runner=") for arg in beam_args):
+        beam_args = ["--runner", DEFAULT_RUNNER, *beam_args]
+    return PipelineOptions(beam_args, save_main_session=False)
+
+
+def check_run_can_happen(args: argparse.Namespace) -> str | None:
+    """A one-line reason why the run cannot happen, or None."""
+    try:
+        matched = FileSystems.match([args.manifest])[0].metadata_list
+    except Exception as error:  # noqa: BLE001 - any failure to list means no manifest
+        return f"cannot read the manifest {args.manifest}: {error}"
+    if not matched:
+        return f"no manifest matches {args.manifest}"
+    if "://" not in args.results:
+        folder = os.path.dirname(os.path.abspath(args.results))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            return f"cannot create the results folder {folder}: {error.strerror}"
+        if not os.access(folder, os.W_OK):
+            return f"the results folder {folder} is not writable"
+    if not os.path.isdir(args.bucket_root):
+        return f"the bucket root {args.bucket_root} is not a folder"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args, beam_args = parse_args(sys.argv[1:] if argv is None else argv)
+    reason = check_run_can_happen(args)
+    if reason:
+        print(f"error: {reason}", file=sys.stderr)
+        return 2
+    with beam.Pipeline(options=beam_options(beam_args)) as p:
+        graph.build(p, args.manifest, args.results, args.bucket_root)
+    print(f"results written to {args.results}-*.avro")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

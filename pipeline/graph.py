@@ -1,0 +1,20 @@
+"""The pipeline graph: manifest lines in, JPGs and one Avro result per line out."""
+from __future__ import annotations
+
+import apache_beam as beam
+
+from snapshot.storage import LocalBuckets
+from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures
+from transforms.manifest import ReadManifest
+from transforms.results import WriteResults
+
+
+def build(p: beam.Pipeline, manifest: str, results_prefix: str, bucket_root: str):
+    buckets = LocalBuckets(bucket_root)
+    parsed = p | "ReadManifest" >> ReadManifest(manifest) | "ParseJobs" >> ParseJobs()
+    planned = parsed | "PlanCaptures" >> PlanCaptures(buckets)
+    captured = planned.tasks | "Capture" >> Capture(buckets)
+    outcomes = (planned.outcomes, captured) | "Outcomes" >> beam.Flatten()
+    return ((parsed, outcomes)
+            | "AssembleResults" >> AssembleResults()
+            | "WriteResults" >> WriteResults(results_prefix))

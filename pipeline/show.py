@@ -1,0 +1,30 @@
+"""python -m pipeline.show PREFIX: a short table of the results in PREFIX-*.avro."""
+from __future__ import annotations
+
+import sys
+
+import fastavro
+from apache_beam.io.filesystems import FileSystems
+
+
+def read_results(prefix: str) -> list[dict]:
+    paths = sorted(m.path for m in FileSystems.match([f"{prefix}-*.avro"])[0].metadata_list)
+    records = []
+    for path in paths:
+        with FileSystems.open(path) as stream:
+            records.extend(fastavro.reader(stream))
+    return sorted(records, key=lambda r: (r["Source"].rsplit(":", 1)[0], int(r["Source"].rsplit(":", 1)[1])))
+
+
+def table(records: list[dict]) -> str:
+    rows = [("line", "job", "state", "code", "count", "outputs")]
+    for r in records:
+        names = [s["Object"] for s in r["Snapshots"]]
+        outputs = ", ".join(names[:2]) + (f", ... ({len(names)})" if len(names) > 2 else "")
+        rows.append((r["Source"], r["Id"][:8], r["State"], r["Code"] or "-", str(r["Count"]), outputs or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)
+
+
+if __name__ == "__main__":
+    print(table(read_results(sys.argv[1])))

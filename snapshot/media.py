@@ -1,0 +1,192 @@
+"""PyAV: probe a video and capture the frames a plan asks for.
+
+Time is measured in the video stream's own timestamps (`pts`, in `time_base` units) from
+`start_pts`, the presentation time of the first frame, so a stream whose timestamps start
+at 10 s (MPEG-TS) counts from 0 like any other.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterable, Iterator
+
+import av
+from PIL import Image
+
+from snapshot import errors
+from snapshot.errors import SnapshotError
+
+# PIL transposes that make a frame upright, keyed by PyAV's `frame.rotation` (degrees the
+# display matrix turns the picture counter-clockwise).
+_UPRIGHT = {90: Image.Transpose.ROTATE_90, -90: Image.Transpose.ROTATE_270,
+            270: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180,
+            -180: Image.Transpose.ROTATE_180}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What planning needs to know about a video stream."""
+    time_base: Fraction
+    start_pts: int
+    end_pts: int                 # presentation end: last frame's pts + its duration
+    keyframes: tuple[int, ...]   # sorted pts of the keyframes
+    width: int                   # display size, upright
+    height: int
+    rotation: int                # degrees counter-clockwise, as PyAV reports it
+
+    @property
+    def duration_ms(self) -> float:
+        return self.ms(self.end_pts)
+
+    def ms(self, pts: int) -> float:
+        """Milliseconds from the first frame to `pts`."""
+        return float((pts - self.start_pts) * self.time_base * 1000)
+
+    def pts(self, ms: float) -> int:
+        """The last timestamp at or before `ms` milliseconds from the first frame."""
+        return self.start_pts + int(Fraction(ms) / 1000 / self.time_base)
+
+    def keyframe_at_or_before(self, pts: int) -> int:
+        index = bisect.bisect_right(self.keyframes, pts)
+        return self.keyframes[max(index - 1, 0)]
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One image to capture: the frame at `target_pts`, or the last one before it."""
+    seq: int            # 1-based, the {Count} of this image
+    requested_ms: int
+    target_pts: int
+
+
+@dataclass(frozen=True)
+class Captured:
+    shot: Shot
+    image: Image.Image
+    frame_pts: int
+
+
+def probe(path: str) -> Probe:
+    """Read a video's timing and keyframes (demuxing only) and decode its first frame."""
+    with _open(path) as container:
+        stream = _video_stream(container)
+        keyframes, start, end, first = [], None, None, None
+        try:
+            for packet in container.demux(stream):
+                pts = packet.pts if packet.pts is not None else packet.dts
+                if pts is None:
+                    continue
+                if packet.is_keyframe:
+                    keyframes.append(pts)
+                start = pts if start is None else min(start, pts)
+                end = max(end or pts, pts + (packet.duration or 0))
+                if first is None:
+                    first = next(iter(packet.decode()), None)
+            if first is None:
+                first = next(iter(stream.codec_context.decode(None)), None)
+        except av.FFmpegError:
+            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video stream cannot be decoded") from None
+        if first is None or not keyframes:
+            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video has no decodable frame")
+        width, height = _display_size(stream, first)
+        rotation = int(first.rotation or 0)
+        if rotation in (90, -90, 270):
+            width, height = height, width
+        return Probe(stream.time_base, start, end, tuple(sorted(set(keyframes))), width, height, rotation)
+
+
+def capture(path: str, shots: Iterable[Shot], probe_: Probe, size: tuple[int, int]) -> Iterator[Captured]:
+    """Decode the frames of `shots` in time order, opening the video once.
+
+    For each shot the picture is the last frame whose pts is <= the shot's target, scaled
+    during colour conversion to `size` (upright width, height) and turned upright. Between
+    shots the decoder keeps going forward unless a keyframe lies between, then it seeks.
+    """
+    with _open(path) as container:
+        stream = _video_stream(container)
+        frames: Iterator | None = None
+        last = ahead = None
+        for shot in sorted(shots, key=lambda s: s.target_pts):
+            keyframe = probe_.keyframe_at_or_before(shot.target_pts)
+            position = ahead or last
+            if frames is None or keyframe > position.pts:
+                frames, last, ahead = _frames_from(container, stream, probe_, keyframe, shot.target_pts)
+            try:
+                last, ahead = _advance(frames, last, ahead, shot.target_pts)
+            except av.FFmpegError:
+                raise SnapshotError(errors.RESOURCE_CONTENT_BAD,
+                                    f"the video cannot be decoded near {shot.requested_ms} ms") from None
+            if last is None:
+                raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no frame at {shot.requested_ms} ms")
+            yield Captured(shot, _picture(last, size), last.pts)
+
+
+def _frames_from(container, stream, probe_: Probe, keyframe: int, target: int):
+    """Seek so that the first decoded frame is at or before `target`; (frames, last, ahead).
+
+    Demuxers may seek by decode timestamps, which can land one keyframe late; then seek
+    again from the keyframe before.
+    """
+    while True:
+        try:
+            container.seek(keyframe, stream=stream, backward=True)
+            frames = container.decode(stream)
+            first = next(frames, None)
+        except av.FFmpegError:
+            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded after seeking") from None
+        if first is None or first.pts is None or first.pts <= target or keyframe <= probe_.keyframes[0]:
+            return frames, None, first
+        keyframe = probe_.keyframe_at_or_before(keyframe - 1)
+
+
+def _advance(frames: Iterator, last, ahead, target: int):
+    """Decode forward to `target`: (last frame with pts <= target, the next one or None)."""
+    if ahead is not None:
+        if ahead.pts is not None and ahead.pts > target:
+            return last, ahead
+        last = ahead
+    if last is not None and last.pts == target:
+        return last, None
+    for frame in frames:
+        if frame.pts is None:
+            continue
+        if frame.pts > target:
+            return last, frame
+        last = frame
+        if frame.pts == target:
+            break
+    return last, None
+
+
+def _picture(frame, size: tuple[int, int]) -> Image.Image:
+    """The frame as an upright RGB image of `size`, scaled during colour conversion."""
+    transpose = _UPRIGHT.get(int(frame.rotation or 0))
+    width, height = size
+    if transpose in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
+        width, height = height, width
+    image = frame.to_image(width=width, height=height, interpolation="BICUBIC")
+    return image.transpose(transpose) if transpose is not None else image
+
+
+def _display_size(stream, frame) -> tuple[int, int]:
+    width, height = frame.width, frame.height
+    sar = stream.sample_aspect_ratio
+    if sar and sar > 0 and sar != 1:
+        width = max(1, round(width * sar))
+    return width, height
+
+
+def _open(path: str):
+    try:
+        return av.open(path, mode="r")
+    except av.FFmpegError:
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the input is not a readable video") from None
+
+
+def _video_stream(container):
+    if not container.streams.video:
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the input has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "SLICE"
+    return stream

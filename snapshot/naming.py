@@ -1,0 +1,47 @@
+"""Output names: literal expansion of the placeholders of SPEC.md section 2.1.
+
+Never `str.format`: only these tokens are replaced, everything else stays as written.
+"""
+from __future__ import annotations
+
+import posixpath
+import re
+
+from snapshot import errors, storage
+from snapshot.errors import SnapshotError
+
+COUNT = "{Count}"
+# One pass over the template, so a value that contains a token is never expanded again.
+_TOKEN = re.compile(r"\{(?:Count|ObjectPrefix|FileName|ExtName)\}")
+
+
+def sequence(number: int) -> str:
+    """The 1-based, 5-digit zero-padded sequence number: 1 -> '00001'."""
+    return f"{number:05d}"
+
+
+def input_tokens(input_name: str) -> dict[str, str]:
+    """{ObjectPrefix}, {FileName} and {ExtName} of an input object name."""
+    folder, base = posixpath.split(input_name)
+    stem, dot, ext = base.rpartition(".")
+    if not dot or not stem:
+        stem, ext = base, ""
+    return {
+        "{ObjectPrefix}": folder + "/" if folder else "",
+        "{FileName}": stem,
+        "{ExtName}": ext,
+    }
+
+
+def expand(template: str, input_name: str, count: int) -> str:
+    """The object name of the `count`-th image (1-based) written for `input_name`."""
+    tokens = {**input_tokens(input_name), COUNT: sequence(count)}
+    return _TOKEN.sub(lambda match: tokens[match.group(0)], template)
+
+
+def check_output_template(template: str, input_name: str, field: str, needs_count: bool) -> None:
+    """Reject, before any I/O, a template whose names would be invalid or collide."""
+    if needs_count and COUNT not in template:
+        raise SnapshotError(errors.INVALID_PARAMETER,
+                            f"{field} needs {COUNT}: this job can write several images")
+    storage.check_object_name(expand(template, input_name, 1), field)

@@ -1,0 +1,89 @@
+"""Time points and shots from a config and a probed video (SPEC.md section 2): pure arithmetic."""
+from __future__ import annotations
+
+import bisect
+
+from snapshot import errors
+from snapshot.errors import SnapshotError
+from snapshot.media import Probe, Shot
+from snapshot.spec import INTRA, SnapshotConfig
+
+MAX_POINTS = 100_000
+
+
+def time_points(config: SnapshotConfig, duration_ms: float) -> list[int]:
+    """The requested times (ms) of a job, in order, without those past the end.
+
+    Raises the contract's errors: a TimeArray point past the end, a sync `normal` shot past
+    the end, or a multi-snapshot job left with no point.
+    """
+    if config.time_array is not None:
+        late = [t for t in config.time_array if t > duration_ms]
+        if late:
+            raise SnapshotError(errors.TIME_ARRAY, f"time point {late[0]} ms is past the end of the video "
+                                                   f"({duration_ms:.0f} ms)")
+        return list(config.time_array)
+    if not config.is_async:
+        if config.time_ms > duration_ms and config.frame_type != INTRA:
+            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no frame at {config.time_ms} ms: the video "
+                                                             f"lasts {duration_ms:.0f} ms")
+        return [config.time_ms]
+    points = [t for t in _sequence(config, duration_ms) if t <= duration_ms]
+    if not points:
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no snapshot time falls inside the video "
+                                                         f"({duration_ms:.0f} ms)")
+    return points
+
+
+def _sequence(config: SnapshotConfig, duration_ms: float) -> list[int]:
+    start, num = config.time_ms, config.num
+    if num == 1:
+        return [start]
+    if config.interval_ms == 0:
+        step = (duration_ms - start) / num
+        count = num
+    else:
+        step = config.interval_ms
+        inside = int(max(duration_ms - start, -step) // step) + 1  # points at or before the end
+        count = min(num, inside) if num is not None else inside
+    if count > MAX_POINTS:
+        raise SnapshotError(errors.OUT_OF_RANGE, f"the job would take more than {MAX_POINTS} snapshots")
+    return [int(start + k * step) for k in range(count)]
+
+
+def shots(config: SnapshotConfig, probe: Probe) -> list[Shot]:
+    """The images of a job, numbered in the order of their time points.
+
+    `normal`: the frame shown at each point. `intra`: the keyframe nearest to each point;
+    points that share a keyframe share one image.
+    """
+    result: list[Shot] = []
+    seen: set[int] = set()
+    for point in time_points(config, probe.duration_ms):
+        target = probe.pts(point)
+        if config.frame_type == INTRA:
+            target = nearest_keyframe(probe.keyframes, target)
+            if target in seen:
+                continue
+            seen.add(target)
+        result.append(Shot(len(result) + 1, point, target))
+    return result
+
+
+def nearest_keyframe(keyframes: tuple[int, ...], pts: int) -> int:
+    """The keyframe closest to `pts` on either side; the earlier one on a tie."""
+    index = bisect.bisect_left(keyframes, pts)
+    candidates = keyframes[max(index - 1, 0):index + 1]
+    return min(candidates, key=lambda k: (abs(k - pts), k))
+
+
+def output_size(config: SnapshotConfig, probe: Probe) -> tuple[int, int]:
+    """Width and height of the images: the display size, or Width/Height with its aspect."""
+    width, height = config.width, config.height
+    if width and height:
+        return width, height
+    if width:
+        return width, max(1, round(width * probe.height / probe.width))
+    if height:
+        return max(1, round(height * probe.width / probe.height)), height
+    return probe.width, probe.height

@@ -1,0 +1,1 @@
+"""The pipeline's steps: thin Beam wrappers around the functions of `snapshot.jobs`."""
