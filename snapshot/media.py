@@ -24,6 +24,9 @@ _UPRIGHT = {90: Image.Transpose.ROTATE_90, -90: Image.Transpose.ROTATE_270,
             -180: Image.Transpose.ROTATE_180}
 
 
+SEEK_ATTEMPTS = 10
+
+
 @dataclass(frozen=True)
 class Probe:
     """What planning needs to know about a video stream."""
@@ -125,19 +128,21 @@ def capture(path: str, shots: Iterable[Shot], probe_: Probe, size: tuple[int, in
 def _frames_from(container, stream, probe_: Probe, keyframe: int, target: int):
     """Seek so that the first decoded frame is at or before `target`; (frames, last, ahead).
 
-    Demuxers may seek by decode timestamps, which can land one keyframe late; then seek
-    again from the keyframe before.
+    Demuxers may land late (MP4 seeks by decode timestamps, MPEG-TS by byte position):
+    then seek again from further back, one second, two, four, ...
     """
-    while True:
+    offset, back = keyframe, max(1, int(1 / probe_.time_base))
+    for _ in range(SEEK_ATTEMPTS):
         try:
-            container.seek(keyframe, stream=stream, backward=True)
+            container.seek(offset, stream=stream, backward=True)
             frames = container.decode(stream)
             first = next(frames, None)
         except av.FFmpegError:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded after seeking") from None
-        if first is None or first.pts is None or first.pts <= target or keyframe <= probe_.keyframes[0]:
+        if first is not None and (first.pts is None or first.pts <= target):
             return frames, None, first
-        keyframe = probe_.keyframe_at_or_before(keyframe - 1)
+        offset, back = min(offset, first.pts if first is not None else offset) - back, back * 2
+    raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "seeking in the video fails")
 
 
 def _advance(frames: Iterator, last, ahead, target: int):

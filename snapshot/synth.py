@@ -56,7 +56,7 @@ def read_index(image: Image.Image) -> int:
 
 def write_video(path: str, *, frames: int = 60, fps: int = 30, size: tuple[int, int] = (320, 180),
                 codec: str = "libx264", pix_fmt: str = "yuv420p", container_format: str | None = None,
-                options: dict | None = None, times: Sequence[float] | None = None,
+                options: dict | None = None, container_options: dict | None = None, times: Sequence[float] | None = None,
                 rotation: int = 0, start_seconds: float = 0) -> None:
     """Encode `frames` pattern frames (index 0, 1, ...) into a video file.
 
@@ -68,7 +68,7 @@ def write_video(path: str, *, frames: int = 60, fps: int = 30, size: tuple[int, 
     width, height = size
     turned = rotation in (90, -90, 270)
     time_base = Fraction(1, fps * 1000 if times is not None else fps)
-    with av.open(path, "w", format=container_format) as out:
+    with av.open(path, "w", format=container_format, options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height = (height, width) if turned else (width, height)
         stream.pix_fmt = pix_fmt
