@@ -37,7 +37,7 @@ def time_points(config: SnapshotConfig, duration_ms: float) -> list[int]:
 
 def _sequence(config: SnapshotConfig, duration_ms: float) -> list[int]:
     start, num = config.time_ms, config.num
-    if num == 1:
+    if num == 1 or start > duration_ms:
         return [start]
     if config.interval_ms == 0:
         step = (duration_ms - start) / num

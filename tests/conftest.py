@@ -1,0 +1,60 @@
+"""Shared fixtures: videos made with PyAV whose frames show their own index."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from snapshot import synth
+
+H264 = {"g": "30", "bf": "2", "sc_threshold": "0"}  # keyframe every second at 30 fps, B-frames
+
+# name -> write_video settings; every video is 3 s at 30 fps unless it says otherwise.
+VIDEOS = {
+    "h264.mp4": dict(options=H264),
+    "h264_faststart.mp4": dict(options=H264, container_options={"movflags": "faststart"}),
+    "hevc10.mkv": dict(codec="libx265", pix_fmt="yuv420p10le",
+                       options={"x265-params": "keyint=30:min-keyint=30:scenecut=0:bframes=2:log-level=error"}),
+    "vp9.webm": dict(codec="libvpx-vp9", options={"g": "30"}),
+    "ts_from_10s.ts": dict(container_format="mpegts", start_seconds=10, options=H264),
+    "vfr.mp4": dict(frames=10, times=[0, 0.1, 0.15, 0.5, 0.52, 1.0, 1.7, 1.71, 2.0, 2.5], options={"g": "4"}),
+    "phone.mp4": dict(size=(180, 320), rotation=-90, options=H264),
+    "long_gop.mp4": dict(frames=300, options={"g": "300", "bf": "2"}),
+}
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory):
+    """A function name -> path that writes each test video once per session."""
+    folder = tmp_path_factory.mktemp("videos")
+
+    def get(name: str) -> str:
+        path = str(folder / name)
+        if not os.path.exists(path):
+            settings = {"frames": 90, **VIDEOS[name]}
+            synth.write_video(path, **settings)
+        return path
+
+    return get
+
+
+@pytest.fixture
+def bucket_root(tmp_path, videos):
+    """A bucket root with bucket `in` holding the test videos under `v/`, and bucket `out`."""
+    root = tmp_path / "buckets"
+    (root / "in" / "v").mkdir(parents=True)
+    (root / "out").mkdir()
+    for name in VIDEOS:
+        shutil.copy(videos(name), root / "in" / "v" / name)
+    return root
+
+
+def request_line(obj: str = "v/h264.mp4", output: str = "{Count}.jpg", **config) -> str:
+    """A manifest line for input bucket `in` and output bucket `out`."""
+    config = {"OutputFile": {"Bucket": "out", "Location": "local", "Object": output}, **config}
+    if "TimeArray" not in config:
+        config.setdefault("Time", 0)
+    return json.dumps({"Input": {"Bucket": "in", "Location": "local", "Object": obj},
+                       "SnapshotConfig": config})

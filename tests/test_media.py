@@ -1,0 +1,118 @@
+"""The right frame, upright and at the right size, on real videos made with PyAV."""
+from __future__ import annotations
+
+import pytest
+
+from snapshot import errors, media, plan, synth
+from snapshot.errors import SnapshotError
+from snapshot.spec import INTRA, NORMAL, ObjectRef, SnapshotConfig
+
+OUT = ObjectRef("out", "x", "{Count}.jpg")
+CONSTANT_RATE = ["h264.mp4", "h264_faststart.mp4", "hevc10.mkv", "vp9.webm", "ts_from_10s.ts"]
+# points (ms) away from frame boundaries at 30 fps, and the frame each one shows
+POINTS = [0, 1010, 1499, 2017, 2990, 3000]
+NORMAL_FRAMES = [0, 30, 44, 60, 89, 89]
+
+
+def captured(path: str, **fields) -> list[tuple[int, int, tuple[int, int]]]:
+    """(requested ms, frame index shown, image size) for each shot, in {Count} order."""
+    config = SnapshotConfig(output=OUT, **fields)
+    probe = media.probe(path)
+    shots = plan.shots(config, probe)
+    images = media.capture(path, shots, probe, plan.output_size(config, probe))
+    found = sorted(images, key=lambda c: c.shot.seq)
+    assert [c.shot.seq for c in found] == list(range(1, len(shots) + 1))
+    return [(c.shot.requested_ms, synth.read_index(c.image), c.image.size) for c in found]
+
+
+@pytest.mark.parametrize("name", CONSTANT_RATE)
+def test_normal_gives_the_frame_shown_at_each_point(videos, name):
+    shown = captured(videos(name), time_array=tuple(POINTS), frame_type=NORMAL)
+    assert [index for _, index, _ in shown] == NORMAL_FRAMES
+    assert {size for _, _, size in shown} == {(320, 180)}
+
+
+@pytest.mark.parametrize("name", CONSTANT_RATE)
+def test_intra_gives_the_nearest_keyframe_once(videos, name):
+    shown = captured(videos(name), time_array=(400, 600, 1600, 2900), frame_type=INTRA)
+    assert [(ms, index) for ms, index, _ in shown] == [(400, 0), (600, 30), (1600, 60)]
+
+
+def test_points_in_any_order_and_repeated(videos):
+    shown = captured(videos("h264.mp4"), time_array=(2990, 0, 1499, 1499, 40), frame_type=NORMAL)
+    assert [index for _, index, _ in shown] == [89, 0, 44, 44, 1]
+
+
+def test_dense_points_in_a_long_gop_decode_forward_correctly(videos):
+    points = tuple(range(0, 10_000, 233))
+    shown = captured(videos("long_gop.mp4"), time_array=points, frame_type=NORMAL)
+    assert [index for _, index, _ in shown] == [ms * 30 // 1000 for ms in points]
+
+
+def test_mpeg_ts_time_counts_from_the_first_frame(videos):
+    probe = media.probe(videos("ts_from_10s.ts"))
+    assert probe.start_pts * probe.time_base >= 10
+    assert probe.duration_ms == pytest.approx(3000, abs=1)
+
+
+def test_variable_frame_rate(videos):
+    points = (0, 120, 510, 999, 1000, 1705, 2400, 2533)
+    shown = captured(videos("vfr.mp4"), time_array=points, frame_type=NORMAL)
+    assert [index for _, index, _ in shown] == [0, 1, 3, 4, 5, 6, 8, 9]
+
+
+def test_phone_video_is_upright_and_sized_after_rotation(videos):
+    path = videos("phone.mp4")
+    probe = media.probe(path)
+    assert (probe.width, probe.height, probe.rotation) == (180, 320, -90)
+    shown = captured(path, time_array=(1010,), frame_type=NORMAL)
+    assert shown == [(1010, 30, (180, 320))]
+    assert captured(path, time_array=(1010,), frame_type=NORMAL, width=90) == [(1010, 30, (90, 160))]
+    assert captured(path, time_array=(1010,), frame_type=NORMAL, height=80) == [(1010, 30, (45, 80))]
+
+
+def test_width_and_height_scale(videos):
+    path = videos("h264.mp4")
+    assert captured(path, time_ms=1010, frame_type=NORMAL, width=160) == [(1010, 30, (160, 90))]
+    assert captured(path, time_ms=1010, frame_type=NORMAL, width=64, height=200) == [(1010, 30, (64, 200))]
+
+
+def test_moov_position_of_the_two_mp4_files(videos):
+    def moov_before_mdat(name):
+        data = open(videos(name), "rb").read()
+        return data.find(b"moov") < data.find(b"mdat")
+    assert not moov_before_mdat("h264.mp4")
+    assert moov_before_mdat("h264_faststart.mp4")
+
+
+def test_hevc_is_10_bit(videos):
+    import av
+    with av.open(videos("hevc10.mkv")) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "hevc"
+        assert stream.codec_context.pix_fmt == "yuv420p10le"
+
+
+@pytest.mark.parametrize("content", [b"", b"not a video at all" * 100, b"\x00\x00\x00\x18ftypmp42" + bytes(4000)])
+def test_not_a_video_is_content_bad(tmp_path, content):
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    with pytest.raises(SnapshotError) as caught:
+        media.probe(str(path))
+    assert caught.value.code == errors.RESOURCE_CONTENT_BAD
+
+
+def test_audio_only_has_no_video_stream(tmp_path):
+    import av
+    import numpy as np
+    path = str(tmp_path / "audio.m4a")
+    with av.open(path, "w") as out:
+        stream = out.add_stream("aac", rate=44100)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 44100
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with pytest.raises(SnapshotError) as caught:
+        media.probe(path)
+    assert caught.value.code == errors.RESOURCE_CONTENT_BAD
+    assert "no video stream" in caught.value.message

@@ -1,0 +1,128 @@
+"""The pipeline's transforms, each run in a TestPipeline on the local FnApiRunner."""
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from PIL import Image
+
+from snapshot import errors, jobs, synth
+from snapshot.jobs import ManifestLine
+from snapshot.storage import LocalBuckets
+from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures
+from transforms.manifest import ReadManifest
+
+from .conftest import request_line
+
+
+def make_pipeline():
+    return BeamTestPipeline(runner="FnApiRunner")
+
+
+def lines(*texts: str) -> list[ManifestLine]:
+    return [ManifestLine("m.jsonl", number, text) for number, text in enumerate(texts, start=1)]
+
+
+def test_read_manifest_numbers_non_blank_lines(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"x": 1}\n\n  \n{"x": 2}\nnot json\n')
+    (tmp_path / "b.jsonl").write_bytes(b'{"y": 1}\n\xff\xfe broken utf-8\n')
+    with make_pipeline() as p:
+        found = p | ReadManifest(str(tmp_path / "*.jsonl")) | beam.Map(lambda l: (l.source, l.number, l.text))
+        assert_that(found, equal_to([("a.jsonl", 1, '{"x": 1}'), ("a.jsonl", 4, '{"x": 2}'),
+                                     ("a.jsonl", 5, "not json"), ("b.jsonl", 1, '{"y": 1}'),
+                                     ("b.jsonl", 2, "\ufffd\ufffd broken utf-8")]))
+
+
+def test_parse_jobs_keeps_every_line_with_a_stable_id():
+    texts = [request_line(), "oops", request_line(Width=1)]
+    expected = [(line.job_id, code) for line, code in
+                zip(lines(*texts), [None, errors.JSON_FORMAT_INVALID, errors.OUT_OF_RANGE])]
+    with make_pipeline() as p:
+        parsed = p | beam.Create(lines(*texts)) | ParseJobs()
+        assert_that(parsed | beam.Map(lambda job: (job.id, job.error and job.error.code)), equal_to(expected))
+    assert len({job_id for job_id, _ in expected}) == 3
+    assert all(len(job_id) == 32 and int(job_id, 16) >= 0 for job_id, _ in expected)
+
+
+def test_plan_captures_splits_jobs_into_tasks_and_reports_failures(bucket_root):
+    buckets = LocalBuckets(str(bucket_root))
+    texts = [request_line(TimeArray={"TimePointList": list(range(0, 2900, 100))}, FrameType="normal"),
+             request_line(obj="v/missing.mp4"),
+             request_line(Time=9000, FrameType="normal"),
+             "not json"]
+    parsed_jobs = [jobs.read_job(line, "now") for line in lines(*texts)]
+    with make_pipeline() as p:
+        planned = p | beam.Create(parsed_jobs) | PlanCaptures(buckets)
+        assert_that(planned.tasks | beam.Map(lambda t: (t.job_id, len(t.shots))),
+                    equal_to([(parsed_jobs[0].id, 16), (parsed_jobs[0].id, 13)]), label="tasks")
+        assert_that(planned.outcomes | beam.MapTuple(lambda job_id, o: (job_id, o.seq, o.error.code)),
+                    equal_to([(parsed_jobs[1].id, 0, errors.RESOURCE_NOT_FOUND),
+                              (parsed_jobs[2].id, 0, errors.RESOURCE_CONTENT_BAD)]), label="outcomes")
+
+
+def test_capture_writes_the_right_frames(bucket_root):
+    buckets = LocalBuckets(str(bucket_root))
+    job = jobs.read_job(lines(request_line(output="shots/{Count}.jpg", FrameType="normal",
+                                           TimeArray={"TimePointList": [2017, 0, 1010]}))[0], "now")
+    tasks = jobs.plan_tasks(job, buckets)
+    with make_pipeline() as p:
+        outcomes = p | beam.Create(tasks) | Capture(buckets)
+        assert_that(outcomes | beam.MapTuple(lambda job_id, o: (job_id, o.seq, o.image.object, o.image.time_ms)),
+                    equal_to([(job.id, 1, "shots/00001.jpg", 2017), (job.id, 2, "shots/00002.jpg", 0),
+                              (job.id, 3, "shots/00003.jpg", 1010)]))
+    shown = [synth.read_index(Image.open(bucket_root / "out" / "shots" / f"0000{n}.jpg")) for n in (1, 2, 3)]
+    assert shown == [60, 0, 30]
+
+
+def test_assemble_results_gives_exactly_one_result_per_job(bucket_root):
+    buckets = LocalBuckets(str(bucket_root))
+    texts = [request_line(Time=0, Num=3, Interval=1), request_line(obj="v/missing.mp4"), "[]"]
+    parsed_jobs = [jobs.read_job(line, "now") for line in lines(*texts)]
+    with make_pipeline() as p:
+        parsed = p | beam.Create(parsed_jobs)
+        planned = parsed | PlanCaptures(buckets)
+        captured = planned.tasks | Capture(buckets)
+        outcomes = (planned.outcomes, captured) | beam.Flatten()
+        found = (parsed, outcomes) | AssembleResults()
+        assert_that(found | beam.Map(lambda r: (r.id, r.state, r.code, r.count)),
+                    equal_to([(parsed_jobs[0].id, "Success", "", 3),
+                              (parsed_jobs[1].id, "Fail", errors.RESOURCE_NOT_FOUND, 0),
+                              (parsed_jobs[2].id, "Fail", errors.JSON_OBJECT_FORMAT_INVALID, 0)]))
+
+
+def test_a_failure_mid_job_fails_the_job_and_keeps_what_was_written():
+    job = jobs.read_job(lines(request_line())[0], "now")
+    image = jobs.SnapshotImage(1, "00001.jpg", "file:///x", 0, 0, 8, 8)
+    result = jobs.assemble(job, [jobs.ShotOutcome(1, image=image),
+                                 jobs.ShotOutcome(2, error=errors.SnapshotError(errors.RESOURCE_CONTENT_BAD, "x"))])
+    assert (result.state, result.code, result.count) == ("Fail", errors.RESOURCE_CONTENT_BAD, 1)
+    assert jobs.assemble(job, []).code == errors.INTERNAL_ERROR
+
+
+def test_echo_fields_in_results():
+    text = json.dumps({"Input": json.dumps({"Bucket": "in", "Location": "l", "Object": "x.mp4"}),
+                       "SnapshotConfig": {"Time": 0}, "UserData": "u", "PipelineId": "p"})
+    job = jobs.read_job(lines(text)[0], "2026-01-01T00:00:00Z")
+    record = jobs.failed(job, job.error).to_record()
+    assert record["Code"] == errors.NULL_VALUE
+    assert json.loads(record["Input"]) == {"Bucket": "in", "Location": "l", "Object": "x.mp4"}
+    assert json.loads(record["SnapshotConfig"]) == {"Time": 0}
+    assert (record["UserData"], record["PipelineId"], record["Source"]) == ("u", "p", "m.jsonl:1")
+    assert record["CreationTime"] == "2026-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_graph_runs_with_local_workers(tmp_path, bucket_root, workers):
+    from pipeline import graph
+    from pipeline.show import read_results
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join([request_line(Time=0, Num=5, Interval=0.5, FrameType="normal"), "bad"]) + "\n")
+    options = ["--direct_num_workers", str(workers), "--direct_running_mode", "multi_threading"]
+    with BeamTestPipeline(runner="FnApiRunner", argv=options) as p:
+        graph.build(p, str(manifest), str(tmp_path / "res"), str(bucket_root))
+    records = read_results(str(tmp_path / "res"))
+    assert [(r["Source"], r["State"], r["Count"]) for r in records] == [("m.jsonl:1", "Success", 5),
+                                                                        ("m.jsonl:2", "Fail", 0)]
