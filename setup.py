@@ -10,7 +10,7 @@ setup(
                                     "transforms", "transforms.*"]),
     package_data={"snapshot": ["*.avsc"]},
     install_requires=[
-        "apache-beam>=2.60,<3",
+        "apache-beam[gcp]>=2.60,<3",
         "av>=18,<20",
         "pillow>=10,<13",
         "numpy>=1.24",

@@ -59,6 +59,9 @@ def check_run_can_happen(args: argparse.Namespace) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Worker processes relay their logs through this logger; keep their errors, drop the
+    # start-up warnings every local worker prints.
+    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
     args, beam_args = parse_args(sys.argv[1:] if argv is None else argv)
     reason = check_run_can_happen(args)
     if reason:

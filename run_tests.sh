@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Set up ./.venv and run the test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/venv.sh
+python -m pytest -q tests "$@"
