@@ -112,8 +112,8 @@ def capture(path: str, shots: Iterable[Shot], probe_: Probe, size: tuple[int, in
         last = ahead = None
         for shot in sorted(shots, key=lambda s: s.target_pts):
             keyframe = probe_.keyframe_at_or_before(shot.target_pts)
-            position = ahead or last
-            if frames is None or keyframe > position.pts:
+            position = ahead if ahead is not None else last
+            if frames is None or position is None or keyframe > position.pts:
                 frames, last, ahead = _frames_from(container, stream, probe_, keyframe, shot.target_pts)
             try:
                 last, ahead = _advance(frames, last, ahead, shot.target_pts)

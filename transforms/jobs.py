@@ -8,7 +8,7 @@ from apache_beam import pvalue
 
 from snapshot import jobs, results
 from snapshot.errors import SnapshotError
-from snapshot.jobs import CaptureTask, Job, ManifestLine, ShotOutcome
+from snapshot.jobs import CaptureTask, Job, ShotOutcome
 from snapshot.storage import LocalBuckets
 
 log = logging.getLogger(__name__)
