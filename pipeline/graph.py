@@ -16,5 +16,5 @@ def build(p: beam.Pipeline, manifest: str, results_prefix: str, bucket_root: str
     captured = planned.tasks | "Capture" >> Capture(buckets)
     outcomes = (planned.outcomes, captured) | "Outcomes" >> beam.Flatten()
     return ((parsed, outcomes)
-            | "AssembleResults" >> AssembleResults()
+            | "AssembleResults" >> AssembleResults(buckets)
             | "WriteResults" >> WriteResults(results_prefix))

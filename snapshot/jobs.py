@@ -1,4 +1,4 @@
-"""A job's life, step by step, without Beam: read, plan, capture in tasks, assemble.
+"""A job's life, step by step, without Beam: read, plan, capture in tasks, finish.
 
 The pipeline's DoFns are thin wrappers around these functions; any other front end (a CLI,
 a server) can chain them in-process.
@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import posixpath
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-from snapshot import errors, images, media, naming, plan, results, spec
+from snapshot import errors, images, media, naming, plan, results, spec, tiles, vtt
 from snapshot.errors import SnapshotError
 from snapshot.media import Probe, Shot
 from snapshot.results import JobResult, SnapshotImage
 from snapshot.spec import Echo, Request
 from snapshot.storage import LocalBuckets
+from snapshot.tiles import SheetLayout
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,14 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Planned:
+    """What finishing a job needs to know of its plan."""
+    duration_ms: float
+    shots: int
+    layout: SheetLayout | None
+
+
+@dataclass(frozen=True)
 class CaptureTask:
     """Shots of one job that one worker captures, opening the video once."""
     job_id: str
@@ -52,13 +62,17 @@ class CaptureTask:
     probe: Probe
     size: tuple[int, int]
     shots: tuple[Shot, ...]
+    layout: SheetLayout | None = None
 
 
 @dataclass(frozen=True)
-class ShotOutcome:
-    """One shot of a task: the image written, or why it was not."""
+class Outcome:
+    """A piece of a job's result: its plan (seq 0), or one shot's image and sprite cell,
+    or the error that stopped either."""
     seq: int
+    planned: Planned | None = None
     image: SnapshotImage | None = None
+    cell: bytes | None = None
     error: SnapshotError | None = None
 
 
@@ -71,63 +85,141 @@ def read_job(line: ManifestLine, created: str) -> Job:
         return Job(line.job_id, source, created, echo, error=error)
 
 
-def plan_tasks(job: Job, buckets: LocalBuckets) -> list[CaptureTask]:
-    """Probe the input and split the job's shots into tasks (contiguous in time)."""
+def plan_job(job: Job, buckets: LocalBuckets) -> tuple[Planned, list[CaptureTask]]:
+    """Probe the input, lay out the sprites and split the shots into tasks contiguous in time."""
     request = job.request
-    path = buckets.input_path(request.input.bucket, request.input.name)
-    probe = media.probe(path)
-    shots = sorted(plan.shots(request.config, probe), key=lambda s: s.target_pts)
-    size = plan.output_size(request.config, probe)
-    return [CaptureTask(job.id, request, probe, size, tuple(shots[i:i + MAX_SHOTS_PER_TASK]))
-            for i in range(0, len(shots), MAX_SHOTS_PER_TASK)]
+    config = request.config
+    probe = media.probe(buckets.input_path(request.input.bucket, request.input.name))
+    size = plan.output_size(config, probe)
+    layout = tiles.layout(config.tile, size) if config.tile else None
+    shots = sorted(plan.shots(config, probe), key=lambda s: s.target_pts)
+    tasks = [CaptureTask(job.id, request, probe, size, tuple(shots[i:i + MAX_SHOTS_PER_TASK]), layout)
+             for i in range(0, len(shots), MAX_SHOTS_PER_TASK)]
+    return Planned(probe.duration_ms, len(shots), layout), tasks
 
 
-def run_task(task: CaptureTask, buckets: LocalBuckets) -> list[ShotOutcome]:
-    """Capture and write the task's images; a failure ends the task with one failed outcome."""
+def run_task(task: CaptureTask, buckets: LocalBuckets) -> list[Outcome]:
+    """Capture the task's shots: write the single images, keep the sprite cells small."""
     request, outcomes = task.request, []
-    output = request.config.output
+    config = request.config
     try:
         path = buckets.input_path(request.input.bucket, request.input.name)
-        for captured in media.capture(path, task.shots, task.probe, task.size):
+        keyframes_only = config.frame_type == spec.INTRA
+        for captured in media.capture(path, task.shots, task.probe, task.size, keyframes_only):
             shot = captured.shot
-            name = naming.expand(output.name, request.input.name, shot.seq)
-            url = buckets.write(output.bucket, name, images.encode_jpeg(captured.image))
+            name = url = ""
+            if config.writes_images:
+                name = naming.expand(config.output.name, request.input.name, shot.seq, shot.requested_ms)
+                url = buckets.write(config.output.bucket, name, images.encode_jpeg(captured.image))
             image = SnapshotImage(shot.seq, name, url, shot.requested_ms,
                                   round(task.probe.ms(captured.frame_pts)), *captured.image.size)
-            outcomes.append(ShotOutcome(shot.seq, image=image))
+            cell = None
+            if task.layout and task.layout.cell_index(shot.seq) is not None:
+                cell = images.cell_jpeg(captured.image, (task.layout.cell_width, task.layout.cell_height))
+            outcomes.append(Outcome(shot.seq, image=image, cell=cell))
     except SnapshotError as error:
-        outcomes.append(ShotOutcome(_next_seq(task, outcomes), error=error))
+        outcomes.append(Outcome(_next_seq(task, outcomes), error=error))
     except Exception:  # noqa: BLE001 - one bad video must never stop the pipeline
         log.exception("capture failed for job %s", task.job_id)
-        outcomes.append(ShotOutcome(_next_seq(task, outcomes), error=internal_error()))
+        outcomes.append(Outcome(_next_seq(task, outcomes), error=internal_error()))
     return outcomes
 
 
-def assemble(job: Job, outcomes: Iterable[ShotOutcome]) -> JobResult:
-    """The job's one result from the outcomes of its shots (a planning failure is seq 0)."""
+def finish(job: Job, outcomes: Iterable[Outcome], buckets: LocalBuckets) -> JobResult:
+    """The job's one result. Sprite sheets and the VTT track are written here, after every
+    capture, one sheet at a time."""
+    if job.error is not None:
+        return failed(job, job.error)
     outcomes = sorted(outcomes, key=lambda o: o.seq)
-    failures = [o.error for o in outcomes if o.error is not None]
-    if not outcomes:
-        failures = [internal_error()]
-    result = failed(job, failures[0]) if failures else JobResult(
-        job.id, job.source, results.SUCCESS, job.created, results.utc_now(), **_echo(job.echo))
-    return replace(result, snapshots=tuple(o.image for o in outcomes if o.image is not None))
+    shots = [o for o in outcomes if o.image is not None]
+    sheets, vtt_url = [], None
+    try:
+        planned = _check_complete(job, outcomes, shots)
+        if planned.layout:
+            sheets = _write_sheets(job, planned.layout, shots, buckets)
+        if job.request.config.vtt:
+            vtt_url = _write_vtt(job, planned, shots, [name for name, _ in sheets], buckets)
+        result = JobResult(job.id, job.source, results.SUCCESS, job.created, results.utc_now(), **_echo(job))
+    except SnapshotError as error:
+        result = failed(job, error)
+    except Exception:  # noqa: BLE001 - one bad job must never stop the pipeline
+        log.exception("finishing job %s failed", job.id)
+        result = failed(job, internal_error())
+    return replace(result, snapshots=tuple(o.image for o in shots), tiles=tuple(url for _, url in sheets),
+                   vtt=vtt_url)
+
+
+def _check_complete(job: Job, outcomes: list[Outcome], shots: list[Outcome]) -> Planned:
+    """The job's plan, once no step failed and every shot arrived; else raise."""
+    error = next((o.error for o in outcomes if o.error is not None), None)
+    if error is not None:
+        raise error
+    planned = next((o.planned for o in outcomes if o.planned is not None), None)
+    if planned is None or len(shots) != planned.shots:
+        log.error("job %s: %s shots arrived of %s planned", job.id, len(shots), planned and planned.shots)
+        raise internal_error()
+    return planned
 
 
 def failed(job: Job, error: SnapshotError) -> JobResult:
     return JobResult(job.id, job.source, results.FAIL, job.created, results.utc_now(),
-                     code=error.code, message=error.message, **_echo(job.echo))
+                     code=error.code, message=error.message, **_echo(job))
+
+
+def _echo(job: Job) -> dict:
+    echo = job.echo
+    return {"input": echo.input, "snapshot_config": echo.config, "pipeline_id": echo.pipeline_id,
+            "user_data": echo.user_data}
 
 
 def internal_error() -> SnapshotError:
     return SnapshotError(errors.INTERNAL_ERROR, "an internal error occurred; see the worker logs")
 
 
-def _echo(echo: Echo) -> dict:
-    return {"input": echo.input, "snapshot_config": echo.config,
-            "pipeline_id": echo.pipeline_id, "user_data": echo.user_data}
+def _write_sheets(job: Job, layout: SheetLayout, shots: list[Outcome],
+                  buckets: LocalBuckets) -> list[tuple[str, str]]:
+    """Compose and write each sheet; (object name, url) per sheet."""
+    config, input_name = job.request.config, job.request.input.name
+    cells = [(layout.cell(layout.cell_index(o.seq)), o.cell) for o in shots if o.cell is not None]
+    color = images.sheet_color(config.tile.color, job.id)
+    written = []
+    for sheet in range(1, layout.sheet_count(len(cells)) + 1):
+        size = layout.sheet_size(sheet, len(cells))
+        picture = images.compose_sheet(size, color, (((c.x, c.y), jpeg) for c, jpeg in cells if c.sheet == sheet))
+        name = naming.expand(config.tile_output.name, input_name, tile_count=sheet)
+        written.append((name, buckets.write(config.tile_output.bucket, name, images.encode_jpeg(picture))))
+    return written
 
 
-def _next_seq(task: CaptureTask, outcomes: list[ShotOutcome]) -> int:
+def _write_vtt(job: Job, planned: Planned, shots: list[Outcome], sheet_names: list[str],
+               buckets: LocalBuckets) -> str:
+    """The WebVTT track beside what its cues point to: the first sheet, or the first image."""
+    config = job.request.config
+    if config.vtt_sprite_fragments:
+        layout, bucket = planned.layout, config.tile_output.bucket
+        name = _vtt_name(sheet_names[0])
+        points = []
+        for o in shots:
+            if o.cell is not None:
+                cell = layout.cell(layout.cell_index(o.seq))
+                target = _relative(sheet_names[cell.sheet - 1], name)
+                points.append((o.image.time_ms, f"{target}#xywh={cell.x},{cell.y},{cell.width},{cell.height}"))
+    else:
+        bucket = config.output.bucket
+        name = _vtt_name(shots[0].image.object)
+        points = [(o.image.time_ms, _relative(o.image.object, name)) for o in shots]
+    text = vtt.track(points, planned.duration_ms)
+    return buckets.write(bucket, name, text.encode("utf-8"))
+
+
+def _vtt_name(first_output: str) -> str:
+    return posixpath.splitext(first_output)[0] + ".vtt"
+
+
+def _relative(name: str, vtt_name: str) -> str:
+    return posixpath.relpath(name, posixpath.dirname(vtt_name) or ".")
+
+
+def _next_seq(task: CaptureTask, outcomes: list[Outcome]) -> int:
     done = {o.seq for o in outcomes}
     return next((s.seq for s in task.shots if s.seq not in done), task.shots[0].seq)

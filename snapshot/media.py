@@ -14,8 +14,9 @@ from typing import Iterable, Iterator
 import av
 from PIL import Image
 
-from snapshot import errors
+from snapshot import errors, images
 from snapshot.errors import SnapshotError
+from snapshot.spec import BlackFilter
 
 # PIL transposes that make a frame upright, keyed by PyAV's `frame.rotation` (degrees the
 # display matrix turns the picture counter-clockwise).
@@ -25,6 +26,8 @@ _UPRIGHT = {90: Image.Transpose.ROTATE_90, -90: Image.Transpose.ROTATE_270,
 
 
 SEEK_ATTEMPTS = 10
+BLACK_WINDOW_S = 5         # the black-frame filter looks this far for the first image
+BLACK_TEST_WIDTH = 160     # frames are tested for black at this width (luma only)
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,15 @@ class Probe:
 
 @dataclass(frozen=True)
 class Shot:
-    """One image to capture: the frame at `target_pts`, or the last one before it."""
+    """One image to capture: the frame at `target_pts`, or the last one before it.
+
+    With `black` set, the first frame of the first 5 s (keyframes only for intra) that is
+    not black instead.
+    """
     seq: int            # 1-based, the {Count} of this image
     requested_ms: int
     target_pts: int
+    black: BlackFilter | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,8 @@ def probe(path: str) -> Probe:
         return Probe(stream.time_base, start, end, tuple(sorted(set(keyframes))), width, height, rotation)
 
 
-def capture(path: str, shots: Iterable[Shot], probe_: Probe, size: tuple[int, int]) -> Iterator[Captured]:
+def capture(path: str, shots: Iterable[Shot], probe_: Probe, size: tuple[int, int],
+            keyframes_only: bool = False) -> Iterator[Captured]:
     """Decode the frames of `shots` in time order, opening the video once.
 
     For each shot the picture is the last frame whose pts is <= the shot's target, scaled
@@ -111,6 +120,11 @@ def capture(path: str, shots: Iterable[Shot], probe_: Probe, size: tuple[int, in
         frames: Iterator | None = None
         last = ahead = None
         for shot in sorted(shots, key=lambda s: s.target_pts):
+            if shot.black is not None:
+                frame = _first_non_black(container, stream, probe_, shot.black, keyframes_only)
+                frames = None  # the next shot seeks afresh
+                yield Captured(shot, _picture(frame, size), frame.pts)
+                continue
             keyframe = probe_.keyframe_at_or_before(shot.target_pts)
             position = ahead if ahead is not None else last
             if frames is None or position is None or keyframe > position.pts:
@@ -123,6 +137,44 @@ def capture(path: str, shots: Iterable[Shot], probe_: Probe, size: tuple[int, in
             if last is None:
                 raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no frame at {shot.requested_ms} ms")
             yield Captured(shot, _picture(last, size), last.pts)
+
+
+def _first_non_black(container, stream, probe_: Probe, black: BlackFilter, keyframes_only: bool):
+    """The first candidate frame of the first BLACK_WINDOW_S seconds that is not black; the
+    first frame when all are."""
+    limit = probe_.start_pts + int(BLACK_WINDOW_S / probe_.time_base)
+    first = None
+    for frame in _candidates(container, stream, probe_, limit, keyframes_only):
+        first = first if first is not None else frame
+        if not _is_black(frame, black):
+            return frame
+    if first is None:
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "no frame at 0 ms")
+    return first
+
+
+def _candidates(container, stream, probe_: Probe, limit: int, keyframes_only: bool):
+    try:
+        if keyframes_only:
+            for keyframe in (k for k in probe_.keyframes if k < limit):
+                frames, last, ahead = _frames_from(container, stream, probe_, keyframe, keyframe)
+                last, _ = _advance(frames, last, ahead, keyframe)
+                if last is not None:
+                    yield last
+            return
+        frames, _, frame = _frames_from(container, stream, probe_, probe_.keyframes[0], probe_.start_pts)
+        while frame is not None and frame.pts is not None and frame.pts < limit:
+            yield frame
+            frame = next(frames, None)
+    except av.FFmpegError:
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded near its start") from None
+
+
+def _is_black(frame, black: BlackFilter) -> bool:
+    width = min(frame.width, BLACK_TEST_WIDTH)
+    height = max(1, round(frame.height * width / frame.width))
+    luma = frame.reformat(width=width, height=height, format="gray").to_ndarray()
+    return images.black_share(luma, black.threshold) >= black.level
 
 
 def _frames_from(container, stream, probe_: Probe, keyframe: int, target: int):

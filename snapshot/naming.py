@@ -11,8 +11,9 @@ from snapshot import errors, storage
 from snapshot.errors import SnapshotError
 
 COUNT = "{Count}"
+TILE_COUNT = "{TileCount}"
 # One pass over the template, so a value that contains a token is never expanded again.
-_TOKEN = re.compile(r"\{(?:Count|ObjectPrefix|FileName|ExtName)\}")
+_TOKEN = re.compile(r"\{(?:Count|TileCount|SnapshotTime|ObjectPrefix|FileName|ExtName)\}")
 
 
 def sequence(number: int) -> str:
@@ -33,15 +34,17 @@ def input_tokens(input_name: str) -> dict[str, str]:
     }
 
 
-def expand(template: str, input_name: str, count: int) -> str:
-    """The object name of the `count`-th image (1-based) written for `input_name`."""
-    tokens = {**input_tokens(input_name), COUNT: sequence(count)}
+def expand(template: str, input_name: str, count: int = 1, snapshot_time: int = 0, tile_count: int = 1) -> str:
+    """An object name: the `count`-th image (1-based) at `snapshot_time` ms, or the
+    `tile_count`-th sprite sheet, written for `input_name`."""
+    tokens = {**input_tokens(input_name), COUNT: sequence(count), TILE_COUNT: sequence(tile_count),
+              "{SnapshotTime}": str(snapshot_time)}
     return _TOKEN.sub(lambda match: tokens[match.group(0)], template)
 
 
-def check_output_template(template: str, input_name: str, field: str, needs_count: bool) -> None:
+def check_output_template(template: str, input_name: str, field: str, required_token: str | None) -> None:
     """Reject, before any I/O, a template whose names would be invalid or collide."""
-    if needs_count and COUNT not in template:
+    if required_token and required_token not in template:
         raise SnapshotError(errors.INVALID_PARAMETER,
-                            f"{field} needs {COUNT}: this job can write several images")
-    storage.check_object_name(expand(template, input_name, 1), field)
+                            f"{field} needs {required_token}: this job can write several of them")
+    storage.check_object_name(expand(template, input_name), field)

@@ -55,7 +55,8 @@ def shots(config: SnapshotConfig, probe: Probe) -> list[Shot]:
     """The images of a job, numbered in the order of their time points.
 
     `normal`: the frame shown at each point. `intra`: the keyframe nearest to each point;
-    points that share a keyframe share one image.
+    points that share a keyframe share one image. The first shot carries the black-frame
+    filter, if the config has one.
     """
     result: list[Shot] = []
     seen: set[int] = set()
@@ -66,7 +67,8 @@ def shots(config: SnapshotConfig, probe: Probe) -> list[Shot]:
             if target in seen:
                 continue
             seen.add(target)
-        result.append(Shot(len(result) + 1, point, target))
+        black = config.black if not result else None
+        result.append(Shot(len(result) + 1, point, target, black))
     return result
 
 

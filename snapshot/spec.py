@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import math
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from PIL import ImageColor
 
 from snapshot import errors, naming, storage
 from snapshot.errors import SnapshotError
@@ -18,6 +20,7 @@ from snapshot.errors import SnapshotError
 INTRA, NORMAL = "intra", "normal"
 MIN_SIZE, MAX_SIZE = 8, 4096
 MAX_USER_DATA_BYTES = 1024
+MAX_TILE_CELLS = 10_000
 DEFAULT_INTERVAL_S = 10
 
 
@@ -30,6 +33,27 @@ class ObjectRef:
 
 
 @dataclass(frozen=True)
+class TileSpec:
+    """TileOut: how snapshots are laid out on sprite sheets (SPEC.md section 2.2)."""
+    lines: int = 10
+    columns: int = 10
+    cell_width: int | None = None    # default: the snapshot size
+    cell_height: int | None = None
+    padding: int = 0
+    margin: int = 0
+    color: str = "black"             # a colour name, #rrggbb, or random
+    keep_cells: bool = True          # IsKeepCellPic: also write the single images
+    cell_step: int = 1               # CellSelStep: every n-th snapshot goes on the sheet
+
+
+@dataclass(frozen=True)
+class BlackFilter:
+    """Skip black frames for the first image (SPEC.md section 2.4)."""
+    level: int = 98        # percent of black pixels that makes a frame black
+    threshold: int = 32    # a pixel with luma below this is black
+
+
+@dataclass(frozen=True)
 class SnapshotConfig:
     output: ObjectRef
     time_ms: int = 0
@@ -39,6 +63,11 @@ class SnapshotConfig:
     width: int | None = None
     height: int | None = None
     frame_type: str = INTRA
+    tile: TileSpec | None = None
+    tile_output: ObjectRef | None = None
+    vtt: bool = False                # Format: vtt
+    vtt_sprite_fragments: bool = False  # SubOut.IsSptFrag
+    black: BlackFilter | None = None
 
     @property
     def is_async(self) -> bool:
@@ -46,12 +75,17 @@ class SnapshotConfig:
         return self.interval_ms is not None or self.num is not None or self.time_array is not None
 
     @property
-    def can_make_several(self) -> bool:
+    def max_images(self) -> int | None:
+        """The most images the job can make; None when only the video's length bounds it."""
         if self.time_array is not None:
-            return len(self.time_array) > 1
+            return len(self.time_array)
         if self.num is not None:
-            return self.num > 1
-        return self.interval_ms is not None
+            return self.num
+        return None if self.interval_ms is not None else 1
+
+    @property
+    def writes_images(self) -> bool:
+        return self.tile is None or self.tile.keep_cells
 
 
 @dataclass(frozen=True)
@@ -84,9 +118,22 @@ def parse_request(text: str) -> Request:
     input_ref = _object_ref(_required_object(line, "Input"), "Input")
     storage.check_object_name(input_ref.name, "Input.Object")
     config = _snapshot_config(_required_object(line, "SnapshotConfig"))
+    several = config.max_images is None or config.max_images > 1
     naming.check_output_template(config.output.name, input_ref.name, "SnapshotConfig.OutputFile.Object",
-                                 needs_count=config.can_make_several)
+                                 naming.COUNT if several and config.writes_images else None)
+    if config.tile is not None:
+        naming.check_output_template(config.tile_output.name, input_ref.name,
+                                     "SnapshotConfig.TileOutputFile.Object",
+                                     naming.TILE_COUNT if _several_sheets(config) else None)
     return Request(input_ref, config, pipeline_id, user_data)
+
+
+def _several_sheets(config: SnapshotConfig) -> bool:
+    tile = config.tile
+    if config.max_images is None:
+        return True
+    cells = -(-config.max_images // tile.cell_step)
+    return cells > tile.lines * tile.columns
 
 
 def decode_echo(text: str) -> Echo:
@@ -125,7 +172,23 @@ def _snapshot_config(cfg: dict) -> SnapshotConfig:
                             f"SnapshotConfig.FrameType must be intra or normal, got {_show(frame_type)}")
     if time_array is not None:
         time_ms, interval, num = 0, None, None
-    return SnapshotConfig(
+    tile = _tile_spec(cfg)
+    tile_output = None
+    if tile is not None:
+        tile_output = _object_ref(_required_object(cfg, "TileOutputFile", "SnapshotConfig.TileOutputFile"),
+                                  "SnapshotConfig.TileOutputFile")
+    vtt_format = _optional_text(cfg, "Format", "SnapshotConfig.Format")
+    if vtt_format and vtt_format.lower() != "vtt":
+        raise SnapshotError(errors.INVALID_PARAMETER, f"SnapshotConfig.Format must be vtt, got {_show(vtt_format)}")
+    sub_out = _optional_object(cfg, "SubOut", "SnapshotConfig.SubOut")
+    fragments = _boolean(sub_out, "IsSptFrag", "SnapshotConfig.SubOut.IsSptFrag", default=False)
+    if vtt_format and fragments and tile is None:
+        raise SnapshotError(errors.NULL_VALUE, "SnapshotConfig.TileOut is required when SubOut.IsSptFrag is true")
+    if vtt_format and not fragments and tile is not None and not tile.keep_cells:
+        raise SnapshotError(errors.INVALID_PARAMETER, "SnapshotConfig.Format vtt points to single images, which "
+                                                      "TileOut.IsKeepCellPic false does not write; set "
+                                                      "SubOut.IsSptFrag true")
+    config = SnapshotConfig(
         output=output,
         time_ms=time_ms or 0,
         interval_ms=interval,
@@ -134,7 +197,51 @@ def _snapshot_config(cfg: dict) -> SnapshotConfig:
         width=_integer(cfg, "Width", minimum=MIN_SIZE, maximum=MAX_SIZE),
         height=_integer(cfg, "Height", minimum=MIN_SIZE, maximum=MAX_SIZE),
         frame_type=frame_type.lower(),
+        tile=tile,
+        tile_output=tile_output,
+        vtt=bool(vtt_format),
+        vtt_sprite_fragments=fragments,
     )
+    return replace(config, black=_black_filter(cfg, config))
+
+
+def _tile_spec(cfg: dict) -> TileSpec | None:
+    tile = _optional_object(cfg, "TileOut", "SnapshotConfig.TileOut")
+    if tile is None:
+        return None
+    prefix = "SnapshotConfig.TileOut"
+    defaults = TileSpec()
+    color = _optional_text(tile, "Color", f"{prefix}.Color") or defaults.color
+    if color.lower() != "random":
+        try:
+            ImageColor.getrgb(color)
+        except ValueError:
+            raise SnapshotError(errors.INVALID_PARAMETER, f"{prefix}.Color is not a colour name, #rrggbb or "
+                                                          f"random: {_show(color)}") from None
+    return TileSpec(
+        lines=_integer(tile, "Lines", 1, MAX_TILE_CELLS, prefix) or defaults.lines,
+        columns=_integer(tile, "Columns", 1, MAX_TILE_CELLS, prefix) or defaults.columns,
+        cell_width=_integer(tile, "CellWidth", MIN_SIZE, MAX_SIZE, prefix),
+        cell_height=_integer(tile, "CellHeight", MIN_SIZE, MAX_SIZE, prefix),
+        padding=_integer(tile, "Padding", 0, MAX_SIZE, prefix) or 0,
+        margin=_integer(tile, "Margin", 0, MAX_SIZE, prefix) or 0,
+        color=color,
+        keep_cells=_boolean(tile, "IsKeepCellPic", f"{prefix}.IsKeepCellPic", default=True),
+        cell_step=_integer(tile, "CellSelStep", 1, None, prefix) or 1,
+    )
+
+
+def _black_filter(cfg: dict, config: SnapshotConfig) -> BlackFilter | None:
+    """BlackLevel applies at Time=0 to a job of several images; a single image at 0 always filters."""
+    level = _integer(cfg, "BlackLevel", 30, 100)
+    threshold = _integer(cfg, "PixelBlackThreshold", 0, 255)
+    if config.time_array is not None or config.time_ms != 0:
+        return None
+    if config.max_images == 1:
+        return BlackFilter()
+    if level is None:
+        return None
+    return BlackFilter(level, BlackFilter().threshold if threshold is None else threshold)
 
 
 def _time_array(cfg: dict) -> tuple[int, ...] | None:
@@ -194,6 +301,21 @@ def _required_object(parent: dict, key: str, field: str | None = None) -> dict:
     return value
 
 
+def _optional_object(parent: dict, key: str, field: str) -> dict | None:
+    return None if parent.get(key) in (None, "") else _required_object(parent, key, field)
+
+
+def _boolean(parent: dict | None, key: str, field: str, default: bool) -> bool:
+    value = (parent or {}).get(key)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise SnapshotError(errors.INVALID_PARAMETER, f"{field} must be true or false, got {_show(value)}")
+
+
 def _required_text(parent: dict, key: str, field: str) -> str:
     value = parent.get(key)
     if value is None or value == "":
@@ -229,11 +351,12 @@ def _interval_ms(cfg: dict) -> int | None:
     return milliseconds
 
 
-def _integer(parent: dict, key: str, minimum: int, maximum: int | None = None) -> int | None:
+def _integer(parent: dict, key: str, minimum: int, maximum: int | None = None,
+             prefix: str = "SnapshotConfig") -> int | None:
     value = parent.get(key)
     if value is None or value == "":
         return None
-    return _as_integer(value, f"SnapshotConfig.{key}", minimum, maximum)
+    return _as_integer(value, f"{prefix}.{key}", minimum, maximum)
 
 
 def _as_number(value: Any, field: str) -> float:

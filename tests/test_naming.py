@@ -22,10 +22,10 @@ def test_expand(template, input_name, count, expected):
 
 
 def test_template_checks():
-    naming.check_output_template("a/{Count}.jpg", "v.mp4", "F", needs_count=True)
+    naming.check_output_template("a/{Count}.jpg", "v.mp4", "F", naming.COUNT)
     with pytest.raises(SnapshotError) as caught:
-        naming.check_output_template("a.jpg", "v.mp4", "F", needs_count=True)
+        naming.check_output_template("a.jpg", "v.mp4", "F", naming.COUNT)
     assert caught.value.code == errors.INVALID_PARAMETER and "{Count}" in caught.value.message
     with pytest.raises(SnapshotError) as caught:
-        naming.check_output_template("{ObjectPrefix}../x.jpg", "up/v.mp4", "F", needs_count=False)
+        naming.check_output_template("{ObjectPrefix}../x.jpg", "up/v.mp4", "F", None)
     assert caught.value.code == errors.PERMISSION_DENIED

@@ -58,16 +58,18 @@ def test_plan_captures_splits_jobs_into_tasks_and_reports_failures(bucket_root):
         planned = p | beam.Create(parsed_jobs) | PlanCaptures(buckets)
         assert_that(planned.tasks | beam.Map(lambda t: (t.job_id, len(t.shots))),
                     equal_to([(parsed_jobs[0].id, 16), (parsed_jobs[0].id, 13)]), label="tasks")
-        assert_that(planned.outcomes | beam.MapTuple(lambda job_id, o: (job_id, o.seq, o.error.code)),
-                    equal_to([(parsed_jobs[1].id, 0, errors.RESOURCE_NOT_FOUND),
-                              (parsed_jobs[2].id, 0, errors.RESOURCE_CONTENT_BAD)]), label="outcomes")
+        assert_that(planned.outcomes | beam.MapTuple(
+                        lambda job_id, o: (job_id, o.seq, o.planned and o.planned.shots, o.error and o.error.code)),
+                    equal_to([(parsed_jobs[0].id, 0, 29, None),
+                              (parsed_jobs[1].id, 0, None, errors.RESOURCE_NOT_FOUND),
+                              (parsed_jobs[2].id, 0, None, errors.RESOURCE_CONTENT_BAD)]), label="outcomes")
 
 
 def test_capture_writes_the_right_frames(bucket_root):
     buckets = LocalBuckets(str(bucket_root))
     job = jobs.read_job(lines(request_line(output="shots/{Count}.jpg", FrameType="normal",
                                            TimeArray={"TimePointList": [2017, 0, 1010]}))[0], "now")
-    tasks = jobs.plan_tasks(job, buckets)
+    _, tasks = jobs.plan_job(job, buckets)
     with make_pipeline() as p:
         outcomes = p | beam.Create(tasks) | Capture(buckets)
         assert_that(outcomes | beam.MapTuple(lambda job_id, o: (job_id, o.seq, o.image.object, o.image.time_ms)),
@@ -86,20 +88,25 @@ def test_assemble_results_gives_exactly_one_result_per_job(bucket_root):
         planned = parsed | PlanCaptures(buckets)
         captured = planned.tasks | Capture(buckets)
         outcomes = (planned.outcomes, captured) | beam.Flatten()
-        found = (parsed, outcomes) | AssembleResults()
+        found = (parsed, outcomes) | AssembleResults(buckets)
         assert_that(found | beam.Map(lambda r: (r.id, r.state, r.code, r.count)),
                     equal_to([(parsed_jobs[0].id, "Success", "", 3),
                               (parsed_jobs[1].id, "Fail", errors.RESOURCE_NOT_FOUND, 0),
                               (parsed_jobs[2].id, "Fail", errors.JSON_OBJECT_FORMAT_INVALID, 0)]))
 
 
-def test_a_failure_mid_job_fails_the_job_and_keeps_what_was_written():
-    job = jobs.read_job(lines(request_line())[0], "now")
+def test_a_failure_mid_job_fails_the_job_and_keeps_what_was_written(tmp_path):
+    buckets = LocalBuckets(str(tmp_path))
+    job = jobs.read_job(lines(request_line(Time=0, Num=2))[0], "now")
     image = jobs.SnapshotImage(1, "00001.jpg", "file:///x", 0, 0, 8, 8)
-    result = jobs.assemble(job, [jobs.ShotOutcome(1, image=image),
-                                 jobs.ShotOutcome(2, error=errors.SnapshotError(errors.RESOURCE_CONTENT_BAD, "x"))])
+    planned = jobs.Outcome(0, planned=jobs.Planned(3000, 2, None))
+    result = jobs.finish(job, [planned, jobs.Outcome(1, image=image),
+                               jobs.Outcome(2, error=errors.SnapshotError(errors.RESOURCE_CONTENT_BAD, "x"))],
+                         buckets)
     assert (result.state, result.code, result.count) == ("Fail", errors.RESOURCE_CONTENT_BAD, 1)
-    assert jobs.assemble(job, []).code == errors.INTERNAL_ERROR
+    # a shot that never arrived is an internal error, never a success
+    assert jobs.finish(job, [planned, jobs.Outcome(1, image=image)], buckets).code == errors.INTERNAL_ERROR
+    assert jobs.finish(job, [], buckets).code == errors.INTERNAL_ERROR
 
 
 def test_echo_fields_in_results():

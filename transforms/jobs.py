@@ -8,7 +8,7 @@ from apache_beam import pvalue
 
 from snapshot import jobs, results
 from snapshot.errors import SnapshotError
-from snapshot.jobs import CaptureTask, Job, ShotOutcome
+from snapshot.jobs import CaptureTask, Job, Outcome
 from snapshot.storage import LocalBuckets
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ OUTCOMES = "outcomes"
 
 
 class ParseJobs(beam.PTransform):
-    """ManifestLine -> Job (keyed by id); invalid requests carry their error."""
+    """ManifestLine -> Job; an invalid request carries its error."""
 
     def expand(self, lines):
         return lines | beam.Map(lambda line: jobs.read_job(line, results.utc_now()))
@@ -31,16 +31,20 @@ class _PlanDoFn(beam.DoFn):
         if job.error is not None:
             return
         try:
-            yield from jobs.plan_tasks(job, self.buckets)
+            planned, tasks = jobs.plan_job(job, self.buckets)
         except SnapshotError as error:
-            yield pvalue.TaggedOutput(OUTCOMES, (job.id, ShotOutcome(0, error=error)))
+            yield pvalue.TaggedOutput(OUTCOMES, (job.id, Outcome(0, error=error)))
+            return
         except Exception:  # noqa: BLE001 - one bad video must never stop the pipeline
             log.exception("planning failed for job %s", job.id)
-            yield pvalue.TaggedOutput(OUTCOMES, (job.id, ShotOutcome(0, error=jobs.internal_error())))
+            yield pvalue.TaggedOutput(OUTCOMES, (job.id, Outcome(0, error=jobs.internal_error())))
+            return
+        yield pvalue.TaggedOutput(OUTCOMES, (job.id, Outcome(0, planned=planned)))
+        yield from tasks
 
 
 class PlanCaptures(beam.PTransform):
-    """Job -> CaptureTasks (main output) and planning failures as (job id, outcome)."""
+    """Job -> CaptureTasks (main output) and (job id, Outcome) of each plan."""
 
     def __init__(self, buckets: LocalBuckets):
         super().__init__()
@@ -60,7 +64,7 @@ class _CaptureDoFn(beam.DoFn):
 
 
 class Capture(beam.PTransform):
-    """CaptureTask -> (job id, ShotOutcome), the tasks spread over workers first."""
+    """CaptureTask -> (job id, Outcome), the tasks spread over workers first."""
 
     def __init__(self, buckets: LocalBuckets):
         super().__init__()
@@ -72,20 +76,29 @@ class Capture(beam.PTransform):
                 | "Decode" >> beam.ParDo(_CaptureDoFn(self.buckets)))
 
 
-def _assemble(grouped):
-    """One result per job. Two identical lines at the same place of two manifests of the same
-    name share an id; they are one request, captured once, and each gets its result."""
-    outcomes = list({outcome.seq: outcome for outcome in grouped[OUTCOMES]}.values())
-    for job in grouped["job"]:
-        yield jobs.failed(job, job.error) if job.error is not None else jobs.assemble(job, outcomes)
+class _FinishDoFn(beam.DoFn):
+    def __init__(self, buckets: LocalBuckets):
+        self.buckets = buckets
+
+    def process(self, keyed):
+        """One result per job. Two identical lines at the same place of two manifests of the
+        same name share an id: one request, captured once, and each line gets its result."""
+        _job_id, grouped = keyed
+        outcomes = list({outcome.seq: outcome for outcome in grouped[OUTCOMES]}.values())
+        for job in grouped["job"]:
+            yield jobs.finish(job, outcomes, self.buckets)
 
 
 class AssembleResults(beam.PTransform):
-    """Jobs and their outcomes -> exactly one JobResult per job."""
+    """(jobs, outcomes) -> exactly one JobResult per job, sprites and VTT written."""
+
+    def __init__(self, buckets: LocalBuckets):
+        super().__init__()
+        self.buckets = buckets
 
     def expand(self, inputs):
         parsed, outcomes = inputs
         keyed = parsed | "KeyJobs" >> beam.Map(lambda job: (job.id, job))
         return ({"job": keyed, OUTCOMES: outcomes}
                 | "Group" >> beam.CoGroupByKey()
-                | "Assemble" >> beam.FlatMapTuple(lambda _id, grouped: _assemble(grouped)))
+                | "Finish" >> beam.ParDo(_FinishDoFn(self.buckets)))
