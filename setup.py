@@ -18,6 +18,6 @@ setup(
         "fastavro>=1.9,<2",
     ],
     extras_require={
-        "test": ["pytest>=8", "alibabacloud-mts20140618>=6,<7"],
+        "test": ["pytest>=8", "alibabacloud-mts20140618>=6,<7", "webvtt-py>=0.5,<1"],
     },
 )

@@ -19,8 +19,11 @@ def read_results(prefix: str) -> list[dict]:
 def table(records: list[dict]) -> str:
     rows = [("line", "job", "state", "code", "count", "outputs")]
     for r in records:
-        names = [s["Object"] for s in r["Snapshots"]]
+        names = [s["Object"] for s in r["Snapshots"] if s["Object"]]
         outputs = ", ".join(names[:2]) + (f", ... ({len(names)})" if len(names) > 2 else "")
+        extras = [f"{len(r['Tiles'])} sheet(s)"] if r["Tiles"] else []
+        extras += [r["Vtt"].rsplit("/", 1)[-1]] if r["Vtt"] else []
+        outputs = " + ".join(part for part in (outputs, ", ".join(extras)) if part)
         rows.append((r["Source"], r["Id"][:8], r["State"], r["Code"] or "-", str(r["Count"]), outputs or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)

@@ -149,6 +149,20 @@ def finish(job: Job, outcomes: Iterable[Outcome], buckets: LocalBuckets) -> JobR
                    vtt=vtt_url)
 
 
+def run(job: Job, buckets: LocalBuckets) -> JobResult:
+    """All of a job's steps in this process, one after the other."""
+    if job.error is not None:
+        return failed(job, job.error)
+    try:
+        planned, tasks = plan_job(job, buckets)
+    except SnapshotError as error:
+        return failed(job, error)
+    outcomes = [Outcome(0, planned=planned)]
+    for task in tasks:
+        outcomes += run_task(task, buckets)
+    return finish(job, outcomes, buckets)
+
+
 def _check_complete(job: Job, outcomes: list[Outcome], shots: list[Outcome]) -> Planned:
     """The job's plan, once no step failed and every shot arrived; else raise."""
     error = next((o.error for o in outcomes if o.error is not None), None)

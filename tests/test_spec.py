@@ -8,7 +8,7 @@ from alibabacloud_mts20140618 import models as mts
 
 from snapshot import errors
 from snapshot.errors import SnapshotError
-from snapshot.spec import parse_request, decode_echo
+from snapshot.spec import BlackFilter, decode_echo, parse_request
 
 from .conftest import request_line
 
@@ -189,3 +189,82 @@ def test_echo_keeps_what_decodes_even_when_the_request_fails():
 
 def test_request_line_helper_is_valid():
     assert parse_request(request_line()).input.bucket == "in"
+
+
+TILES = {"Bucket": "out", "Location": "x", "Object": "sprites/{TileCount}.jpg"}
+
+
+def test_tile_out_and_vtt_fields():
+    config = parse_request(line(Time=0, Num=5, TileOutputFile=TILES, Format="VTT", SubOut={"IsSptFrag": "true"},
+                                TileOut={"Lines": "2", "Columns": 3, "CellWidth": "64", "Padding": 2, "Margin": "4",
+                                         "Color": "#ff0000", "IsKeepCellPic": "false", "CellSelStep": 2})).config
+    tile = config.tile
+    assert (tile.lines, tile.columns, tile.cell_width, tile.cell_height, tile.padding, tile.margin) == \
+        (2, 3, 64, None, 2, 4)
+    assert (tile.color, tile.keep_cells, tile.cell_step) == ("#ff0000", False, 2)
+    assert config.tile_output.name == "sprites/{TileCount}.jpg"
+    assert config.vtt and config.vtt_sprite_fragments and not config.writes_images
+    defaults = parse_request(line(Time=0, Num=5, TileOutputFile=TILES, TileOut="{}")).config.tile
+    assert (defaults.lines, defaults.columns, defaults.color, defaults.keep_cells, defaults.cell_step) == \
+        (10, 10, "black", True, 1)
+
+
+def test_tile_count_is_needed_only_when_several_sheets_can_result():
+    one_sheet = {**TILES, "Object": "sprite.jpg"}
+    assert parse_request(line(Time=0, Num=100, TileOut={}, TileOutputFile=one_sheet)).config.tile
+    assert parse_request(line(Time=0, Num=8, TileOut={"Lines": 2, "Columns": 2, "CellSelStep": 2},
+                              TileOutputFile=one_sheet)).config.tile
+    for fields in ({"Num": 101}, {"Interval": 1}, {"TimeArray": {"TimePointList": list(range(101))}}):
+        assert code_of(line(Time=0, TileOut={}, TileOutputFile=one_sheet, **fields)) == errors.INVALID_PARAMETER
+
+
+def test_count_is_not_needed_when_no_single_image_is_written():
+    single = {**OUT, "Object": "unused.jpg"}
+    text = json.dumps({"Input": INPUT, "SnapshotConfig": {"OutputFile": single, "Time": 0, "Num": 5,
+                                                          "TileOut": {"IsKeepCellPic": False},
+                                                          "TileOutputFile": TILES}})
+    assert not parse_request(text).config.writes_images
+
+
+@pytest.mark.parametrize("fields, code", [
+    ({"TileOut": {}}, errors.NULL_VALUE),
+    ({"TileOut": {"Lines": 0}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
+    ({"TileOut": {"Columns": 10001}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
+    ({"TileOut": {"Lines": 10000, "Columns": 10000}, "TileOutputFile": TILES}, None),
+    ({"TileOut": {"Padding": -1}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
+    ({"TileOut": {"CellWidth": 7}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
+    ({"TileOut": {"CellSelStep": 0}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
+    ({"TileOut": {"Color": "blurple"}, "TileOutputFile": TILES}, errors.INVALID_PARAMETER),
+    ({"TileOut": {"Color": "random"}, "TileOutputFile": TILES}, None),
+    ({"TileOut": {"IsKeepCellPic": "maybe"}, "TileOutputFile": TILES}, errors.INVALID_PARAMETER),
+    ({"TileOut": "[]", "TileOutputFile": TILES}, errors.JSON_OBJECT_FORMAT_INVALID),
+    ({"TileOut": {}, "TileOutputFile": {**TILES, "Object": "../{TileCount}.jpg"}}, errors.PERMISSION_DENIED),
+    ({"Format": "srt"}, errors.INVALID_PARAMETER),
+    ({"Format": "vtt", "SubOut": {"IsSptFrag": "true"}}, errors.NULL_VALUE),
+    ({"Format": "vtt", "TileOut": {"IsKeepCellPic": "false"}, "TileOutputFile": TILES}, errors.INVALID_PARAMETER),
+    ({"BlackLevel": 29}, errors.OUT_OF_RANGE),
+    ({"BlackLevel": 101}, errors.OUT_OF_RANGE),
+    ({"BlackLevel": 30, "PixelBlackThreshold": 0}, None),
+    ({"BlackLevel": 100, "PixelBlackThreshold": 255}, None),
+    ({"PixelBlackThreshold": 256}, errors.OUT_OF_RANGE),
+    ({"PixelBlackThreshold": -1}, errors.OUT_OF_RANGE),
+])
+def test_tile_vtt_and_black_errors(fields, code):
+    text = line(Time=0, Num=3, **fields)
+    if code is None:
+        parse_request(text)
+    else:
+        assert code_of(text) == code
+
+
+def test_black_filter_rules():
+    def black(**fields):
+        return parse_request(line(**fields)).config.black
+    assert black(Time=0) == BlackFilter()                               # single image at 0: always on
+    assert black(Time=0, Num=1) == BlackFilter()
+    assert black(Time=0, Num=3) is None                                 # several: only with BlackLevel
+    assert black(Time=0, Num=3, BlackLevel=50) == BlackFilter(50, BlackFilter().threshold)
+    assert black(Time=0, Interval=2, BlackLevel="60", PixelBlackThreshold="10") == BlackFilter(60, 10)
+    assert black(Time=1, Num=3, BlackLevel=50) is None                  # only at Time=0
+    assert black(Time=1) is None
+    assert black(TimeArray={"TimePointList": [0, 5]}, BlackLevel=50) is None

@@ -1,0 +1,156 @@
+"""Sprite sheets, WebVTT tracks and the black-frame filter, proven on pixels."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import webvtt
+from PIL import Image
+
+from snapshot import errors, jobs, synth
+from snapshot.jobs import ManifestLine
+from snapshot.storage import LocalBuckets
+
+from .conftest import request_line
+
+GREEN = (0, 255, 0)
+
+
+def run_job(bucket_root, text: str):
+    job = jobs.read_job(ManifestLine("m.jsonl", 1, text), "now")
+    return jobs.run(job, LocalBuckets(str(bucket_root)))
+
+
+def sprite_line(tile: dict, output="single/{Count}.jpg", tiles="sheets/{TileCount}.jpg", **config) -> str:
+    return request_line(output=output, TileOut=tile,
+                        TileOutputFile={"Bucket": "out", "Location": "local", "Object": tiles}, **config)
+
+
+def close(pixel, expected, tolerance=40) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, expected, strict=True))
+
+
+def test_every_cell_of_every_sheet_shows_its_frame(bucket_root):
+    # 8 normal shots, 0.3 s apart: frames 0, 9, 18, ... 63
+    tile = {"Lines": 2, "Columns": 3, "CellWidth": 64, "Padding": 4, "Margin": 6, "Color": "#00ff00"}
+    result = run_job(bucket_root, sprite_line(tile, Time=0, Num=8, Interval=0.3, FrameType="normal"))
+    assert (result.state, result.count, len(result.tiles)) == ("Success", 8, 2)
+    sheets = [Image.open(bucket_root / "out" / "sheets" / f"0000{n}.jpg") for n in (1, 2)]
+    assert sheets[0].size == (6 + 3 * 64 + 2 * 4 + 6, 6 + 2 * 36 + 4 + 6)
+    assert sheets[1].size == (6 + 3 * 64 + 2 * 4 + 6, 6 + 36 + 6)  # 2 cells: 1 line
+    for k in range(8):
+        sheet, place = divmod(k, 6)
+        row, column = divmod(place, 3)
+        x, y = 6 + column * 68, 6 + row * 40
+        cell = sheets[sheet].crop((x, y, x + 64, y + 36))
+        assert synth.read_index(cell) == 9 * k, f"cell {k}"
+    first = sheets[0]
+    for where in [(2, 2), (first.width - 3, first.height - 3), (6 + 64 + 2, 20), (30, 6 + 36 + 2)]:
+        assert close(first.getpixel(where), GREEN), where  # margin, margin, padding, padding
+    assert close(sheets[1].getpixel((6 + 2 * 68 + 32, 6 + 18)), GREEN)  # the empty third cell
+    assert not close(first.getpixel((6 + 5, 6 + 5)), GREEN)  # inside the first cell: the red marker
+    singles = sorted((bucket_root / "out" / "single").iterdir())
+    assert [synth.read_index(Image.open(p)) for p in singles] == [9 * k for k in range(8)]
+    assert result.tiles[0] == (bucket_root / "out" / "sheets" / "00001.jpg").as_uri()
+
+
+def test_cell_step_and_not_keeping_single_images(bucket_root):
+    tile = {"Lines": 1, "Columns": 4, "CellSelStep": 3, "IsKeepCellPic": "false", "CellHeight": 45}
+    result = run_job(bucket_root, sprite_line(tile, output="never.jpg", tiles="one.jpg",
+                                              Time=0, Num=10, Interval=0.3, FrameType="normal"))
+    assert (result.state, result.count, len(result.tiles)) == ("Success", 10, 1)
+    sheet = Image.open(bucket_root / "out" / "one.jpg")
+    assert sheet.size == (4 * 80, 45)
+    assert [synth.read_index(sheet.crop((80 * c, 0, 80 * c + 80, 45))) for c in range(4)] == [0, 27, 54, 81]
+    assert sorted(p.name for p in (bucket_root / "out").iterdir()) == ["one.jpg"]
+
+
+@pytest.mark.parametrize("fragments", [False, True])
+def test_vtt_cues_match_snapshot_times_and_cells(bucket_root, fragments):
+    tile = {"Lines": 2, "Columns": 2, "CellWidth": 80}
+    text = sprite_line(tile, output="vod/img-{Count}.jpg", tiles="vod/sprites/s-{TileCount}.jpg",
+                       TimeArray={"TimePointList": [2500, 0, 500, 1000, 1500]}, FrameType="normal",
+                       Format="vtt", SubOut={"IsSptFrag": str(fragments).lower()})
+    result = run_job(bucket_root, text)
+    assert result.state == "Success", result.message
+    vtt_name = "vod/sprites/s-00001.vtt" if fragments else "vod/img-00001.vtt"
+    assert result.vtt == (bucket_root / "out" / vtt_name).as_uri()
+    cues = webvtt.read(str(bucket_root / "out" / vtt_name)).captions
+    assert [(c.start, c.end) for c in cues] == [
+        ("00:00:00.000", "00:00:00.500"), ("00:00:00.500", "00:00:01.000"), ("00:00:01.000", "00:00:01.500"),
+        ("00:00:01.500", "00:00:02.500"), ("00:00:02.500", "00:00:03.000")]
+    frames = [0, 15, 30, 45, 75]  # the frame shown at each cue's start
+    folder = bucket_root / "out" / vtt_name.rsplit("/", 1)[0]
+    for cue, frame in zip(cues, frames, strict=True):
+        target, _, box = cue.text.partition("#xywh=")
+        picture = Image.open(folder / target)
+        if fragments:
+            x, y, w, h = map(int, box.split(","))
+            picture = picture.crop((x, y, x + w, y + h))
+            assert (w, h) == (80, 45)
+        else:
+            assert not box
+        assert synth.read_index(picture) == frame, cue.text
+
+
+@pytest.fixture
+def black_start(tmp_path):
+    """Bucket `in` with v/black.mp4: frames 0-44 black, then pattern frames; keyframe each second."""
+    root = tmp_path / "blackroot"
+    (root / "in" / "v").mkdir(parents=True)
+    synth.write_video(str(root / "in" / "v" / "black.mp4"), frames=150, black_frames=45,
+                      options={"g": "30", "bf": "2", "sc_threshold": "0"})
+    synth.write_video(str(root / "in" / "v" / "allblack.mp4"), frames=60, black_frames=60,
+                      options={"g": "30", "sc_threshold": "0"})
+    return root
+
+
+def first_index(root, result) -> int:
+    return synth.read_index(Image.open(root / "out" / result.snapshots[0].object)) if \
+        result.snapshots[0].frame_time_ms else -1
+
+
+@pytest.mark.parametrize("fields, frame", [
+    (dict(Time=0, FrameType="normal"), 45),                      # a single image at 0: always filtered
+    (dict(Time=0), 60),                                          # intra: the first keyframe that is not black
+    (dict(Time=0, Num=3, Interval=2, FrameType="normal", BlackLevel=90), 45),
+    (dict(Time=0, Num=3, Interval=2, FrameType="normal"), -1),   # several images, no BlackLevel: frame 0
+    (dict(Time=0, Num=3, Interval=2, FrameType="normal", BlackLevel=90, PixelBlackThreshold=0), -1),
+])
+def test_the_first_image_skips_black_frames(black_start, fields, frame):
+    result = run_job(black_start, request_line(obj="v/black.mp4", output="{Count}.jpg", **fields))
+    assert result.state == "Success", result.message
+    assert first_index(black_start, result) == frame
+    if frame >= 0:
+        assert result.snapshots[0].frame_time_ms == round(frame * 1000 / 30)
+    if len(result.snapshots) > 1:  # only the first image is filtered
+        assert synth.read_index(Image.open(black_start / "out" / result.snapshots[1].object)) == 60
+
+
+def test_all_black_start_keeps_the_first_frame(black_start):
+    result = run_job(black_start, request_line(obj="v/allblack.mp4", output="x.jpg", Time=0, FrameType="normal"))
+    assert result.state == "Success" and result.snapshots[0].frame_time_ms == 0
+    assert Image.open(black_start / "out" / "x.jpg").convert("L").getextrema()[1] < 40
+
+
+def test_snapshot_time_placeholder(bucket_root):
+    result = run_job(bucket_root, request_line(output="t/{SnapshotTime}-{Count}.jpg", FrameType="normal",
+                                               TimeArray={"TimePointList": [1010, 40]}))
+    assert [s.object for s in result.snapshots] == ["t/1010-00001.jpg", "t/40-00002.jpg"]
+    assert synth.read_index(Image.open(bucket_root / "out" / "t" / "1010-00001.jpg")) == 30
+
+
+def test_a_sheet_over_the_jpeg_limit_fails_before_capturing(bucket_root):
+    text = sprite_line({"Lines": 1, "Columns": 300}, Time=0, Num=3, FrameType="normal")
+    result = run_job(bucket_root, text)
+    assert (result.state, result.code) == ("Fail", errors.INVALID_PARAMETER)
+    assert "TileOut" in result.message
+    assert list((bucket_root / "out").iterdir()) == []
+
+
+def test_result_record_lists_tiles_and_vtt(bucket_root):
+    text = sprite_line({"Lines": 1, "Columns": 2}, Time=0, Num=3, Interval=1, Format="vtt")
+    record = run_job(bucket_root, text).to_record()
+    assert (record["Count"], record["TileCount"]) == (3, 2)
+    assert record["Tiles"][1].endswith("sheets/00002.jpg") and record["Vtt"].endswith("single/00001.vtt")
+    assert json.loads(record["SnapshotConfig"])["TileOut"] == {"Lines": 1, "Columns": 2}
