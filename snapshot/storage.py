@@ -15,6 +15,7 @@ from snapshot import errors
 from snapshot.errors import SnapshotError
 
 MAX_NAME_BYTES = 1024
+FILE_MODE = 0o644  # what a plain open() would give; mkstemp alone makes 0600
 _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,221}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -60,6 +61,7 @@ class LocalBuckets:
             self._inside(bucket, name)  # the folders just made must not lead elsewhere
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
             try:
+                os.fchmod(fd, FILE_MODE)
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)
                 os.replace(tmp, path)

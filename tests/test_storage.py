@@ -16,6 +16,7 @@ def test_write_creates_folders_and_returns_the_url(tmp_path):
     assert (tmp_path / "out" / "a" / "b" / "c.jpg").read_bytes() == b"jpeg"
     assert url == (tmp_path / "out" / "a" / "b" / "c.jpg").as_uri()
     assert os.listdir(tmp_path / "out" / "a" / "b") == ["c.jpg"]  # no temporary file left
+    assert (tmp_path / "out" / "a" / "b" / "c.jpg").stat().st_mode & 0o777 == 0o644
 
 
 def test_a_write_replaces_atomically(tmp_path, monkeypatch):
