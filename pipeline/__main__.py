@@ -15,6 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import graph
+from snapshot.storage import Buckets, Retry
 
 # The DirectRunner of Beam 2.77 first tries to download the Prism runner binary; its batch
 # engine, the FnApiRunner, needs nothing from outside, so it is the local default.
@@ -26,8 +27,19 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--manifest", required=True, help="JSON Lines manifest: a path or a glob")
     parser.add_argument("--results", required=True, help="results prefix: writes PREFIX-*.avro")
     parser.add_argument("--bucket_root", default="./buckets",
-                        help="folder holding one sub-folder per bucket (default: ./buckets)")
+                        help="folder or gs://bucket[/prefix] holding one sub-folder per bucket (default: ./buckets)")
+    parser.add_argument("--bucket_map", help="JSON file: bucket name (or \"*\") -> local folder or gs:// root")
+    parser.add_argument("--roles", help="JSON file: RoleArn -> {\"key_file\": ...} or {\"impersonate\": ...}")
+    parser.add_argument("--storage_retries", type=int, default=Retry.attempts,
+                        help=f"attempts per remote storage request (default: {Retry.attempts})")
+    parser.add_argument("--storage_timeout", type=float, default=Retry.timeout_s,
+                        help=f"seconds per remote storage request (default: {Retry.timeout_s:g})")
     return parser.parse_known_args(argv)
+
+
+def make_buckets(args: argparse.Namespace) -> Buckets:
+    retry = Retry(attempts=max(1, args.storage_retries), timeout_s=args.storage_timeout)
+    return Buckets.from_files(args.bucket_root, args.bucket_map, args.roles, retry)
 
 
 def beam_options(beam_args: list[str]) -> PipelineOptions:
@@ -52,8 +64,12 @@ def check_run_can_happen(args: argparse.Namespace) -> str | None:
             return f"cannot create the results folder {folder}: {error.strerror}"
         if not os.access(folder, os.W_OK):
             return f"the results folder {folder} is not writable"
-    if not os.path.isdir(args.bucket_root):
+    if "://" not in args.bucket_root and not os.path.isdir(args.bucket_root):
         return f"the bucket root {args.bucket_root} is not a folder"
+    try:
+        make_buckets(args)
+    except (OSError, ValueError) as error:
+        return f"cannot read the bucket map or roles file: {error}"
     return None
 
 
@@ -68,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {reason}", file=sys.stderr)
         return 2
     with beam.Pipeline(options=beam_options(beam_args)) as p:
-        graph.build(p, args.manifest, args.results, args.bucket_root)
+        graph.build(p, args.manifest, args.results, make_buckets(args))
     print(f"results written to {args.results}-*.avro")
     return 0
 

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from snapshot.storage import LocalBuckets
+from snapshot.storage import Buckets
 from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures
 from transforms.manifest import ReadManifest
 from transforms.results import WriteResults
 
 
-def build(p: beam.Pipeline, manifest: str, results_prefix: str, bucket_root: str):
-    buckets = LocalBuckets(bucket_root)
+def build(p: beam.Pipeline, manifest: str, results_prefix: str, buckets: Buckets):
     parsed = p | "ReadManifest" >> ReadManifest(manifest) | "ParseJobs" >> ParseJobs()
     planned = parsed | "PlanCaptures" >> PlanCaptures(buckets)
     captured = planned.tasks | "Capture" >> Capture(buckets)

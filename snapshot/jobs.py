@@ -16,7 +16,7 @@ from snapshot.errors import SnapshotError
 from snapshot.media import Probe, Shot
 from snapshot.results import JobResult, SnapshotImage
 from snapshot.spec import Echo, Request
-from snapshot.storage import LocalBuckets
+from snapshot.storage import Buckets
 from snapshot.tiles import SheetLayout
 
 log = logging.getLogger(__name__)
@@ -68,12 +68,13 @@ class CaptureTask:
 @dataclass(frozen=True)
 class Outcome:
     """A piece of a job's result: its plan (seq 0), or one shot's image and sprite cell,
-    or the error that stopped either."""
+    or the error that stopped either; with the input bytes its step read."""
     seq: int
     planned: Planned | None = None
     image: SnapshotImage | None = None
     cell: bytes | None = None
     error: SnapshotError | None = None
+    bytes_read: int = 0
 
 
 def read_job(line: ManifestLine, created: str) -> Job:
@@ -85,47 +86,81 @@ def read_job(line: ManifestLine, created: str) -> Job:
         return Job(line.job_id, source, created, echo, error=error)
 
 
-def plan_job(job: Job, buckets: LocalBuckets) -> tuple[Planned, list[CaptureTask]]:
-    """Probe the input, lay out the sprites and split the shots into tasks contiguous in time."""
+def plan_job(job: Job, buckets: Buckets) -> tuple[Outcome, list[CaptureTask]]:
+    """Probe the input, lay out the sprites and split the shots into tasks contiguous in time.
+
+    The plan's outcome (seq 0) carries what finishing needs, or the error that stops the job.
+    """
     request = job.request
     config = request.config
-    probe = media.probe(buckets.input_path(request.input.bucket, request.input.name))
-    size = plan.output_size(config, probe)
-    layout = tiles.layout(config.tile, size) if config.tile else None
-    shots = sorted(plan.shots(config, probe), key=lambda s: s.target_pts)
+    reader = None
+    try:
+        _check_roles(request, buckets)
+        with buckets.open(request.input) as reader:
+            probe = media.probe(reader)
+        size = plan.output_size(config, probe)
+        layout = tiles.layout(config.tile, size) if config.tile else None
+        shots = sorted(plan.shots(config, probe), key=lambda s: s.target_pts)
+    except Exception as error:  # noqa: BLE001 - one bad video must never stop the pipeline
+        if not isinstance(error, SnapshotError):
+            log.exception("planning failed for job %s", job.id)
+            error = internal_error()
+        return Outcome(0, error=error, bytes_read=reader.bytes_read if reader else 0), []
     tasks = [CaptureTask(job.id, request, probe, size, tuple(shots[i:i + MAX_SHOTS_PER_TASK]), layout)
              for i in range(0, len(shots), MAX_SHOTS_PER_TASK)]
-    return Planned(probe.duration_ms, len(shots), layout), tasks
+    planned = Planned(probe.duration_ms, len(shots), layout)
+    return Outcome(0, planned=planned, bytes_read=reader.bytes_read), tasks
 
 
-def run_task(task: CaptureTask, buckets: LocalBuckets) -> list[Outcome]:
-    """Capture the task's shots: write the single images, keep the sprite cells small."""
-    request, outcomes = task.request, []
+def run_task(task: CaptureTask, buckets: Buckets) -> list[Outcome]:
+    """Capture the task's shots: write the single images, keep the sprite cells small.
+
+    A failure ends the task with one failed outcome; the first outcome carries the bytes read.
+    """
+    request, outcomes, reader = task.request, [], None
     config = request.config
     try:
-        path = buckets.input_path(request.input.bucket, request.input.name)
-        keyframes_only = config.frame_type == spec.INTRA
-        for captured in media.capture(path, task.shots, task.probe, task.size, keyframes_only):
-            shot = captured.shot
-            name = url = ""
-            if config.writes_images:
-                name = naming.expand(config.output.name, request.input.name, shot.seq, shot.requested_ms)
-                url = buckets.write(config.output.bucket, name, images.encode_jpeg(captured.image))
-            image = SnapshotImage(shot.seq, name, url, shot.requested_ms,
-                                  round(task.probe.ms(captured.frame_pts)), *captured.image.size)
-            cell = None
-            if task.layout and task.layout.cell_index(shot.seq) is not None:
-                cell = images.cell_jpeg(captured.image, (task.layout.cell_width, task.layout.cell_height))
-            outcomes.append(Outcome(shot.seq, image=image, cell=cell))
+        with buckets.open(request.input) as reader:
+            keyframes_only = config.frame_type == spec.INTRA
+            for captured in media.capture(reader, task.shots, task.probe, task.size, keyframes_only):
+                outcomes.append(_keep(task, captured, buckets))
     except SnapshotError as error:
         outcomes.append(Outcome(_next_seq(task, outcomes), error=error))
     except Exception:  # noqa: BLE001 - one bad video must never stop the pipeline
         log.exception("capture failed for job %s", task.job_id)
         outcomes.append(Outcome(_next_seq(task, outcomes), error=internal_error()))
+    if reader is not None:
+        outcomes[0] = replace(outcomes[0], bytes_read=reader.bytes_read)
     return outcomes
 
 
-def finish(job: Job, outcomes: Iterable[Outcome], buckets: LocalBuckets) -> JobResult:
+def _keep(task: CaptureTask, captured: media.Captured, buckets: Buckets) -> Outcome:
+    """Write one captured picture as a single image and/or keep its sprite cell."""
+    request, shot = task.request, captured.shot
+    config = request.config
+    name = url = ""
+    if config.writes_images:
+        name = naming.expand(config.output.name, request.input.name, shot.seq, shot.requested_ms)
+        url = buckets.write(config.output, name, images.encode_jpeg(captured.image))
+    image = SnapshotImage(shot.seq, name, url, shot.requested_ms, round(task.probe.ms(captured.frame_pts)),
+                          *captured.image.size)
+    cell = None
+    if task.layout and task.layout.cell_index(shot.seq) is not None:
+        cell = images.cell_jpeg(captured.image, (task.layout.cell_width, task.layout.cell_height))
+    return Outcome(shot.seq, image=image, cell=cell)
+
+
+def _check_roles(request: Request, buckets: Buckets) -> None:
+    """Every RoleArn must be one the deployment knows, before any I/O."""
+    config = request.config
+    refs = {"Input": request.input, "SnapshotConfig.OutputFile": config.output,
+            "SnapshotConfig.TileOutputFile": config.tile_output}
+    for field_name, ref in refs.items():
+        if ref is not None:
+            buckets.check_role(ref.role_arn, f"{field_name}.RoleArn")
+
+
+def finish(job: Job, outcomes: Iterable[Outcome], buckets: Buckets) -> JobResult:
     """The job's one result. Sprite sheets and the VTT track are written here, after every
     capture, one sheet at a time."""
     if job.error is not None:
@@ -146,18 +181,15 @@ def finish(job: Job, outcomes: Iterable[Outcome], buckets: LocalBuckets) -> JobR
         log.exception("finishing job %s failed", job.id)
         result = failed(job, internal_error())
     return replace(result, snapshots=tuple(o.image for o in shots), tiles=tuple(url for _, url in sheets),
-                   vtt=vtt_url)
+                   vtt=vtt_url, bytes_read=sum(o.bytes_read for o in outcomes))
 
 
-def run(job: Job, buckets: LocalBuckets) -> JobResult:
+def run(job: Job, buckets: Buckets) -> JobResult:
     """All of a job's steps in this process, one after the other."""
     if job.error is not None:
         return failed(job, job.error)
-    try:
-        planned, tasks = plan_job(job, buckets)
-    except SnapshotError as error:
-        return failed(job, error)
-    outcomes = [Outcome(0, planned=planned)]
+    outcome, tasks = plan_job(job, buckets)
+    outcomes = [outcome]
     for task in tasks:
         outcomes += run_task(task, buckets)
     return finish(job, outcomes, buckets)
@@ -191,7 +223,7 @@ def internal_error() -> SnapshotError:
 
 
 def _write_sheets(job: Job, layout: SheetLayout, shots: list[Outcome],
-                  buckets: LocalBuckets) -> list[tuple[str, str]]:
+                  buckets: Buckets) -> list[tuple[str, str]]:
     """Compose and write each sheet; (object name, url) per sheet."""
     config, input_name = job.request.config, job.request.input.name
     cells = [(layout.cell(layout.cell_index(o.seq)), o.cell) for o in shots if o.cell is not None]
@@ -201,16 +233,16 @@ def _write_sheets(job: Job, layout: SheetLayout, shots: list[Outcome],
         size = layout.sheet_size(sheet, len(cells))
         picture = images.compose_sheet(size, color, (((c.x, c.y), jpeg) for c, jpeg in cells if c.sheet == sheet))
         name = naming.expand(config.tile_output.name, input_name, tile_count=sheet)
-        written.append((name, buckets.write(config.tile_output.bucket, name, images.encode_jpeg(picture))))
+        written.append((name, buckets.write(config.tile_output, name, images.encode_jpeg(picture))))
     return written
 
 
 def _write_vtt(job: Job, planned: Planned, shots: list[Outcome], sheet_names: list[str],
-               buckets: LocalBuckets) -> str:
+               buckets: Buckets) -> str:
     """The WebVTT track beside what its cues point to: the first sheet, or the first image."""
     config = job.request.config
     if config.vtt_sprite_fragments:
-        layout, bucket = planned.layout, config.tile_output.bucket
+        layout, where = planned.layout, config.tile_output
         name = _vtt_name(sheet_names[0])
         points = []
         for o in shots:
@@ -219,11 +251,11 @@ def _write_vtt(job: Job, planned: Planned, shots: list[Outcome], sheet_names: li
                 target = _relative(sheet_names[cell.sheet - 1], name)
                 points.append((o.image.time_ms, f"{target}#xywh={cell.x},{cell.y},{cell.width},{cell.height}"))
     else:
-        bucket = config.output.bucket
+        where = config.output
         name = _vtt_name(shots[0].image.object)
         points = [(o.image.time_ms, _relative(o.image.object, name)) for o in shots]
     text = vtt.track(points, planned.duration_ms)
-    return buckets.write(bucket, name, text.encode("utf-8"))
+    return buckets.write(where, name, text.encode("utf-8"))
 
 
 def _vtt_name(first_output: str) -> str:

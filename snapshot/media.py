@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 import av
 from PIL import Image
@@ -26,6 +26,7 @@ _UPRIGHT = {90: Image.Transpose.ROTATE_90, -90: Image.Transpose.ROTATE_270,
 
 
 SEEK_ATTEMPTS = 10
+IO_BUFFER = 1 << 16        # bytes FFmpeg asks the reader for at a time
 BLACK_WINDOW_S = 5         # the black-frame filter looks this far for the first image
 BLACK_TEST_WIDTH = 160     # frames are tested for black at this width (luma only)
 
@@ -78,9 +79,9 @@ class Captured:
     frame_pts: int
 
 
-def probe(path: str) -> Probe:
+def probe(source: BinaryIO) -> Probe:
     """Read a video's timing and keyframes (demuxing only) and decode its first frame."""
-    with _open(path) as container:
+    with _open(source) as container:
         stream = _video_stream(container)
         keyframes, start, end, first = [], None, None, None
         try:
@@ -107,7 +108,7 @@ def probe(path: str) -> Probe:
         return Probe(stream.time_base, start, end, tuple(sorted(set(keyframes))), width, height, rotation)
 
 
-def capture(path: str, shots: Iterable[Shot], probe_: Probe, size: tuple[int, int],
+def capture(source: BinaryIO, shots: Iterable[Shot], probe_: Probe, size: tuple[int, int],
             keyframes_only: bool = False) -> Iterator[Captured]:
     """Decode the frames of `shots` in time order, opening the video once.
 
@@ -115,7 +116,7 @@ def capture(path: str, shots: Iterable[Shot], probe_: Probe, size: tuple[int, in
     during colour conversion to `size` (upright width, height) and turned upright. Between
     shots the decoder keeps going forward unless a keyframe lies between, then it seeks.
     """
-    with _open(path) as container:
+    with _open(source) as container:
         stream = _video_stream(container)
         frames: Iterator | None = None
         last = ahead = None
@@ -234,9 +235,9 @@ def _display_size(stream, frame) -> tuple[int, int]:
     return width, height
 
 
-def _open(path: str):
+def _open(source: BinaryIO):
     try:
-        return av.open(path, mode="r")
+        return av.open(source, mode="r", buffer_size=IO_BUFFER)
     except av.FFmpegError:
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the input is not a readable video") from None
 

@@ -48,6 +48,7 @@ class JobResult:
     tiles: tuple[str, ...] = ()
     vtt: str | None = None
     mns_message_result: dict | None = None
+    bytes_read: int = 0
 
     @property
     def count(self) -> int:
@@ -77,6 +78,7 @@ class JobResult:
             ],
             "Tiles": list(self.tiles),
             "Vtt": self.vtt,
+            "BytesRead": self.bytes_read,
         }
 
 

@@ -30,6 +30,7 @@ class ObjectRef:
     bucket: str
     location: str
     name: str
+    role_arn: str = ""
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,7 @@ def _object_ref(obj: dict, field: str) -> ObjectRef:
         name = urllib.parse.unquote(encoded, errors="strict")
     except UnicodeDecodeError:
         raise SnapshotError(errors.INVALID_PARAMETER, f"{field}.Object is not UTF-8 once percent-decoded") from None
-    return ObjectRef(bucket, location, name)
+    return ObjectRef(bucket, location, name, _optional_text(obj, "RoleArn", f"{field}.RoleArn"))
 
 
 # -- JSON and scalar helpers -------------------------------------------------------------

@@ -1,15 +1,21 @@
-"""Buckets (SPEC.md section 5): safe object names, and local bucket roots with atomic writes.
+"""Buckets (SPEC.md section 5): safe names, and where each bucket lives.
 
-Bucket `B` is the folder `<root>/B/`. Names are checked before any I/O; a resolved path
-must stay inside its bucket folder even through symlinks; a write goes to a temporary file
-in the target folder and is renamed into place, so nobody ever sees half a JPG.
+A bucket is a local folder or a `gs://` root. By default bucket `B` is `<bucket_root>/B/`; a
+bucket map sends one bucket (`"B": ROOT`: object `N` is `ROOT/N`) or every other bucket
+(`"*": ROOT`: object `N` of bucket `B` is `ROOT/B/N`) elsewhere. Names are checked before
+any I/O; a local path must stay inside its bucket folder even through symlinks; a write is
+atomic (a temporary file renamed into place locally, a single upload on GCS).
 """
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from snapshot import errors
 from snapshot.errors import SnapshotError
@@ -40,25 +46,56 @@ def check_object_name(name: str, field: str) -> None:
         raise SnapshotError(errors.INVALID_PARAMETER, f"{field} has an empty or '.' path component")
 
 
-class LocalBuckets:
-    """Buckets as folders below one root directory."""
+class CountingReader(io.RawIOBase):
+    """A seekable binary reader that counts the bytes it hands out."""
 
-    def __init__(self, root: str):
-        self.root = Path(root).absolute()
+    def __init__(self, raw: BinaryIO):
+        super().__init__()
+        self.raw = raw
+        self.bytes_read = 0
 
-    def input_path(self, bucket: str, name: str) -> str:
-        """The local path of an existing input object."""
-        path = self._inside(bucket, name)
-        if not path.is_file():
-            raise SnapshotError(errors.RESOURCE_NOT_FOUND, f"object {name!r} not found in bucket {bucket!r}")
-        return str(path)
+    def readable(self) -> bool:
+        return True
 
-    def write(self, bucket: str, name: str, data: bytes) -> str:
-        """Write an object atomically and return its URL."""
-        path = self._inside(bucket, name)
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self.raw.readinto(buffer)
+        self.bytes_read += count or 0
+        return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class LocalRoot:
+    """Objects as files below one folder."""
+
+    def __init__(self, folder: str):
+        self.folder = Path(folder).absolute()
+
+    def open(self, name: str) -> CountingReader:
+        path = self._inside(name)
+        try:
+            return CountingReader(open(path, "rb", buffering=0))  # noqa: SIM115 - the caller closes it
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise SnapshotError(errors.RESOURCE_NOT_FOUND, f"object {name!r} not found") from None
+        except PermissionError:
+            raise SnapshotError(errors.PERMISSION_DENIED, f"reading {name!r} is not allowed") from None
+
+    def write(self, name: str, data: bytes) -> str:
+        path = self._inside(name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._inside(bucket, name)  # the folders just made must not lead elsewhere
+            self._inside(name)  # the folders just made must not lead elsewhere
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
             try:
                 os.fchmod(fd, FILE_MODE)
@@ -69,21 +106,95 @@ class LocalBuckets:
                 os.unlink(tmp)
                 raise
         except PermissionError:
-            raise SnapshotError(errors.PERMISSION_DENIED, f"bucket {bucket!r} refused writing {name!r}") from None
+            raise SnapshotError(errors.PERMISSION_DENIED, f"writing {name!r} is not allowed") from None
         except (FileExistsError, NotADirectoryError, IsADirectoryError):
             raise SnapshotError(errors.INVALID_PARAMETER,
-                                f"{name!r} clashes with an existing object or folder in bucket {bucket!r}") from None
-        return self.url(bucket, name)
+                                f"{name!r} clashes with an existing object or folder") from None
+        return path.as_uri()
 
-    def url(self, bucket: str, name: str) -> str:
-        return (self.root / bucket / name).as_uri()
-
-    def _inside(self, bucket: str, name: str) -> Path:
-        """The path of `name` in `bucket`, refusing anything that resolves outside the bucket."""
-        check_bucket_name(bucket, "Bucket")
+    def _inside(self, name: str) -> Path:
+        """The path of `name`, refusing anything that resolves outside the folder."""
         check_object_name(name, "Object")
-        bucket_dir = (self.root / bucket).resolve()
-        path = bucket_dir / name
-        if not path.parent.resolve().is_relative_to(bucket_dir) or path.is_symlink():
-            raise SnapshotError(errors.PERMISSION_DENIED, f"{name!r} would leave bucket {bucket!r}")
+        folder = self.folder.resolve()
+        path = folder / name
+        if not path.parent.resolve().is_relative_to(folder) or path.is_symlink():
+            raise SnapshotError(errors.PERMISSION_DENIED, f"{name!r} would leave its bucket")
         return path
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How remote storage calls are retried: exponential backoff, then TransientNetWorkError."""
+    attempts: int = 5
+    initial_s: float = 0.25
+    maximum_s: float = 4.0
+    timeout_s: float = 30.0   # per request
+
+
+@dataclass
+class Buckets:
+    """Resolves a bucket (and the RoleArn of a request) to where its objects live."""
+    root: str = "./buckets"
+    bucket_map: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, dict] = field(default_factory=dict)
+    retry: Retry = Retry()
+
+    def __post_init__(self):
+        self._roots: dict[tuple[str, str], object] = {}
+        if not _is_gcs(self.root):
+            self.root = str(Path(self.root).absolute())
+
+    @classmethod
+    def from_files(cls, root: str, bucket_map_file: str | None = None, roles_file: str | None = None,
+                   retry: Retry = Retry()) -> Buckets:
+        return cls(root, _load_json(bucket_map_file, "bucket map"), _load_json(roles_file, "roles"), retry)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_roots"] = {}  # clients are made again where the object lands
+        return state
+
+    def check_role(self, role_arn: str, field_name: str) -> None:
+        if role_arn and role_arn not in self.roles:
+            raise SnapshotError(errors.ENTITY_NOT_EXIST_ROLE, f"{field_name} {role_arn!r} is not a known role")
+
+    def open(self, ref) -> CountingReader:
+        """A seekable reader of the object `ref` (bucket, name, role_arn); the caller closes it."""
+        return self._root(ref.bucket, ref.role_arn).open(ref.name)
+
+    def write(self, where, name: str, data: bytes) -> str:
+        """Write object `name` atomically into the bucket of `where` (bucket, role_arn); its URL."""
+        return self._root(where.bucket, where.role_arn).write(name, data)
+
+    def _root(self, bucket: str, role_arn: str):
+        check_bucket_name(bucket, "Bucket")
+        key = (bucket, role_arn)
+        if key not in self._roots:
+            if bucket in self.bucket_map:
+                location = self.bucket_map[bucket]
+            else:
+                location = _join(self.bucket_map.get("*", self.root), bucket)
+            if _is_gcs(location):
+                from snapshot import gcs  # google-cloud-storage only where a gs:// root is used
+                self._roots[key] = gcs.GcsRoot(location, self.roles.get(role_arn), self.retry)
+            else:
+                self._roots[key] = LocalRoot(location)
+        return self._roots[key]
+
+
+def _is_gcs(location: str) -> bool:
+    return location.startswith("gs://")
+
+
+def _join(root: str, bucket: str) -> str:
+    return f"{root.rstrip('/')}/{bucket}" if _is_gcs(root) else str(Path(root) / bucket)
+
+
+def _load_json(path: str | None, what: str) -> dict:
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as stream:
+        value = json.load(stream)
+    if not isinstance(value, dict):
+        raise ValueError(f"the {what} file {path} must hold a JSON object")
+    return value

@@ -9,7 +9,7 @@ from PIL import Image
 
 from snapshot import errors, jobs, synth
 from snapshot.jobs import ManifestLine
-from snapshot.storage import LocalBuckets
+from snapshot.storage import Buckets
 
 from .conftest import request_line
 
@@ -18,7 +18,7 @@ GREEN = (0, 255, 0)
 
 def run_job(bucket_root, text: str):
     job = jobs.read_job(ManifestLine("m.jsonl", 1, text), "now")
-    return jobs.run(job, LocalBuckets(str(bucket_root)))
+    return jobs.run(job, Buckets(str(bucket_root)))
 
 
 def sprite_line(tile: dict, output="single/{Count}.jpg", tiles="sheets/{TileCount}.jpg", **config) -> str:

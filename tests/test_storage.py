@@ -1,18 +1,29 @@
-"""Local buckets: names stay inside, writes are atomic, symlinks lead nowhere."""
+"""Local buckets and the bucket map: names stay inside, writes are atomic, symlinks lead nowhere."""
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
 from snapshot import errors
 from snapshot.errors import SnapshotError
-from snapshot.storage import LocalBuckets
+from snapshot.spec import ObjectRef
+from snapshot.storage import Buckets
+
+
+def ref(bucket: str, name: str = "", role_arn: str = "") -> ObjectRef:
+    return ObjectRef(bucket, "local", name, role_arn)
+
+
+def read(buckets: Buckets, bucket: str, name: str) -> bytes:
+    with buckets.open(ref(bucket, name)) as reader:
+        return reader.read()
 
 
 def test_write_creates_folders_and_returns_the_url(tmp_path):
-    buckets = LocalBuckets(str(tmp_path))
-    url = buckets.write("out", "a/b/c.jpg", b"jpeg")
+    buckets = Buckets(str(tmp_path))
+    url = buckets.write(ref("out"), "a/b/c.jpg", b"jpeg")
     assert (tmp_path / "out" / "a" / "b" / "c.jpg").read_bytes() == b"jpeg"
     assert url == (tmp_path / "out" / "a" / "b" / "c.jpg").as_uri()
     assert os.listdir(tmp_path / "out" / "a" / "b") == ["c.jpg"]  # no temporary file left
@@ -20,8 +31,8 @@ def test_write_creates_folders_and_returns_the_url(tmp_path):
 
 
 def test_a_write_replaces_atomically(tmp_path, monkeypatch):
-    buckets = LocalBuckets(str(tmp_path))
-    buckets.write("out", "c.jpg", b"old")
+    buckets = Buckets(str(tmp_path))
+    buckets.write(ref("out"), "c.jpg", b"old")
     seen = []
     real_replace = os.replace
 
@@ -30,19 +41,26 @@ def test_a_write_replaces_atomically(tmp_path, monkeypatch):
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace_and_look)
-    buckets.write("out", "c.jpg", b"new")
+    buckets.write(ref("out"), "c.jpg", b"new")
     assert seen == [(b"old", True)]  # the final name held the whole old file until the rename
     assert (tmp_path / "out" / "c.jpg").read_bytes() == b"new"
 
 
+def test_reads_are_counted(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "v.bin").write_bytes(bytes(range(256)) * 4)
+    with Buckets(str(tmp_path)).open(ref("in", "v.bin")) as reader:
+        reader.seek(1000)
+        assert reader.read(100) == bytes(range(232, 256))
+        assert reader.bytes_read == 24
+
+
 def test_missing_input_is_not_found(tmp_path):
     (tmp_path / "in").mkdir()
-    with pytest.raises(SnapshotError) as caught:
-        LocalBuckets(str(tmp_path)).input_path("in", "nope.mp4")
-    assert caught.value.code == errors.RESOURCE_NOT_FOUND
-    with pytest.raises(SnapshotError) as caught:
-        LocalBuckets(str(tmp_path)).input_path("nobucket", "nope.mp4")
-    assert caught.value.code == errors.RESOURCE_NOT_FOUND
+    for bucket in ("in", "nobucket"):
+        with pytest.raises(SnapshotError) as caught:
+            read(Buckets(str(tmp_path)), bucket, "nope.mp4")
+        assert caught.value.code == errors.RESOURCE_NOT_FOUND
 
 
 def test_symlinks_out_of_the_bucket_are_refused(tmp_path):
@@ -53,11 +71,11 @@ def test_symlinks_out_of_the_bucket_are_refused(tmp_path):
     bucket.mkdir(parents=True)
     os.symlink(outside, bucket / "link")
     os.symlink(outside / "secret.mp4", bucket / "file.mp4")
-    buckets = LocalBuckets(str(tmp_path / "root"))
-    for call in (lambda: buckets.write("b", "link/x.jpg", b"x"),
-                 lambda: buckets.write("b", "file.mp4", b"x"),
-                 lambda: buckets.input_path("b", "link/secret.mp4"),
-                 lambda: buckets.input_path("b", "file.mp4")):
+    buckets = Buckets(str(tmp_path / "root"))
+    for call in (lambda: buckets.write(ref("b"), "link/x.jpg", b"x"),
+                 lambda: buckets.write(ref("b"), "file.mp4", b"x"),
+                 lambda: read(buckets, "b", "link/secret.mp4"),
+                 lambda: read(buckets, "b", "file.mp4")):
         with pytest.raises(SnapshotError) as caught:
             call()
         assert caught.value.code == errors.PERMISSION_DENIED
@@ -66,10 +84,32 @@ def test_symlinks_out_of_the_bucket_are_refused(tmp_path):
 
 
 def test_names_are_checked_before_any_io(tmp_path):
-    buckets = LocalBuckets(str(tmp_path))
+    buckets = Buckets(str(tmp_path))
     for name in ("../x.jpg", "/x.jpg", "a/../../x.jpg"):
         with pytest.raises(SnapshotError) as caught:
-            buckets.write("out", name, b"x")
+            buckets.write(ref("out"), name, b"x")
         assert caught.value.code == errors.PERMISSION_DENIED
-    assert not (tmp_path / "out").exists()
+    with pytest.raises(SnapshotError) as caught:
+        buckets.write(ref(".."), "x.jpg", b"x")
+    assert caught.value.code == errors.INVALID_PARAMETER
     assert os.listdir(tmp_path) == []
+
+
+def test_bucket_map_sends_buckets_to_their_roots(tmp_path):
+    bucket_map = tmp_path / "map.json"
+    bucket_map.write_text(json.dumps({"special": str(tmp_path / "elsewhere"), "*": str(tmp_path / "star")}))
+    buckets = Buckets.from_files(str(tmp_path / "default"), str(bucket_map))
+    buckets.write(ref("special"), "a.jpg", b"1")
+    buckets.write(ref("other"), "b.jpg", b"2")
+    assert (tmp_path / "elsewhere" / "a.jpg").read_bytes() == b"1"    # a mapped bucket is its root
+    assert (tmp_path / "star" / "other" / "b.jpg").read_bytes() == b"2"  # "*" is a root of buckets
+    assert Buckets(str(tmp_path / "default")).write(ref("plain"), "c.jpg", b"3").endswith("/default/plain/c.jpg")
+
+
+def test_unknown_roles(tmp_path):
+    buckets = Buckets(str(tmp_path), roles={"acs:ram::1:role/known": {"key_file": "k.json"}})
+    buckets.check_role("", "Input.RoleArn")
+    buckets.check_role("acs:ram::1:role/known", "Input.RoleArn")
+    with pytest.raises(SnapshotError) as caught:
+        buckets.check_role("acs:ram::1:role/other", "Input.RoleArn")
+    assert caught.value.code == errors.ENTITY_NOT_EXIST_ROLE and "Input.RoleArn" in caught.value.message

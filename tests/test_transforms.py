@@ -11,7 +11,7 @@ from PIL import Image
 
 from snapshot import errors, jobs, synth
 from snapshot.jobs import ManifestLine
-from snapshot.storage import LocalBuckets
+from snapshot.storage import Buckets
 from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures
 from transforms.manifest import ReadManifest
 
@@ -48,7 +48,7 @@ def test_parse_jobs_keeps_every_line_with_a_stable_id():
 
 
 def test_plan_captures_splits_jobs_into_tasks_and_reports_failures(bucket_root):
-    buckets = LocalBuckets(str(bucket_root))
+    buckets = Buckets(str(bucket_root))
     texts = [request_line(TimeArray={"TimePointList": list(range(0, 2900, 100))}, FrameType="normal"),
              request_line(obj="v/missing.mp4"),
              request_line(Time=9000, FrameType="normal"),
@@ -66,7 +66,7 @@ def test_plan_captures_splits_jobs_into_tasks_and_reports_failures(bucket_root):
 
 
 def test_capture_writes_the_right_frames(bucket_root):
-    buckets = LocalBuckets(str(bucket_root))
+    buckets = Buckets(str(bucket_root))
     job = jobs.read_job(lines(request_line(output="shots/{Count}.jpg", FrameType="normal",
                                            TimeArray={"TimePointList": [2017, 0, 1010]}))[0], "now")
     _, tasks = jobs.plan_job(job, buckets)
@@ -80,7 +80,7 @@ def test_capture_writes_the_right_frames(bucket_root):
 
 
 def test_assemble_results_gives_exactly_one_result_per_job(bucket_root):
-    buckets = LocalBuckets(str(bucket_root))
+    buckets = Buckets(str(bucket_root))
     texts = [request_line(Time=0, Num=3, Interval=1), request_line(obj="v/missing.mp4"), "[]"]
     parsed_jobs = [jobs.read_job(line, "now") for line in lines(*texts)]
     with make_pipeline() as p:
@@ -96,7 +96,7 @@ def test_assemble_results_gives_exactly_one_result_per_job(bucket_root):
 
 
 def test_a_failure_mid_job_fails_the_job_and_keeps_what_was_written(tmp_path):
-    buckets = LocalBuckets(str(tmp_path))
+    buckets = Buckets(str(tmp_path))
     job = jobs.read_job(lines(request_line(Time=0, Num=2))[0], "now")
     image = jobs.SnapshotImage(1, "00001.jpg", "file:///x", 0, 0, 8, 8)
     planned = jobs.Outcome(0, planned=jobs.Planned(3000, 2, None))
@@ -129,7 +129,7 @@ def test_graph_runs_with_local_workers(tmp_path, bucket_root, workers):
     manifest.write_text("\n".join([request_line(Time=0, Num=5, Interval=0.5, FrameType="normal"), "bad"]) + "\n")
     options = ["--direct_num_workers", str(workers), "--direct_running_mode", "multi_threading"]
     with BeamTestPipeline(runner="FnApiRunner", argv=options) as p:
-        graph.build(p, str(manifest), str(tmp_path / "res"), str(bucket_root))
+        graph.build(p, str(manifest), str(tmp_path / "res"), Buckets(str(bucket_root)))
     records = read_results(str(tmp_path / "res"))
     assert [(r["Source"], r["State"], r["Count"]) for r in records] == [("m.jsonl:1", "Success", 5),
                                                                         ("m.jsonl:2", "Fail", 0)]
