@@ -98,6 +98,9 @@ def plan_job(job: Job, buckets: Buckets) -> tuple[Outcome, list[CaptureTask]]:
         _check_roles(request, buckets)
         with buckets.open(request.input) as reader:
             probe = media.probe(reader)
+            if config.frame_type == spec.INTRA:
+                targets = [probe.pts(point) for point in plan.time_points(config, probe.duration_ms)]
+                probe = media.exact_keyframes(reader, probe, targets)
         size = plan.output_size(config, probe)
         layout = tiles.layout(config.tile, size) if config.tile else None
         shots = sorted(plan.shots(config, probe), key=lambda s: s.target_pts)

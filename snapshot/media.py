@@ -7,7 +7,7 @@ at 10 s (MPEG-TS) counts from 0 like any other.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import BinaryIO, Iterable, Iterator
 
@@ -27,6 +27,7 @@ _UPRIGHT = {90: Image.Transpose.ROTATE_90, -90: Image.Transpose.ROTATE_270,
 
 SEEK_ATTEMPTS = 10
 IO_BUFFER = 1 << 16        # bytes FFmpeg asks the reader for at a time
+INDEXED_FORMATS = {"mov", "mp4", "matroska", "webm"}  # demuxers whose index lists every keyframe
 BLACK_WINDOW_S = 5         # the black-frame filter looks this far for the first image
 BLACK_TEST_WIDTH = 160     # frames are tested for black at this width (luma only)
 
@@ -41,6 +42,7 @@ class Probe:
     width: int                   # display size, upright
     height: int
     rotation: int                # degrees counter-clockwise, as PyAV reports it
+    keyframes_exact: bool = True  # False: estimates from decode timestamps (see exact_keyframes)
 
     @property
     def duration_ms(self) -> float:
@@ -80,32 +82,97 @@ class Captured:
 
 
 def probe(source: BinaryIO) -> Probe:
-    """Read a video's timing and keyframes (demuxing only) and decode its first frame."""
+    """Timing and keyframes of a video, and its upright display size.
+
+    It decodes the first frame. Keyframes come from the container's index (MP4 sample
+    tables, Matroska cues) when it has one, reading no media data; otherwise every packet
+    is demuxed (not decoded), as for MPEG-TS.
+    """
     with _open(source) as container:
         stream = _video_stream(container)
-        keyframes, start, end, first = [], None, None, None
         try:
-            for packet in container.demux(stream):
-                pts = packet.pts if packet.pts is not None else packet.dts
-                if pts is None:
-                    continue
-                if packet.is_keyframe:
-                    keyframes.append(pts)
-                start = pts if start is None else min(start, pts)
-                end = max(end or pts, pts + (packet.duration or 0))
-                if first is None:
-                    first = next(iter(packet.decode()), None)
-            if first is None:
-                first = next(iter(stream.codec_context.decode(None)), None)
+            first_packet, first = _first_frame(container, stream)
+            start = stream.start_time if stream.start_time is not None else first.pts
+            found = _from_index(container, stream, first_packet, start) or _from_packets(container, stream)
         except av.FFmpegError:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video stream cannot be decoded") from None
-        if first is None or not keyframes:
-            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video has no decodable frame")
         width, height = _display_size(stream, first)
         rotation = int(first.rotation or 0)
         if rotation in (90, -90, 270):
             width, height = height, width
-        return Probe(stream.time_base, start, end, tuple(sorted(set(keyframes))), width, height, rotation)
+        return Probe(stream.time_base, width=width, height=height, rotation=rotation, **found)
+
+
+def exact_keyframes(source: BinaryIO, probe_: Probe, targets: Iterable[int]) -> Probe:
+    """The probe with the true pts of the keyframes around each target, where the index only
+    gave estimates (MP4 indexes decode timestamps): one packet read per keyframe."""
+    if probe_.keyframes_exact:
+        return probe_
+    keyframes = list(probe_.keyframes)
+    near = set()
+    for target in targets:
+        index = bisect.bisect_right(keyframes, target)
+        near.update(range(max(0, index - 2), min(len(keyframes), index + 2)))
+    with _open(source) as container:
+        stream = _video_stream(container)
+        try:
+            for index in sorted(near):
+                # the MP4 demuxer seeks on the same estimated timeline, so this lands on that keyframe
+                container.seek(keyframes[index], stream=stream, backward=True)
+                packet = next((p for p in container.demux(stream) if p.pts is not None), None)
+                if packet is not None and packet.is_keyframe:
+                    keyframes[index] = packet.pts
+        except av.FFmpegError:
+            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be read at its keyframes") from None
+    return replace(probe_, keyframes=tuple(sorted(set(keyframes))))
+
+
+def _first_frame(container, stream):
+    """(first packet with a timestamp, first decoded frame)."""
+    first_packet = None
+    for packet in container.demux(stream):
+        if first_packet is None and packet.pts is not None:
+            first_packet = packet
+        for frame in packet.decode():
+            return first_packet, frame
+    for frame in stream.codec_context.decode(None):
+        return first_packet, frame
+    raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video has no decodable frame")
+
+
+def _from_index(container, stream, first_packet, start: int | None) -> dict | None:
+    """Keyframes from the index of a format that has a complete one, and the end from the
+    packets of the last keyframe's GOP; None for other formats."""
+    if first_packet is None or start is None or not INDEXED_FORMATS & set(container.format.name.split(",")):
+        return None
+    container.seek(start, stream=stream, backward=True)  # Matroska reads its cues on the first seek
+    index = sorted(entry.timestamp for entry in stream.index_entries if entry.is_keyframe)
+    if not index:
+        return None
+    container.seek(index[-1], stream=stream, backward=True)
+    end = max((p.pts + (p.duration or 0) for p in container.demux(stream) if p.pts is not None), default=None)
+    if end is None:
+        return None
+    offset = first_packet.pts - index[0] if first_packet.is_keyframe else 0
+    return dict(start_pts=start, end_pts=end, keyframes=tuple(k + offset for k in index),
+                keyframes_exact=offset == 0)
+
+
+def _from_packets(container, stream) -> dict:
+    """Keyframes, start and end from every packet's timestamps."""
+    container.seek(0, backward=True)
+    keyframes, start, end = [], None, None
+    for packet in container.demux(stream):
+        pts = packet.pts if packet.pts is not None else packet.dts
+        if pts is None:
+            continue
+        if packet.is_keyframe:
+            keyframes.append(pts)
+        start = pts if start is None else min(start, pts)
+        end = max(end if end is not None else pts, pts + (packet.duration or 0))
+    if not keyframes:
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video has no keyframe")
+    return dict(start_pts=start, end_pts=end, keyframes=tuple(sorted(set(keyframes))))
 
 
 def capture(source: BinaryIO, shots: Iterable[Shot], probe_: Probe, size: tuple[int, int],
@@ -236,6 +303,8 @@ def _display_size(stream, frame) -> tuple[int, int]:
 
 
 def _open(source: BinaryIO):
+    if hasattr(source, "seek"):
+        source.seek(0)
     try:
         return av.open(source, mode="r", buffer_size=IO_BUFFER)
     except av.FFmpegError:

@@ -57,14 +57,15 @@ def read_index(image: Image.Image) -> int:
 def write_video(path: str, *, frames: int = 60, fps: int = 30, size: tuple[int, int] = (320, 180),
                 codec: str = "libx264", pix_fmt: str = "yuv420p", container_format: str | None = None,
                 options: dict | None = None, container_options: dict | None = None, times: Sequence[float] | None = None,
-                rotation: int = 0, start_seconds: float = 0, black_frames: int = 0) -> None:
+                rotation: int = 0, start_seconds: float = 0, black_frames: int = 0, noise: int = 0) -> None:
     """Encode `frames` pattern frames (index 0, 1, ...) into a video file.
 
     `size` is the upright picture. `times` (seconds) gives each frame's presentation time
     for variable frame rate; otherwise frame i is shown at i / fps. `rotation` stores the
     picture turned and a display matrix that turns it back (as phones do: -90 means the
     player turns it 90 degrees clockwise). `start_seconds` offsets every timestamp. The
-    first `black_frames` frames are all black.
+    first `black_frames` frames are all black. `noise` adds random grain of that amplitude,
+    which makes frames big (for tests of how much is read).
     """
     width, height = size
     turned = rotation in (90, -90, 270)
@@ -80,7 +81,11 @@ def write_video(path: str, *, frames: int = 60, fps: int = 30, size: tuple[int, 
         if rotation:
             stream.set_display_rotation(rotation)
         for index in range(frames):
-            picture = Image.fromarray(pattern(index, width, height) * (index >= black_frames))
+            pixels = pattern(index, width, height) * (index >= black_frames)
+            if noise:
+                grain = np.random.default_rng(index).integers(-noise, noise + 1, pixels.shape)
+                pixels = np.clip(pixels.astype(np.int16) + grain, 0, 255).astype(np.uint8)
+            picture = Image.fromarray(pixels)
             if rotation:
                 picture = picture.rotate(-rotation, expand=True)
             frame = av.VideoFrame.from_image(picture)

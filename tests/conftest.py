@@ -22,6 +22,8 @@ VIDEOS = {
     "vfr.mp4": dict(frames=10, times=[0, 0.1, 0.15, 0.5, 0.52, 1.0, 1.7, 1.71, 2.0, 2.5], options={"g": "4"}),
     "phone.mp4": dict(size=(180, 320), rotation=-90, options=H264),
     "long_gop.mp4": dict(frames=300, options={"g": "300", "bf": "2"}),
+    # 10 s of grain at about 85 Mbit/s: 10 MB, for tests of how much of an input is read
+    "grain.mp4": dict(frames=300, noise=25, options={**H264, "preset": "ultrafast", "crf": "10"}),
 }
 
 

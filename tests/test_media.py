@@ -1,6 +1,8 @@
 """The right frame, upright and at the right size, on real videos made with PyAV."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from snapshot import errors, media, plan, synth
@@ -18,6 +20,9 @@ def captured(path: str, **fields) -> list[tuple[int, int, tuple[int, int]]]:
     """(requested ms, frame index shown, image size) for each shot, in {Count} order."""
     config = SnapshotConfig(output=OUT, **fields)
     probe = media.probe(path)
+    if config.frame_type == INTRA:
+        targets = [probe.pts(point) for point in plan.time_points(config, probe.duration_ms)]
+        probe = media.exact_keyframes(path, probe, targets)
     shots = plan.shots(config, probe)
     images = media.capture(path, shots, probe, plan.output_size(config, probe))
     found = sorted(images, key=lambda c: c.shot.seq)
@@ -59,6 +64,28 @@ def test_variable_frame_rate(videos):
     points = (0, 120, 510, 999, 1000, 1705, 2400, 2533)
     shown = captured(videos("vfr.mp4"), time_array=points, frame_type=NORMAL)
     assert [index for _, index, _ in shown] == [0, 1, 3, 4, 5, 6, 8, 9]
+
+
+def test_variable_frame_rate_intra_uses_true_keyframe_times(videos):
+    # keyframes at 0, 0.52 s and 2.0 s; the MP4 index only knows their decode times
+    probe = media.probe(videos("vfr.mp4"))
+    assert not probe.keyframes_exact
+    shown = captured(videos("vfr.mp4"), time_array=(300, 1300, 2400), frame_type=INTRA)
+    assert [(ms, index) for ms, index, _ in shown] == [(300, 4), (1300, 8)]
+
+
+def test_probe_and_capture_read_a_small_part_of_an_indexed_file(videos):
+    from snapshot.storage import CountingReader
+    path = videos("grain.mp4")
+    size = os.path.getsize(path)
+    with CountingReader(open(path, "rb", buffering=0)) as reader:
+        probe = media.probe(reader)
+        assert reader.bytes_read < size * 0.3  # the index, the first frame, the last GOP
+        shots = [media.Shot(1, 5000, probe.pts(5000)), media.Shot(2, 8000, probe.pts(8000))]
+        reader.bytes_read = 0
+        found = [synth.read_index(c.image) for c in media.capture(reader, shots, probe, (160, 90), True)]
+        assert found == [150, 240] and reader.bytes_read < size * 0.1
+    assert probe.keyframes == tuple(15360 * k for k in range(10)) and probe.duration_ms == 10_000
 
 
 def test_phone_video_is_upright_and_sized_after_rotation(videos):
