@@ -18,6 +18,7 @@ setup(
         "fastavro>=1.9,<2",
     ],
     extras_require={
-        "test": ["pytest>=8", "alibabacloud-mts20140618>=6,<7", "webvtt-py>=0.5,<1"],
+        "test": ["pytest>=8", "alibabacloud-mts20140618>=6,<7", "webvtt-py>=0.5,<1",
+                 "gcp-storage-emulator>=2024.8", "cryptography>=42"],
     },
 )

@@ -187,7 +187,11 @@ def _is_gcs(location: str) -> bool:
 
 
 def _join(root: str, bucket: str) -> str:
-    return f"{root.rstrip('/')}/{bucket}" if _is_gcs(root) else str(Path(root) / bucket)
+    """Bucket `bucket` below a root of buckets; the root `gs://` is GCS itself."""
+    if not _is_gcs(root):
+        return str(Path(root) / bucket)
+    below = root[len("gs://"):].strip("/")
+    return f"gs://{below}/{bucket}" if below else f"gs://{bucket}"
 
 
 def _load_json(path: str | None, what: str) -> dict:

@@ -1,0 +1,252 @@
+"""gs:// buckets against a real GCS API server (gcp-storage-emulator) on 127.0.0.1, with a
+fault-injecting proxy in front of it."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections import Counter
+
+import pytest
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+from PIL import Image
+
+from pipeline import graph
+from pipeline.show import read_results
+from snapshot import errors, jobs, synth
+from snapshot.jobs import ManifestLine
+from snapshot.storage import Buckets, Retry
+
+from .gcs_servers import Emulator, FaultProxy, TokenServer, service_account_key
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST_RETRY = Retry(attempts=4, initial_s=0.01, maximum_s=0.05, timeout_s=5)
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    server = Emulator()
+    yield server
+    server.stop()
+
+
+class Gcs:
+    """Test buckets on the emulator, set up directly; the code under test goes through the proxy."""
+
+    def __init__(self, emulator: Emulator, proxy: FaultProxy):
+        self.proxy = proxy
+        self.client = storage.Client(project="test", credentials=AnonymousCredentials(),
+                                     client_options={"api_endpoint": emulator.url})
+
+    def bucket(self, stem: str) -> str:
+        name = f"{stem}-{uuid.uuid4().hex[:8]}"
+        self.client.create_bucket(name)
+        return name
+
+    def upload(self, bucket: str, name: str, path: str) -> None:
+        self.client.bucket(bucket).blob(name).upload_from_filename(path)
+
+    def download(self, bucket: str, name: str) -> bytes:
+        return self.client.bucket(bucket).blob(name).download_as_bytes()
+
+    def index_of(self, bucket: str, name: str) -> tuple[int, tuple[int, int]]:
+        image = Image.open(io.BytesIO(self.download(bucket, name)))
+        return synth.read_index(image), image.size
+
+
+@pytest.fixture(scope="module")
+def default_credentials(tmp_path_factory):
+    """Application default credentials whose tokens come from a local token server. Without any,
+    Beam's gs:// filesystem spends half a minute looking before it goes on anonymously."""
+    tokens = TokenServer("default-token")
+    key = tmp_path_factory.mktemp("adc") / "key.json"
+    service_account_key(str(key), tokens.url)
+    yield str(key)
+    tokens.stop()
+
+
+@pytest.fixture
+def gcs(emulator, default_credentials, monkeypatch):
+    proxy = FaultProxy(emulator.port)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", default_credentials)
+    yield Gcs(emulator, proxy)
+    proxy.stop()
+
+
+def line(bucket: str, obj: str, out: str, output="{Count}.jpg", role="", **config) -> str:
+    config = {"OutputFile": {"Bucket": out, "Location": "oss-cn-hangzhou", "Object": output}, **config}
+    source = {"Bucket": bucket, "Location": "oss-cn-hangzhou", "Object": obj}
+    if role:
+        source["RoleArn"] = role
+    return json.dumps({"Input": source, "SnapshotConfig": config})
+
+
+def run_job(text: str, buckets: Buckets):
+    return jobs.run(jobs.read_job(ManifestLine("m.jsonl", 1, text), "now"), buckets)
+
+
+def gcs_buckets(**kwargs) -> Buckets:
+    return Buckets("./unused", {"*": "gs://"}, retry=kwargs.pop("retry", FAST_RETRY), **kwargs)
+
+
+def test_a_whole_manifest_on_gcs(gcs, videos, tmp_path):
+    media, out, ops = gcs.bucket("media"), gcs.bucket("out"), gcs.bucket("ops")
+    gcs.upload(media, "v/h264.mp4", videos("h264.mp4"))
+    gcs.upload(media, "v/phone.mp4", videos("phone.mp4"))
+    manifest = [
+        line(media, "v/h264.mp4", out, output="{FileName}/{Count}.jpg", FrameType="normal",
+             TimeArray={"TimePointList": [1010, 2017]}),
+        line(media, "v/phone.mp4", out, output="phone.jpg", Time=1010, FrameType="normal", Width=90),
+        line(media, "v/missing.mp4", out, Time=0),
+        line(f"nobucket-{uuid.uuid4().hex[:8]}", "v/h264.mp4", out, Time=0),
+        line(media, "v/h264.mp4", out, output="s/{Count}.jpg", Time=0, Num=3, Interval=1, FrameType="normal",
+             TileOut={"Lines": 1, "Columns": 3, "CellWidth": 64},
+             TileOutputFile={"Bucket": out, "Location": "x", "Object": "s/sheet.jpg"}, Format="vtt"),
+    ]
+    gcs.client.bucket(ops).blob("jobs/part-1.jsonl").upload_from_string("\n".join(manifest[:3]) + "\n")
+    gcs.client.bucket(ops).blob("jobs/part-2.jsonl").upload_from_string("\n".join(manifest[3:]) + "\n")
+    bucket_map = tmp_path / "map.json"
+    bucket_map.write_text(json.dumps({"*": "gs://"}))
+    done = subprocess.run([sys.executable, "-m", "pipeline", "--manifest", f"gs://{ops}/jobs/*.jsonl",
+                           "--results", f"gs://{ops}/results/run", "--bucket_map", str(bucket_map),
+                           "--bucket_root", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    found = {r["Source"]: r for r in read_results(f"gs://{ops}/results/run")}
+    assert [(s, found[s]["State"], found[s]["Code"], found[s]["Count"]) for s in sorted(found)] == [
+        ("part-1.jsonl:1", "Success", "", 2), ("part-1.jsonl:2", "Success", "", 1),
+        ("part-1.jsonl:3", "Fail", errors.RESOURCE_NOT_FOUND, 0),
+        ("part-2.jsonl:1", "Fail", errors.RESOURCE_NOT_FOUND, 0), ("part-2.jsonl:2", "Success", "", 3)]
+    assert gcs.index_of(out, "h264/00001.jpg") == (30, (320, 180))
+    assert gcs.index_of(out, "h264/00002.jpg") == (60, (320, 180))
+    assert gcs.index_of(out, "phone.jpg") == (30, (90, 160))
+    assert found["part-1.jsonl:1"]["Snapshots"][0]["Url"] == f"gs://{out}/h264/00001.jpg"
+    assert found["part-2.jsonl:2"]["Tiles"] == [f"gs://{out}/s/sheet.jpg"]
+    sheet = Image.open(io.BytesIO(gcs.download(out, "s/sheet.jpg")))
+    assert [synth.read_index(sheet.crop((64 * k, 0, 64 * k + 64, 36))) for k in range(3)] == [0, 30, 60]
+    assert gcs.download(out, "s/00001.vtt").startswith(b"WEBVTT")
+    assert all(r["BytesRead"] > 0 for s, r in found.items() if r["State"] == "Success")
+
+
+def test_ranged_reads_fetch_a_small_part_and_are_counted(gcs, videos, tmp_path):
+    media, out = gcs.bucket("media"), gcs.bucket("out")
+    gcs.upload(media, "grain.mp4", videos("grain.mp4"))
+    size = os.path.getsize(videos("grain.mp4"))
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(line(media, "grain.mp4", out, TimeArray={"TimePointList": [2000, 5000, 8000]}) + "\n")
+    p = BeamTestPipeline(runner="FnApiRunner")
+    graph.build(p, str(manifest), str(tmp_path / "res"), gcs_buckets())
+    outcome = p.run()
+    outcome.wait_until_finish()
+    (record,) = read_results(str(tmp_path / "res"))
+    assert record["State"] == "Success" and record["Count"] == 3
+    assert [gcs.index_of(out, f"0000{n}.jpg")[0] for n in (1, 2, 3)] == [60, 150, 240]
+    assert 0 < record["BytesRead"] < size * 0.35
+    counters = outcome.metrics().query(MetricsFilter().with_name("input_bytes_read"))["counters"]
+    assert sum(c.committed for c in counters) == record["BytesRead"]
+    ranged = [s for s in gcs.proxy.seen if "alt=media" in s.path]
+    assert len(ranged) >= 4 and {s.method for s in ranged} == {"GET"}
+
+
+def test_transient_failures_are_retried(gcs, videos):
+    media, out = gcs.bucket("media"), gcs.bucket("out")
+    gcs.upload(media, "v.mp4", videos("h264.mp4"))
+    tries = Counter()
+
+    def flaky(method, path):
+        key = (method, path.split("?")[0])
+        tries[key] += 1
+        return {1: 503, 2: "drop", 3: 429}.get(tries[key], "pass")
+
+    gcs.proxy.rule = flaky
+    result = run_job(line(media, "v.mp4", out, Time=1010, FrameType="normal"), gcs_buckets())
+    assert (result.state, result.code) == ("Success", ""), result.message
+    assert gcs.index_of(out, "00001.jpg")[0] == 30
+    answers = Counter(s.answer for s in gcs.proxy.seen)
+    assert answers["503"] >= 3 and answers["drop"] >= 3 and answers["429"] >= 3
+
+
+def test_a_stalled_request_times_out_and_is_retried(gcs, videos):
+    media, out = gcs.bucket("media"), gcs.bucket("out")
+    gcs.upload(media, "v.mp4", videos("h264.mp4"))
+    stalled = set()
+
+    def stall_once(method, path):
+        if path.split("?")[0] in stalled:
+            return "pass"
+        stalled.add(path.split("?")[0])
+        return "stall"
+
+    gcs.proxy.rule, gcs.proxy.stall_seconds = stall_once, 2.0
+    result = run_job(line(media, "v.mp4", out, Time=0), gcs_buckets(retry=Retry(3, 0.01, 0.05, timeout_s=0.5)))
+    assert result.state == "Success", result.message
+    assert Counter(s.answer for s in gcs.proxy.seen)["stall"] >= 2
+
+
+def test_storage_that_keeps_failing_gives_transient_network_error_and_spares_the_others(gcs, videos, tmp_path):
+    media, flaky, out = gcs.bucket("media"), gcs.bucket("flaky"), gcs.bucket("out")
+    gcs.upload(media, "v.mp4", videos("h264.mp4"))
+    gcs.upload(flaky, "v.mp4", videos("h264.mp4"))
+    gcs.proxy.rule = lambda method, path: 503 if f"/b/{flaky}/" in path or f"/b/{flaky}?" in path else "pass"
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(line(flaky, "v.mp4", out, output="a.jpg", Time=0) + "\n"
+                        + line(media, "v.mp4", out, output="b.jpg", Time=1010, FrameType="normal") + "\n")
+    with BeamTestPipeline(runner="FnApiRunner") as p:
+        graph.build(p, str(manifest), str(tmp_path / "res"), gcs_buckets())
+    found = {r["Source"]: r for r in read_results(str(tmp_path / "res"))}
+    assert (found["m.jsonl:1"]["State"], found["m.jsonl:1"]["Code"]) == ("Fail", errors.TRANSIENT_NETWORK_ERROR)
+    assert "after 4 attempts" in found["m.jsonl:1"]["Message"]
+    assert (found["m.jsonl:2"]["State"], gcs.index_of(out, "b.jpg")[0]) == ("Success", 30)
+
+
+def test_forbidden_access_is_permission_denied(gcs, videos):
+    private, out = gcs.bucket("private"), gcs.bucket("out")
+    gcs.upload(private, "v.mp4", videos("h264.mp4"))
+    gcs.proxy.rule = lambda method, path: 403 if f"/b/{private}/" in path else "pass"
+    result = run_job(line(private, "v.mp4", out, Time=0), gcs_buckets())
+    assert (result.state, result.code) == ("Fail", errors.PERMISSION_DENIED)
+    media = gcs.bucket("media")
+    gcs.upload(media, "v.mp4", videos("h264.mp4"))
+    result = run_job(line(media, "v.mp4", private, Time=0), gcs_buckets())  # a refused write
+    assert (result.state, result.code) == ("Fail", errors.PERMISSION_DENIED)
+
+
+def test_role_arn_selects_the_credentials_of_its_role(gcs, videos, tmp_path):
+    media, out = gcs.bucket("media"), gcs.bucket("out")
+    gcs.upload(media, "v.mp4", videos("h264.mp4"))
+    tokens = TokenServer("token-of-the-reader-role")
+    try:
+        service_account_key(str(tmp_path / "key.json"), tokens.url)
+        roles = {"acs:ram::1:role/reader": {"key_file": str(tmp_path / "key.json")}}
+        buckets = gcs_buckets(roles=roles)
+        result = run_job(line(media, "v.mp4", out, role="acs:ram::1:role/reader", Time=0), buckets)
+        assert result.state == "Success", result.message
+        reads = [s for s in gcs.proxy.seen if f"/b/{media}/" in s.path]
+        writes = [s for s in gcs.proxy.seen if f"/b/{out}/" in s.path]
+        assert reads and {s.authorization for s in reads} == {"Bearer token-of-the-reader-role"}
+        assert writes and {s.authorization for s in writes} == {""}  # the output has no role: default
+        unknown = run_job(line(media, "v.mp4", out, role="acs:ram::1:role/other", Time=0), buckets)
+        assert (unknown.state, unknown.code) == ("Fail", errors.ENTITY_NOT_EXIST_ROLE)
+    finally:
+        tokens.stop()
+
+
+def test_writes_are_single_uploads_and_reruns_rewrite_the_same_bytes(gcs, videos):
+    media, out = gcs.bucket("media"), gcs.bucket("out")
+    gcs.upload(media, "v.mp4", videos("h264.mp4"))
+    text = line(media, "v.mp4", out, Time=0, Num=3, Interval=1, FrameType="normal")
+    first = run_job(text, gcs_buckets())
+    images = [gcs.download(out, f"0000{n}.jpg") for n in (1, 2, 3)]
+    uploads = [s for s in gcs.proxy.seen if s.method in ("POST", "PUT") and f"/b/{out}/" in s.path]
+    assert len(uploads) == 3  # one request per object: nobody sees a partial object
+    second = run_job(text, gcs_buckets())
+    assert [gcs.download(out, f"0000{n}.jpg") for n in (1, 2, 3)] == images
+    assert first.to_record()["Snapshots"] == second.to_record()["Snapshots"]
+    assert FileSystems.match([f"gs://{out}/*"])[0].metadata_list.__len__() == 3
