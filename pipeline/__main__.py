@@ -15,6 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import graph
+from snapshot.notify import Delivery, Targets
 from snapshot.storage import Buckets, Retry
 
 # The DirectRunner of Beam 2.77 first tries to download the Prism runner binary; its batch
@@ -34,7 +35,18 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                         help=f"attempts per remote storage request (default: {Retry.attempts})")
     parser.add_argument("--storage_timeout", type=float, default=Retry.timeout_s,
                         help=f"seconds per remote storage request (default: {Retry.timeout_s:g})")
+    parser.add_argument("--pipelines", help="JSON file: PipelineId -> notification target "
+                                             "(http(s) URL, .jsonl file, pubsub://projects/P/topics/T)")
+    parser.add_argument("--notify_attempts", type=int, default=Delivery.attempts,
+                        help=f"attempts per notification (default: {Delivery.attempts})")
+    parser.add_argument("--notify_timeout", type=float, default=Delivery.timeout_s,
+                        help=f"seconds per notification attempt (default: {Delivery.timeout_s:g})")
     return parser.parse_known_args(argv)
+
+
+def make_targets(args: argparse.Namespace) -> Targets:
+    delivery = Delivery(attempts=max(1, args.notify_attempts), timeout_s=args.notify_timeout)
+    return Targets.from_file(graph.default_messages_file(args.results), args.pipelines, delivery)
 
 
 def make_buckets(args: argparse.Namespace) -> Buckets:
@@ -68,8 +80,9 @@ def check_run_can_happen(args: argparse.Namespace) -> str | None:
         return f"the bucket root {args.bucket_root} is not a folder"
     try:
         make_buckets(args)
+        make_targets(args)
     except (OSError, ValueError) as error:
-        return f"cannot read the bucket map or roles file: {error}"
+        return f"cannot read the bucket map, roles or pipelines file: {error}"
     return None
 
 
@@ -84,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {reason}", file=sys.stderr)
         return 2
     with beam.Pipeline(options=beam_options(beam_args)) as p:
-        graph.build(p, args.manifest, args.results, make_buckets(args))
+        graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args))
     print(f"results written to {args.results}-*.avro")
     return 0
 

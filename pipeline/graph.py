@@ -3,17 +3,26 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+from snapshot.notify import Targets
 from snapshot.storage import Buckets
 from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures
 from transforms.manifest import ReadManifest
+from transforms.notify import Notify
 from transforms.results import WriteResults
 
 
-def build(p: beam.Pipeline, manifest: str, results_prefix: str, buckets: Buckets):
-    parsed = p | "ReadManifest" >> ReadManifest(manifest) | "ParseJobs" >> ParseJobs()
+def build(p: beam.Pipeline, manifest: str, results_prefix: str, buckets: Buckets, targets: Targets | None = None):
+    """Without `targets`, messages go to PREFIX-messages.jsonl."""
+    targets = targets or Targets(default_messages_file(results_prefix))
+    parsed = p | "ReadManifest" >> ReadManifest(manifest) | "ParseJobs" >> ParseJobs(targets)
     planned = parsed | "PlanCaptures" >> PlanCaptures(buckets)
     captured = planned.tasks | "Capture" >> Capture(buckets)
     outcomes = (planned.outcomes, captured) | "Outcomes" >> beam.Flatten()
     return ((parsed, outcomes)
             | "AssembleResults" >> AssembleResults(buckets)
+            | "Notify" >> Notify(targets)
             | "WriteResults" >> WriteResults(results_prefix))
+
+
+def default_messages_file(results_prefix: str) -> str:
+    return f"{results_prefix}-messages.jsonl"

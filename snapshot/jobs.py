@@ -14,6 +14,7 @@ from typing import Iterable
 from snapshot import errors, images, media, naming, plan, results, spec, tiles, vtt
 from snapshot.errors import SnapshotError
 from snapshot.media import Probe, Shot
+from snapshot.notify import Targets
 from snapshot.results import JobResult, SnapshotImage
 from snapshot.spec import Echo, Request
 from snapshot.storage import Buckets
@@ -77,11 +78,15 @@ class Outcome:
     bytes_read: int = 0
 
 
-def read_job(line: ManifestLine, created: str) -> Job:
+def read_job(line: ManifestLine, created: str, targets: Targets | None = None) -> Job:
+    """Parse a manifest line; with `targets`, its PipelineId must be a known one."""
     echo = spec.decode_echo(line.text)
     source = f"{line.source}:{line.number}"
     try:
-        return Job(line.job_id, source, created, echo, request=spec.parse_request(line.text))
+        request = spec.parse_request(line.text)
+        if targets is not None:
+            targets.check(request.pipeline_id)
+        return Job(line.job_id, source, created, echo, request=request)
     except SnapshotError as error:
         return Job(line.job_id, source, created, echo, error=error)
 

@@ -88,8 +88,12 @@ def api_response(record: dict) -> dict:
     for key in ("Input", "SnapshotConfig"):
         job[key] = json.loads(job[key]) if job[key] else None
     job = {key: value for key, value in _stringify(job).items() if value is not None}
-    request_id = str(uuid.UUID(hashlib.md5(f"request:{record['Id']}".encode()).hexdigest())).upper()
-    return {"RequestId": request_id, "SnapshotJob": job}
+    return {"RequestId": request_id(record["Id"]), "SnapshotJob": job}
+
+
+def request_id(job_id: str) -> str:
+    """The API's RequestId of a job: a UUID derived from the job id."""
+    return str(uuid.UUID(hashlib.md5(f"request:{job_id}".encode()).hexdigest())).upper()
 
 
 def _stringify(value):

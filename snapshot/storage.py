@@ -182,6 +182,23 @@ class Buckets:
         return self._roots[key]
 
 
+def add_to_file(location: str, data: bytes, retry: Retry = Retry()) -> str:
+    """Append to a local file (one write, O_APPEND); a gs:// object is replaced instead, since
+    GCS objects cannot be appended to. Its URL."""
+    if _is_gcs(location):
+        from snapshot import gcs
+        folder, _, name = location.rpartition("/")
+        return gcs.GcsRoot(folder, None, retry).write(name, data)
+    path = Path(location).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    return path.as_uri()
+
+
 def _is_gcs(location: str) -> bool:
     return location.startswith("gs://")
 

@@ -10,6 +10,7 @@ from apache_beam.metrics import Metrics
 
 from snapshot import jobs, results
 from snapshot.jobs import CaptureTask, Job
+from snapshot.notify import Targets
 from snapshot.storage import Buckets
 
 OUTCOMES = "outcomes"
@@ -17,10 +18,15 @@ _bytes_read = Metrics.counter("snapshot", "input_bytes_read")
 
 
 class ParseJobs(beam.PTransform):
-    """ManifestLine -> Job; an invalid request carries its error."""
+    """ManifestLine -> Job; an invalid request, or one naming an unknown PipelineId, carries its error."""
+
+    def __init__(self, targets: Targets | None = None):
+        super().__init__()
+        self.targets = targets
 
     def expand(self, lines):
-        return lines | beam.Map(lambda line: jobs.read_job(line, results.utc_now()))
+        targets = self.targets
+        return lines | beam.Map(lambda line: jobs.read_job(line, results.utc_now(), targets))
 
 
 def _plan(job: Job, buckets: Buckets):

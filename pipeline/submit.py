@@ -1,0 +1,83 @@
+"""python -m pipeline.submit --input JSON --config JSON [options]: one job, answered at once.
+
+Runs a single SubmitSnapshotJob request in this process, without a Beam pipeline, through
+the same code as the pipeline, and prints the API's response JSON: {"RequestId": ...,
+"SnapshotJob": {...}}, every scalar a string. Exit code: 0 when the job succeeded, 1 when it
+failed (the response says why), 2 when the command line is wrong.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from snapshot import isolation, jobs, notify, results
+from snapshot.errors import SnapshotError
+from snapshot.jobs import Job, ManifestLine
+from snapshot.notify import Delivery, Targets
+from snapshot.results import JobResult
+from snapshot.storage import Buckets
+
+DEFAULT_MESSAGES = "./snapshot-messages.jsonl"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.submit", description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True, help='the Input JSON: {"Bucket", "Location", "Object"}')
+    parser.add_argument("--config", required=True, help="the SnapshotConfig JSON")
+    parser.add_argument("--pipeline-id", default="", help="PipelineId: where the job's message goes")
+    parser.add_argument("--user-data", default="", help="UserData, echoed in the response and the message")
+    parser.add_argument("--bucket_root", default="./buckets", help="root of the buckets (default: ./buckets)")
+    parser.add_argument("--bucket_map", help="JSON file: bucket name (or \"*\") -> local folder or gs:// root")
+    parser.add_argument("--roles", help="JSON file: RoleArn -> credentials")
+    parser.add_argument("--pipelines", help="JSON file: PipelineId -> notification target")
+    parser.add_argument("--messages", default=DEFAULT_MESSAGES,
+                        help=f"JSON Lines file for messages when no pipelines file is given (default: {DEFAULT_MESSAGES})")
+    parser.add_argument("--timeout", type=float, default=isolation.SYNC_TIMEOUT_S,
+                        help=f"seconds a synchronous job may take (default: {isolation.SYNC_TIMEOUT_S:g})")
+    parser.add_argument("--async-timeout", type=float, default=isolation.ASYNC_TIMEOUT_S,
+                        help=f"seconds a job with Interval, Num or TimeArray may take "
+                             f"(default: {isolation.ASYNC_TIMEOUT_S:g})")
+    return parser.parse_args(argv)
+
+
+def request_line(args: argparse.Namespace) -> str:
+    """The manifest line of the request, as the pipeline would read it."""
+    fields = {"Input": args.input, "SnapshotConfig": args.config}
+    if args.pipeline_id:
+        fields["PipelineId"] = args.pipeline_id
+    if args.user_data:
+        fields["UserData"] = args.user_data
+    return json.dumps(fields, ensure_ascii=False)
+
+
+def run(job: Job, buckets: Buckets, args: argparse.Namespace) -> JobResult:
+    """The job, run in a child process that is killed past the time limit of its mode."""
+    if job.error is not None:
+        return jobs.failed(job, job.error)
+    limit = args.async_timeout if job.request.config.is_async else args.timeout
+    try:
+        return isolation.run_isolated(jobs.run, (job, buckets), limit)
+    except SnapshotError as error:
+        return jobs.failed(job, error)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        buckets = Buckets.from_files(args.bucket_root, args.bucket_map, args.roles)
+        targets = Targets.from_file(args.messages, args.pipelines, Delivery())
+    except (OSError, ValueError) as error:
+        print(f"error: cannot read the bucket map, roles or pipelines file: {error}", file=sys.stderr)
+        return 2
+    job = jobs.read_job(ManifestLine("submit", 1, request_line(args)), results.utc_now(), targets)
+    result = run(job, buckets, args)
+    target = targets.target(result.pipeline_id)
+    if target:
+        (result,) = notify.notified([result], target, targets.delivery)
+    print(json.dumps(results.api_response(result.to_record()), indent=2, ensure_ascii=False))
+    return 0 if result.state == results.SUCCESS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
