@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+from snapshot.limits import Limits
 from snapshot.notify import Targets
 from snapshot.storage import Buckets
 from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures
@@ -11,12 +12,13 @@ from transforms.notify import Notify
 from transforms.results import WriteResults
 
 
-def build(p: beam.Pipeline, manifest: str, results_prefix: str, buckets: Buckets, targets: Targets | None = None):
+def build(p: beam.Pipeline, manifest: str, results_prefix: str, buckets: Buckets,
+          targets: Targets | None = None, limits: Limits = Limits()):
     """Without `targets`, messages go to PREFIX-messages.jsonl."""
     targets = targets or Targets(default_messages_file(results_prefix))
     parsed = p | "ReadManifest" >> ReadManifest(manifest) | "ParseJobs" >> ParseJobs(targets)
-    planned = parsed | "PlanCaptures" >> PlanCaptures(buckets)
-    captured = planned.tasks | "Capture" >> Capture(buckets)
+    planned = parsed | "PlanCaptures" >> PlanCaptures(buckets, limits)
+    captured = planned.tasks | "Capture" >> Capture(buckets, limits)
     outcomes = (planned.outcomes, captured) | "Outcomes" >> beam.Flatten()
     return ((parsed, outcomes)
             | "AssembleResults" >> AssembleResults(buckets)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 
 from snapshot import isolation, jobs, notify, results
 from snapshot.errors import SnapshotError
 from snapshot.jobs import Job, ManifestLine
+from snapshot.limits import Limits
 from snapshot.notify import Delivery, Targets
 from snapshot.results import JobResult
 from snapshot.storage import Buckets
@@ -33,11 +35,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--pipelines", help="JSON file: PipelineId -> notification target")
     parser.add_argument("--messages", default=DEFAULT_MESSAGES,
                         help=f"JSON Lines file for messages when no pipelines file is given (default: {DEFAULT_MESSAGES})")
-    parser.add_argument("--timeout", type=float, default=isolation.SYNC_TIMEOUT_S,
-                        help=f"seconds a synchronous job may take (default: {isolation.SYNC_TIMEOUT_S:g})")
-    parser.add_argument("--async-timeout", type=float, default=isolation.ASYNC_TIMEOUT_S,
+    parser.add_argument("--timeout", type=float, default=Limits.sync_timeout_s,
+                        help=f"seconds a synchronous job may take (default: {Limits.sync_timeout_s:g})")
+    parser.add_argument("--async-timeout", type=float, default=Limits.async_timeout_s,
                         help=f"seconds a job with Interval, Num or TimeArray may take "
-                             f"(default: {isolation.ASYNC_TIMEOUT_S:g})")
+                             f"(default: {Limits.async_timeout_s:g})")
     return parser.parse_args(argv)
 
 
@@ -51,15 +53,18 @@ def request_line(args: argparse.Namespace) -> str:
     return json.dumps(fields, ensure_ascii=False)
 
 
-def run(job: Job, buckets: Buckets, args: argparse.Namespace) -> JobResult:
-    """The job, run in a child process that is killed past the time limit of its mode."""
+def run(job: Job, buckets: Buckets, limits: Limits) -> JobResult:
+    """The whole job in a forked child process, killed past the time limit of its mode."""
     if job.error is not None:
         return jobs.failed(job, job.error)
-    limit = args.async_timeout if job.request.config.is_async else args.timeout
+    worker = isolation.Worker("fork", limits.decoder_memory_mb)
     try:
-        return isolation.run_isolated(jobs.run, (job, buckets), limit)
+        return worker.call(jobs.run, (job, buckets, replace(limits, isolate=False)),
+                           limits.timeout_s(job.request.config.is_async))
     except SnapshotError as error:
         return jobs.failed(job, error)
+    finally:
+        worker.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot read the bucket map, roles or pipelines file: {error}", file=sys.stderr)
         return 2
     job = jobs.read_job(ManifestLine("submit", 1, request_line(args)), results.utc_now(), targets)
-    result = run(job, buckets, args)
+    result = run(job, buckets, Limits(sync_timeout_s=args.timeout, async_timeout_s=args.async_timeout))
     target = targets.target(result.pipeline_id)
     if target:
         (result,) = notify.notified([result], target, targets.delivery)

@@ -1,62 +1,117 @@
-"""Running a piece of work in a child process that can be killed: time limits and crashes.
+"""Decoding in a child process that can be killed: time limits and crashes.
 
 A decoder that hangs or crashes (segfault, abort, out of memory) takes only its child process
-with it; the caller gets a SnapshotError and goes on.
+with it; the caller gets a SnapshotError with a code and goes on. The child is persistent:
+it serves call after call, and is replaced when it is killed or dies.
 """
 from __future__ import annotations
 
 import multiprocessing
+import os
+import resource
 import signal
+import threading
 from typing import Any, Callable
 
 from snapshot import errors
 from snapshot.errors import SnapshotError
 
-SYNC_TIMEOUT_S = 5.0      # a synchronous job (no Interval, Num or TimeArray), as the API
-ASYNC_TIMEOUT_S = 600.0   # any other job
+START_TIMEOUT_S = 120  # a new decoding process imports PyAV, Pillow and NumPy before it is ready
+
+# Signals that mean the decoder itself broke on the input, not the machine.
+_DECODER_CRASHES = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL}
 
 
-def _child(function: Callable, args: tuple, connection) -> None:
-    try:
-        connection.send((True, function(*args)))
-    except BaseException as error:  # noqa: BLE001 - everything goes back to the parent
-        connection.send((False, error))
-    finally:
-        connection.close()
+def _serve(connection, memory_mb: int) -> None:
+    if memory_mb:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    import snapshot.jobs  # noqa: F401 - the decoding stack, loaded before the first call's clock starts
+    connection.send("ready")
+    while True:
+        try:
+            function, args = connection.recv()
+        except EOFError:
+            return
+        try:
+            answer = (True, function(*args))
+        except BaseException as error:  # noqa: BLE001 - everything goes back to the parent
+            answer = (False, error)
+        connection.send(answer)
 
 
-def run_isolated(function: Callable, args: tuple, seconds: float) -> Any:
-    """`function(*args)` in a forked child; killed past `seconds` (SnapshotTimeOut).
+class Worker:
+    """One child process that runs calls with a time limit."""
 
-    A child that dies without an answer raises InternalError, naming the signal.
-    """
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(function, args, sender), daemon=True)
-    process.start()
-    sender.close()
-    try:
-        if not receiver.poll(seconds):
-            process.kill()
+    def __init__(self, start_method: str = "spawn", memory_mb: int = 0):
+        self.context = multiprocessing.get_context(start_method)
+        self.memory_mb = memory_mb
+        self.environment = dict(os.environ)  # what the child inherits
+        self.process = self.connection = None
+
+    def call(self, function: Callable, args: tuple, seconds: float) -> Any:
+        """`function(*args)` in the child; SnapshotTimeOut past `seconds`, a coded error if it dies."""
+        if self.process is None or not self.process.is_alive():
+            self._start()
+        self.connection.send((function, args))
+        if not self.connection.poll(seconds):
+            self.close()
             raise SnapshotError(errors.SNAPSHOT_TIMEOUT, f"the job ran past its time limit of {seconds:g} s")
         try:
-            ok, value = receiver.recv()
+            ok, value = self.connection.recv()
         except EOFError:
-            process.join()
-            raise SnapshotError(errors.INTERNAL_ERROR, f"the decoding process died ({_death(process.exitcode)})") \
-                from None
-    finally:
-        process.join()
-        receiver.close()
-    if not ok:
-        raise value
-    return value
+            raise self._died() from None
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Kill the child (if any) and reap it."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.join()
+            self.connection.close()
+            self.process = self.connection = None
+
+    def _start(self) -> None:
+        parent, child = self.context.Pipe()
+        self.process = self.context.Process(target=_serve, args=(child, self.memory_mb), daemon=True)
+        self.process.start()
+        child.close()
+        self.connection = parent
+        if not parent.poll(START_TIMEOUT_S) or parent.recv() != "ready":
+            self.close()
+            raise SnapshotError(errors.INTERNAL_ERROR, "the decoding process did not start")
+
+    def _died(self) -> SnapshotError:
+        self.process.join()
+        code = self.process.exitcode
+        self.connection.close()
+        self.process = self.connection = None
+        if code is not None and code < 0 and -code in _DECODER_CRASHES:
+            return SnapshotError(errors.RESOURCE_CONTENT_BAD,
+                                 f"the decoder crashed on this input ({signal.Signals(-code).name})")
+        return SnapshotError(errors.INTERNAL_ERROR, f"the decoding process died ({_describe(code)})")
 
 
-def _death(exitcode: int | None) -> str:
+def _describe(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
         try:
             return signal.Signals(-exitcode).name
         except ValueError:
             pass
     return f"exit code {exitcode}"
+
+
+_local = threading.local()
+
+
+def run(function: Callable, args: tuple, seconds: float, memory_mb: int = 0) -> Any:
+    """`function(*args)` in this thread's persistent worker process, started on first use and
+    again whenever the memory cap or this process's environment changed."""
+    worker = getattr(_local, "worker", None)
+    if worker is None or worker.memory_mb != memory_mb or worker.environment != os.environ:
+        if worker is not None:
+            worker.close()
+        worker = _local.worker = Worker("spawn", memory_mb)
+    return worker.call(function, args, seconds)

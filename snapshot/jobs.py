@@ -11,8 +11,9 @@ import posixpath
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-from snapshot import errors, images, media, naming, plan, results, spec, tiles, vtt
+from snapshot import errors, images, isolation, media, naming, plan, results, spec, tiles, vtt
 from snapshot.errors import SnapshotError
+from snapshot.limits import Limits
 from snapshot.media import Probe, Shot
 from snapshot.notify import Targets
 from snapshot.results import JobResult, SnapshotImage
@@ -91,7 +92,7 @@ def read_job(line: ManifestLine, created: str, targets: Targets | None = None) -
         return Job(line.job_id, source, created, echo, error=error)
 
 
-def plan_job(job: Job, buckets: Buckets) -> tuple[Outcome, list[CaptureTask]]:
+def plan_job(job: Job, buckets: Buckets, limits: Limits = Limits()) -> tuple[Outcome, list[CaptureTask]]:
     """Probe the input, lay out the sprites and split the shots into tasks contiguous in time.
 
     The plan's outcome (seq 0) carries what finishing needs, or the error that stops the job.
@@ -102,13 +103,14 @@ def plan_job(job: Job, buckets: Buckets) -> tuple[Outcome, list[CaptureTask]]:
     try:
         _check_roles(request, buckets)
         with buckets.open(request.input) as reader:
-            probe = media.probe(reader)
+            probe = media.probe(reader, limits)
             if config.frame_type == spec.INTRA:
-                targets = [probe.pts(point) for point in plan.time_points(config, probe.duration_ms)]
-                probe = media.exact_keyframes(reader, probe, targets)
+                points = plan.time_points(config, probe.duration_ms, limits.max_points)
+                probe = media.exact_keyframes(reader, probe, [probe.pts(point) for point in points], limits)
         size = plan.output_size(config, probe)
-        layout = tiles.layout(config.tile, size) if config.tile else None
-        shots = sorted(plan.shots(config, probe), key=lambda s: s.target_pts)
+        layout = tiles.layout(config.tile, size, limits.max_sheet_pixels) if config.tile else None
+        shots = sorted(plan.shots(config, probe, limits.max_points), key=lambda s: s.target_pts)
+        _check_output_pixels(config, size, layout, len(shots), limits)
     except Exception as error:  # noqa: BLE001 - one bad video must never stop the pipeline
         if not isinstance(error, SnapshotError):
             log.exception("planning failed for job %s", job.id)
@@ -120,7 +122,7 @@ def plan_job(job: Job, buckets: Buckets) -> tuple[Outcome, list[CaptureTask]]:
     return Outcome(0, planned=planned, bytes_read=reader.bytes_read), tasks
 
 
-def run_task(task: CaptureTask, buckets: Buckets) -> list[Outcome]:
+def run_task(task: CaptureTask, buckets: Buckets, limits: Limits = Limits()) -> list[Outcome]:
     """Capture the task's shots: write the single images, keep the sprite cells small.
 
     A failure ends the task with one failed outcome; the first outcome carries the bytes read.
@@ -130,7 +132,7 @@ def run_task(task: CaptureTask, buckets: Buckets) -> list[Outcome]:
     try:
         with buckets.open(request.input) as reader:
             keyframes_only = config.frame_type == spec.INTRA
-            for captured in media.capture(reader, task.shots, task.probe, task.size, keyframes_only):
+            for captured in media.capture(reader, task.shots, task.probe, task.size, keyframes_only, limits):
                 outcomes.append(_keep(task, captured, buckets))
     except SnapshotError as error:
         outcomes.append(Outcome(_next_seq(task, outcomes), error=error))
@@ -156,6 +158,40 @@ def _keep(task: CaptureTask, captured: media.Captured, buckets: Buckets) -> Outc
     if task.layout and task.layout.cell_index(shot.seq) is not None:
         cell = images.cell_jpeg(captured.image, (task.layout.cell_width, task.layout.cell_height))
     return Outcome(shot.seq, image=image, cell=cell)
+
+
+def plan_guarded(job: Job, buckets: Buckets, limits: Limits) -> tuple[Outcome, list[CaptureTask]]:
+    """plan_job in a decoding process that is killed past the job's time limit."""
+    try:
+        return _isolated(plan_job, (job, buckets, limits), limits, job.request.config.is_async)
+    except SnapshotError as error:
+        return Outcome(0, error=error), []
+
+
+def run_task_guarded(task: CaptureTask, buckets: Buckets, limits: Limits) -> list[Outcome]:
+    """run_task in a decoding process that is killed past the job's time limit."""
+    try:
+        return _isolated(run_task, (task, buckets, limits), limits, task.request.config.is_async)
+    except SnapshotError as error:
+        return [Outcome(task.shots[0].seq, error=error)]
+
+
+def _isolated(function, args: tuple, limits: Limits, is_async: bool):
+    if not limits.isolate:
+        return function(*args)
+    return isolation.run(function, args, limits.timeout_s(is_async), limits.decoder_memory_mb)
+
+
+def _check_output_pixels(config: spec.SnapshotConfig, size: tuple[int, int], layout: SheetLayout | None,
+                         shots: int, limits: Limits) -> None:
+    """The pixels a job writes, single images and sheets together, must stay under the cap."""
+    total = shots * size[0] * size[1] if config.writes_images else 0
+    if layout is not None:
+        cells = sum(layout.cell_index(seq) is not None for seq in range(1, shots + 1))
+        total += sum(w * h for w, h in (layout.sheet_size(n, cells) for n in range(1, layout.sheet_count(cells) + 1)))
+    if total > limits.max_output_pixels:
+        raise SnapshotError(errors.OUT_OF_RANGE, f"the job would write {total} pixels, over the cap of "
+                                                 f"{limits.max_output_pixels}")
 
 
 def _check_roles(request: Request, buckets: Buckets) -> None:
@@ -192,14 +228,14 @@ def finish(job: Job, outcomes: Iterable[Outcome], buckets: Buckets) -> JobResult
                    vtt=vtt_url, bytes_read=sum(o.bytes_read for o in outcomes))
 
 
-def run(job: Job, buckets: Buckets) -> JobResult:
+def run(job: Job, buckets: Buckets, limits: Limits = Limits()) -> JobResult:
     """All of a job's steps in this process, one after the other."""
     if job.error is not None:
         return failed(job, job.error)
-    outcome, tasks = plan_job(job, buckets)
+    outcome, tasks = plan_job(job, buckets, limits)
     outcomes = [outcome]
     for task in tasks:
-        outcomes += run_task(task, buckets)
+        outcomes += run_task(task, buckets, limits)
     return finish(job, outcomes, buckets)
 
 

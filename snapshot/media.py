@@ -16,7 +16,10 @@ from PIL import Image
 
 from snapshot import errors, images
 from snapshot.errors import SnapshotError
+from snapshot.limits import Limits
 from snapshot.spec import BlackFilter
+
+DEFAULT_LIMITS = Limits()
 
 # PIL transposes that make a frame upright, keyed by PyAV's `frame.rotation` (degrees the
 # display matrix turns the picture counter-clockwise).
@@ -27,6 +30,8 @@ _UPRIGHT = {90: Image.Transpose.ROTATE_90, -90: Image.Transpose.ROTATE_270,
 
 SEEK_ATTEMPTS = 10
 IO_BUFFER = 1 << 16        # bytes FFmpeg asks the reader for at a time
+# Demuxers that read one self-contained file (no playlists, concat, image sequences, devices).
+ALLOWED_FORMATS = {"mov", "matroska", "mpegts", "avi", "flv", "mpeg", "ogg", "mxf", "asf", "ivf"}
 INDEXED_FORMATS = {"mov", "mp4", "matroska", "webm"}  # demuxers whose index lists every keyframe
 BLACK_WINDOW_S = 5         # the black-frame filter looks this far for the first image
 BLACK_TEST_WIDTH = 160     # frames are tested for black at this width (luma only)
@@ -81,7 +86,7 @@ class Captured:
     frame_pts: int
 
 
-def probe(source: BinaryIO) -> Probe:
+def probe(source: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Probe:
     """Timing and keyframes of a video, and its upright display size.
 
     It decodes the first frame. Keyframes come from the container's index (MP4 sample
@@ -89,7 +94,7 @@ def probe(source: BinaryIO) -> Probe:
     is demuxed (not decoded), as for MPEG-TS.
     """
     with _open(source) as container:
-        stream = _video_stream(container)
+        stream = _video_stream(container, limits)
         try:
             first_packet, first = _first_frame(container, stream)
             start = stream.start_time if stream.start_time is not None else first.pts
@@ -103,7 +108,8 @@ def probe(source: BinaryIO) -> Probe:
         return Probe(stream.time_base, width=width, height=height, rotation=rotation, **found)
 
 
-def exact_keyframes(source: BinaryIO, probe_: Probe, targets: Iterable[int]) -> Probe:
+def exact_keyframes(source: BinaryIO, probe_: Probe, targets: Iterable[int],
+                    limits: Limits = DEFAULT_LIMITS) -> Probe:
     """The probe with the true pts of the keyframes around each target, where the index only
     gave estimates (MP4 indexes decode timestamps): one packet read per keyframe."""
     if probe_.keyframes_exact:
@@ -114,7 +120,7 @@ def exact_keyframes(source: BinaryIO, probe_: Probe, targets: Iterable[int]) -> 
         index = bisect.bisect_right(keyframes, target)
         near.update(range(max(0, index - 2), min(len(keyframes), index + 2)))
     with _open(source) as container:
-        stream = _video_stream(container)
+        stream = _video_stream(container, limits)
         try:
             for index in sorted(near):
                 # the MP4 demuxer seeks on the same estimated timeline, so this lands on that keyframe
@@ -176,7 +182,7 @@ def _from_packets(container, stream) -> dict:
 
 
 def capture(source: BinaryIO, shots: Iterable[Shot], probe_: Probe, size: tuple[int, int],
-            keyframes_only: bool = False) -> Iterator[Captured]:
+            keyframes_only: bool = False, limits: Limits = DEFAULT_LIMITS) -> Iterator[Captured]:
     """Decode the frames of `shots` in time order, opening the video once.
 
     For each shot the picture is the last frame whose pts is <= the shot's target, scaled
@@ -184,12 +190,12 @@ def capture(source: BinaryIO, shots: Iterable[Shot], probe_: Probe, size: tuple[
     shots the decoder keeps going forward unless a keyframe lies between, then it seeks.
     """
     with _open(source) as container:
-        stream = _video_stream(container)
+        stream = _video_stream(container, limits)
         frames: Iterator | None = None
         last = ahead = None
         for shot in sorted(shots, key=lambda s: s.target_pts):
             if shot.black is not None:
-                frame = _first_non_black(container, stream, probe_, shot.black, keyframes_only)
+                frame = _first_non_black(container, stream, probe_, shot.black, keyframes_only, limits)
                 frames = None  # the next shot seeks afresh
                 yield Captured(shot, _picture(frame, size), frame.pts)
                 continue
@@ -198,7 +204,7 @@ def capture(source: BinaryIO, shots: Iterable[Shot], probe_: Probe, size: tuple[
             if frames is None or position is None or keyframe > position.pts:
                 frames, last, ahead = _frames_from(container, stream, probe_, keyframe, shot.target_pts)
             try:
-                last, ahead = _advance(frames, last, ahead, shot.target_pts)
+                last, ahead = _advance(frames, last, ahead, shot.target_pts, limits.max_frames_per_point)
             except av.FFmpegError:
                 raise SnapshotError(errors.RESOURCE_CONTENT_BAD,
                                     f"the video cannot be decoded near {shot.requested_ms} ms") from None
@@ -207,12 +213,13 @@ def capture(source: BinaryIO, shots: Iterable[Shot], probe_: Probe, size: tuple[
             yield Captured(shot, _picture(last, size), last.pts)
 
 
-def _first_non_black(container, stream, probe_: Probe, black: BlackFilter, keyframes_only: bool):
+def _first_non_black(container, stream, probe_: Probe, black: BlackFilter, keyframes_only: bool,
+                     limits: Limits):
     """The first candidate frame of the first BLACK_WINDOW_S seconds that is not black; the
     first frame when all are."""
     limit = probe_.start_pts + int(BLACK_WINDOW_S / probe_.time_base)
     first = None
-    for frame in _candidates(container, stream, probe_, limit, keyframes_only):
+    for frame in _candidates(container, stream, probe_, limit, keyframes_only, limits):
         first = first if first is not None else frame
         if not _is_black(frame, black):
             return frame
@@ -221,12 +228,12 @@ def _first_non_black(container, stream, probe_: Probe, black: BlackFilter, keyfr
     return first
 
 
-def _candidates(container, stream, probe_: Probe, limit: int, keyframes_only: bool):
+def _candidates(container, stream, probe_: Probe, limit: int, keyframes_only: bool, limits: Limits):
     try:
         if keyframes_only:
             for keyframe in (k for k in probe_.keyframes if k < limit):
                 frames, last, ahead = _frames_from(container, stream, probe_, keyframe, keyframe)
-                last, _ = _advance(frames, last, ahead, keyframe)
+                last, _ = _advance(frames, last, ahead, keyframe, limits.max_frames_per_point)
                 if last is not None:
                     yield last
             return
@@ -265,7 +272,7 @@ def _frames_from(container, stream, probe_: Probe, keyframe: int, target: int):
     raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "seeking in the video fails")
 
 
-def _advance(frames: Iterator, last, ahead, target: int):
+def _advance(frames: Iterator, last, ahead, target: int, max_frames: int):
     """Decode forward to `target`: (last frame with pts <= target, the next one or None)."""
     if ahead is not None:
         if ahead.pts is not None and ahead.pts > target:
@@ -273,7 +280,10 @@ def _advance(frames: Iterator, last, ahead, target: int):
         last = ahead
     if last is not None and last.pts == target:
         return last, None
-    for frame in frames:
+    for decoded, frame in enumerate(frames, start=1):
+        if decoded > max_frames:
+            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"reaching a point needs more than {max_frames} "
+                                                             f"decoded frames")
         if frame.pts is None:
             continue
         if frame.pts > target:
@@ -303,17 +313,32 @@ def _display_size(stream, frame) -> tuple[int, int]:
 
 
 def _open(source: BinaryIO):
+    """Open a container from a reader: only allowed formats, and no second file or URL."""
     if hasattr(source, "seek"):
         source.seek(0)
     try:
-        return av.open(source, mode="r", buffer_size=IO_BUFFER)
-    except av.FFmpegError:
+        return av.open(source, mode="r", buffer_size=IO_BUFFER, io_open=refuse_nested_open,
+                       options={"format_whitelist": ",".join(sorted(ALLOWED_FORMATS))})
+    except (av.FFmpegError, OSError):
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the input is not a readable video") from None
 
 
-def _video_stream(container):
+def refuse_nested_open(url: str, flags: int, options: dict):
+    """FFmpeg's hook for a demuxer that opens another file or URL (playlists, concat): never."""
+    raise PermissionError("a video may not open other files")
+
+
+def _video_stream(container, limits: Limits):
+    if container.format.name.split(",")[0] not in ALLOWED_FORMATS:
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"the {container.format.name} format is not allowed")
     if not container.streams.video:
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the input has no video stream")
     stream = container.streams.video[0]
+    pixels = stream.codec_context.width * stream.codec_context.height
+    if pixels > limits.max_input_pixels:
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"the video is {stream.codec_context.width}x"
+                                                         f"{stream.codec_context.height}, over the cap of "
+                                                         f"{limits.max_input_pixels} pixels")
     stream.thread_type = "SLICE"
+    stream.thread_count = limits.decoder_threads
     return stream

@@ -5,19 +5,19 @@ import bisect
 
 from snapshot import errors
 from snapshot.errors import SnapshotError
+from snapshot.limits import Limits
 from snapshot.media import Probe, Shot
 from snapshot.spec import INTRA, SnapshotConfig
 
-MAX_POINTS = 100_000
-
-
-def time_points(config: SnapshotConfig, duration_ms: float) -> list[int]:
+def time_points(config: SnapshotConfig, duration_ms: float, max_points: int = Limits.max_points) -> list[int]:
     """The requested times (ms) of a job, in order, without those past the end.
 
     Raises the contract's errors: a TimeArray point past the end, a sync `normal` shot past
     the end, or a multi-snapshot job left with no point.
     """
     if config.time_array is not None:
+        if len(config.time_array) > max_points:
+            raise SnapshotError(errors.OUT_OF_RANGE, f"TimeArray has more than {max_points} points")
         late = [t for t in config.time_array if t > duration_ms]
         if late:
             raise SnapshotError(errors.TIME_ARRAY, f"time point {late[0]} ms is past the end of the video "
@@ -28,14 +28,14 @@ def time_points(config: SnapshotConfig, duration_ms: float) -> list[int]:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no frame at {config.time_ms} ms: the video "
                                                              f"lasts {duration_ms:.0f} ms")
         return [config.time_ms]
-    points = [t for t in _sequence(config, duration_ms) if t <= duration_ms]
+    points = [t for t in _sequence(config, duration_ms, max_points) if t <= duration_ms]
     if not points:
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no snapshot time falls inside the video "
                                                          f"({duration_ms:.0f} ms)")
     return points
 
 
-def _sequence(config: SnapshotConfig, duration_ms: float) -> list[int]:
+def _sequence(config: SnapshotConfig, duration_ms: float, max_points: int) -> list[int]:
     start, num = config.time_ms, config.num
     if num == 1 or start > duration_ms:
         return [start]
@@ -46,12 +46,12 @@ def _sequence(config: SnapshotConfig, duration_ms: float) -> list[int]:
         step = config.interval_ms
         inside = int(max(duration_ms - start, -step) // step) + 1  # points at or before the end
         count = min(num, inside) if num is not None else inside
-    if count > MAX_POINTS:
-        raise SnapshotError(errors.OUT_OF_RANGE, f"the job would take more than {MAX_POINTS} snapshots")
+    if count > max_points:
+        raise SnapshotError(errors.OUT_OF_RANGE, f"the job would take more than {max_points} snapshots")
     return [int(start + k * step) for k in range(count)]
 
 
-def shots(config: SnapshotConfig, probe: Probe) -> list[Shot]:
+def shots(config: SnapshotConfig, probe: Probe, max_points: int = Limits.max_points) -> list[Shot]:
     """The images of a job, numbered in the order of their time points.
 
     `normal`: the frame shown at each point. `intra`: the keyframe nearest to each point;
@@ -60,7 +60,7 @@ def shots(config: SnapshotConfig, probe: Probe) -> list[Shot]:
     """
     result: list[Shot] = []
     seen: set[int] = set()
-    for point in time_points(config, probe.duration_ms):
+    for point in time_points(config, probe.duration_ms, max_points):
         target = probe.pts(point)
         if config.frame_type == INTRA:
             target = nearest_keyframe(probe.keyframes, target)

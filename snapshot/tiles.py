@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from snapshot import errors
 from snapshot.errors import SnapshotError
+from snapshot.limits import Limits
 from snapshot.spec import TileSpec
 
 MAX_JPEG_SIDE = 65_500
@@ -55,7 +56,7 @@ class SheetLayout:
         return 2 * self.tile.margin + count * cell + (count - 1) * self.tile.padding
 
 
-def layout(tile: TileSpec, snapshot_size: tuple[int, int]) -> SheetLayout:
+def layout(tile: TileSpec, snapshot_size: tuple[int, int], max_pixels: int = Limits.max_sheet_pixels) -> SheetLayout:
     """The layout for snapshots of `snapshot_size`. A cell defaults to the snapshot size; with
     only CellWidth or CellHeight given, the other keeps the snapshot's aspect."""
     width, height = snapshot_size
@@ -70,4 +71,8 @@ def layout(tile: TileSpec, snapshot_size: tuple[int, int]) -> SheetLayout:
         raise SnapshotError(errors.INVALID_PARAMETER,
                             f"SnapshotConfig.TileOut makes sheets of {full[0]}x{full[1]} px; JPEG allows at most "
                             f"{MAX_JPEG_SIDE} px a side (fewer Lines/Columns or smaller cells)")
+    if full[0] * full[1] > max_pixels:
+        raise SnapshotError(errors.INVALID_PARAMETER,
+                            f"SnapshotConfig.TileOut makes sheets of {full[0]}x{full[1]} px, over the cap of "
+                            f"{max_pixels} pixels a sheet")
     return result

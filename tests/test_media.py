@@ -16,16 +16,22 @@ POINTS = [0, 1010, 1499, 2017, 2990, 3000]
 NORMAL_FRAMES = [0, 30, 44, 60, 89, 89]
 
 
+def probe_file(path: str) -> media.Probe:
+    with open(path, "rb") as source:
+        return media.probe(source)
+
+
 def captured(path: str, **fields) -> list[tuple[int, int, tuple[int, int]]]:
     """(requested ms, frame index shown, image size) for each shot, in {Count} order."""
     config = SnapshotConfig(output=OUT, **fields)
-    probe = media.probe(path)
-    if config.frame_type == INTRA:
-        targets = [probe.pts(point) for point in plan.time_points(config, probe.duration_ms)]
-        probe = media.exact_keyframes(path, probe, targets)
-    shots = plan.shots(config, probe)
-    images = media.capture(path, shots, probe, plan.output_size(config, probe))
-    found = sorted(images, key=lambda c: c.shot.seq)
+    with open(path, "rb") as source:
+        probe = media.probe(source)
+        if config.frame_type == INTRA:
+            targets = [probe.pts(point) for point in plan.time_points(config, probe.duration_ms)]
+            probe = media.exact_keyframes(source, probe, targets)
+        shots = plan.shots(config, probe)
+        images = media.capture(source, shots, probe, plan.output_size(config, probe))
+        found = sorted(images, key=lambda c: c.shot.seq)
     assert [c.shot.seq for c in found] == list(range(1, len(shots) + 1))
     return [(c.shot.requested_ms, synth.read_index(c.image), c.image.size) for c in found]
 
@@ -55,7 +61,7 @@ def test_dense_points_in_a_long_gop_decode_forward_correctly(videos):
 
 
 def test_mpeg_ts_time_counts_from_the_first_frame(videos):
-    probe = media.probe(videos("ts_from_10s.ts"))
+    probe = probe_file(videos("ts_from_10s.ts"))
     assert probe.start_pts * probe.time_base >= 10
     assert probe.duration_ms == pytest.approx(3000, abs=1)
 
@@ -68,7 +74,7 @@ def test_variable_frame_rate(videos):
 
 def test_variable_frame_rate_intra_uses_true_keyframe_times(videos):
     # keyframes at 0, 0.52 s and 2.0 s; the MP4 index only knows their decode times
-    probe = media.probe(videos("vfr.mp4"))
+    probe = probe_file(videos("vfr.mp4"))
     assert not probe.keyframes_exact
     shown = captured(videos("vfr.mp4"), time_array=(300, 1300, 2400), frame_type=INTRA)
     assert [(ms, index) for ms, index, _ in shown] == [(300, 4), (1300, 8)]
@@ -90,7 +96,7 @@ def test_probe_and_capture_read_a_small_part_of_an_indexed_file(videos):
 
 def test_phone_video_is_upright_and_sized_after_rotation(videos):
     path = videos("phone.mp4")
-    probe = media.probe(path)
+    probe = probe_file(path)
     assert (probe.width, probe.height, probe.rotation) == (180, 320, -90)
     shown = captured(path, time_array=(1010,), frame_type=NORMAL)
     assert shown == [(1010, 30, (180, 320))]
@@ -125,7 +131,7 @@ def test_not_a_video_is_content_bad(tmp_path, content):
     path = tmp_path / "bad.mp4"
     path.write_bytes(content)
     with pytest.raises(SnapshotError) as caught:
-        media.probe(str(path))
+        probe_file(str(path))
     assert caught.value.code == errors.RESOURCE_CONTENT_BAD
 
 
@@ -140,6 +146,6 @@ def test_audio_only_has_no_video_stream(tmp_path):
         out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     with pytest.raises(SnapshotError) as caught:
-        media.probe(path)
+        probe_file(path)
     assert caught.value.code == errors.RESOURCE_CONTENT_BAD
     assert "no video stream" in caught.value.message

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import faulthandler
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -188,18 +187,32 @@ def test_sync_command_rejects_an_unknown_pipeline_and_bad_json(tmp_path, bucket_
     assert not (bucket_root / "out" / "x.jpg").exists()
 
 
-def test_isolated_work_is_killed_at_its_limit_and_crashes_are_contained():
-    assert isolation.run_isolated(sum, ([1, 2, 3],), 10) == 6
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_isolated_work_is_killed_at_its_limit_and_crashes_are_contained(start_method):
+    worker = isolation.Worker(start_method)
+    assert worker.call(sum, ([1, 2, 3],), 10) == 6
+    first = worker.process.pid
+    assert worker.call(sum, ([4],), 10) == 4 and worker.process.pid == first  # the same child serves again
     with pytest.raises(SnapshotError) as caught:
-        isolation.run_isolated(time.sleep, (30,), 0.5)
+        worker.call(time.sleep, (30,), 0.5)
     assert caught.value.code == errors.SNAPSHOT_TIMEOUT
-    assert multiprocessing.active_children() == []  # killed and reaped, not abandoned
+    assert worker.process is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(first, 0)  # killed and reaped, not abandoned
     with pytest.raises(SnapshotError) as caught:
-        isolation.run_isolated(_abort, (), 10)
-    assert caught.value.code == errors.INTERNAL_ERROR and "SIGABRT" in caught.value.message
+        worker.call(_abort, (), 10)
+    assert caught.value.code == errors.RESOURCE_CONTENT_BAD and "SIGABRT" in caught.value.message
     with pytest.raises(SnapshotError) as caught:
-        isolation.run_isolated(_raise_coded, (), 10)
+        worker.call(os._exit, (3,), 10)
+    assert caught.value.code == errors.INTERNAL_ERROR and "exit code 3" in caught.value.message
+    with pytest.raises(SnapshotError) as caught:
+        worker.call(_raise_coded, (), 10)
     assert caught.value.code == errors.RESOURCE_CONTENT_BAD
+    assert worker.call(sum, ([5],), 10) == 5  # a new child after each death
+    last = worker.process.pid
+    worker.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(last, 0)
 
 
 def _abort():

@@ -10,6 +10,7 @@ from apache_beam.metrics import Metrics
 
 from snapshot import jobs, results
 from snapshot.jobs import CaptureTask, Job
+from snapshot.limits import Limits
 from snapshot.notify import Targets
 from snapshot.storage import Buckets
 
@@ -29,10 +30,10 @@ class ParseJobs(beam.PTransform):
         return lines | beam.Map(lambda line: jobs.read_job(line, results.utc_now(), targets))
 
 
-def _plan(job: Job, buckets: Buckets):
+def _plan(job: Job, buckets: Buckets, limits: Limits):
     if job.error is not None:
         return
-    outcome, tasks = jobs.plan_job(job, buckets)
+    outcome, tasks = jobs.plan_guarded(job, buckets, limits)
     _bytes_read.inc(outcome.bytes_read)
     yield pvalue.TaggedOutput(OUTCOMES, (job.id, outcome))
     yield from tasks
@@ -41,16 +42,16 @@ def _plan(job: Job, buckets: Buckets):
 class PlanCaptures(beam.PTransform):
     """Job -> CaptureTasks (main output) and the (job id, Outcome) of each plan."""
 
-    def __init__(self, buckets: Buckets):
+    def __init__(self, buckets: Buckets, limits: Limits = Limits()):
         super().__init__()
-        self.buckets = buckets
+        self.buckets, self.limits = buckets, limits
 
     def expand(self, parsed):
-        return parsed | beam.FlatMap(_plan, self.buckets).with_outputs(OUTCOMES, main="tasks")
+        return parsed | beam.FlatMap(_plan, self.buckets, self.limits).with_outputs(OUTCOMES, main="tasks")
 
 
-def _capture(task: CaptureTask, buckets: Buckets):
-    for outcome in jobs.run_task(task, buckets):
+def _capture(task: CaptureTask, buckets: Buckets, limits: Limits):
+    for outcome in jobs.run_task_guarded(task, buckets, limits):
         _bytes_read.inc(outcome.bytes_read)
         yield task.job_id, outcome
 
@@ -58,14 +59,14 @@ def _capture(task: CaptureTask, buckets: Buckets):
 class Capture(beam.PTransform):
     """CaptureTask -> (job id, Outcome), the tasks spread over workers first."""
 
-    def __init__(self, buckets: Buckets):
+    def __init__(self, buckets: Buckets, limits: Limits = Limits()):
         super().__init__()
-        self.buckets = buckets
+        self.buckets, self.limits = buckets, limits
 
     def expand(self, tasks):
         return (tasks
                 | "Spread" >> beam.Reshuffle()
-                | "Decode" >> beam.FlatMap(_capture, self.buckets))
+                | "Decode" >> beam.FlatMap(_capture, self.buckets, self.limits))
 
 
 def _finish(keyed, buckets: Buckets):
