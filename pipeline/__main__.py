@@ -15,12 +15,20 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import graph
+from snapshot.limits import Limits
 from snapshot.notify import Delivery, Targets
 from snapshot.storage import Buckets, Retry
 
 # The DirectRunner of Beam 2.77 first tries to download the Prism runner binary; its batch
 # engine, the FnApiRunner, needs nothing from outside, so it is the local default.
 DEFAULT_RUNNER = "FnApiRunner"
+
+# flag -> Limits field
+LIMIT_FLAGS = {"sync_timeout": "sync_timeout_s", "async_timeout": "async_timeout_s",
+               "max_input_pixels": "max_input_pixels", "max_points": "max_points",
+               "max_output_pixels": "max_output_pixels", "max_sheet_pixels": "max_sheet_pixels",
+               "max_frames_per_point": "max_frames_per_point", "decoder_threads": "decoder_threads",
+               "decoder_memory_mb": "decoder_memory_mb"}
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -41,7 +49,17 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                         help=f"attempts per notification (default: {Delivery.attempts})")
     parser.add_argument("--notify_timeout", type=float, default=Delivery.timeout_s,
                         help=f"seconds per notification attempt (default: {Delivery.timeout_s:g})")
+    caps = parser.add_argument_group("limits (README: Limits)")
+    for name, field in LIMIT_FLAGS.items():
+        default = getattr(Limits, field)
+        caps.add_argument(f"--{name}", type=type(default), default=default, help=f"default: {default}")
+    caps.add_argument("--no_isolation", action="store_true",
+                      help="decode in the worker itself (faster to start; no time limits, no crash containment)")
     return parser.parse_known_args(argv)
+
+
+def make_limits(args: argparse.Namespace) -> Limits:
+    return Limits(isolate=not args.no_isolation, **{field: getattr(args, name) for name, field in LIMIT_FLAGS.items()})
 
 
 def make_targets(args: argparse.Namespace) -> Targets:
@@ -97,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {reason}", file=sys.stderr)
         return 2
     with beam.Pipeline(options=beam_options(beam_args)) as p:
-        graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args))
+        graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args), make_limits(args))
     print(f"results written to {args.results}-*.avro")
     return 0
 

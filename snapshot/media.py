@@ -331,9 +331,10 @@ def refuse_nested_open(url: str, flags: int, options: dict):
 def _video_stream(container, limits: Limits):
     if container.format.name.split(",")[0] not in ALLOWED_FORMATS:
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"the {container.format.name} format is not allowed")
-    if not container.streams.video:
+    videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not videos:
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the input has no video stream")
-    stream = container.streams.video[0]
+    stream = videos[0]
     pixels = stream.codec_context.width * stream.codec_context.height
     if pixels > limits.max_input_pixels:
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"the video is {stream.codec_context.width}x"

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,7 +86,11 @@ class LocalRoot:
     def open(self, name: str) -> CountingReader:
         path = self._inside(name)
         try:
-            return CountingReader(open(path, "rb", buffering=0))  # noqa: SIM115 - the caller closes it
+            stream = open(path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                stream.close()
+                raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"object {name!r} is not a regular file")
+            return CountingReader(stream)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise SnapshotError(errors.RESOURCE_NOT_FOUND, f"object {name!r} not found") from None
         except PermissionError:
