@@ -19,6 +19,6 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "alibabacloud-mts20140618>=6,<7", "webvtt-py>=0.5,<1",
-                 "gcp-storage-emulator>=2024.8", "cryptography>=42"],
+                 "gcp-storage-emulator>=2024.8", "cryptography>=42", "hypothesis>=6.100"],
     },
 )

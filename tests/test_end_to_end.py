@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -133,3 +134,23 @@ def test_sdk_requests_in_and_sdk_responses_out(tmp_path, bucket_root):
     assert job.snapshot_config.output_file.object == "sdk/%7BCount%7D.jpg"
     assert len(body.request_id) == 36 and job.creation_time.endswith("Z")
     assert [image_index(bucket_root / "out" / "sdk" / f"0000{n}.jpg")[0] for n in (1, 2)] == [30, 60]
+
+
+def test_repeated_bundles_give_identical_outputs_and_results(tmp_path, manifest, bucket_root, videos):
+    """Beam may run a bundle more than once: side effects must be idempotent."""
+    def run_into(name, *extra):
+        root = tmp_path / name
+        shutil.copytree(bucket_root, root)
+        done = run("--manifest", str(manifest), "--results", str(tmp_path / name / "res"), "--bucket_root",
+                   str(root), *extra)
+        assert done.returncode == 0, done.stderr
+        images = {p.relative_to(root).as_posix(): p.read_bytes() for p in (root / "out").rglob("*") if p.is_file()}
+        records = [{k: v for k, v in r.items() if k not in ("CreationTime", "FinishTime")}
+                   for r in read_results(str(tmp_path / name / "res"))]
+        for record in records:
+            for snapshot in record["Snapshots"]:
+                snapshot["Url"] = snapshot["Url"].replace(f"/{name}/", "/")
+        return images, records
+    plain = run_into("plain")
+    repeated = run_into("repeated", "--direct_runner_bundle_repeat", "2")
+    assert plain == repeated and len(plain[0]) == 6 and len(plain[1]) == 7
