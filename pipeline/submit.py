@@ -12,7 +12,7 @@ import json
 import sys
 from dataclasses import replace
 
-from snapshot import isolation, jobs, notify, results
+from snapshot import assemble, isolation, jobs, notify, results
 from snapshot.errors import SnapshotError
 from snapshot.jobs import Job, ManifestLine
 from snapshot.limits import Limits
@@ -56,13 +56,13 @@ def request_line(args: argparse.Namespace) -> str:
 def run(job: Job, buckets: Buckets, limits: Limits) -> JobResult:
     """The whole job in a forked child process, killed past the time limit of its mode."""
     if job.error is not None:
-        return jobs.failed(job, job.error)
+        return assemble.failed(job, job.error)
     worker = isolation.Worker("fork", limits.decoder_memory_mb)
     try:
-        return worker.call(jobs.run, (job, buckets, replace(limits, isolate=False)),
+        return worker.call(assemble.run, (job, buckets, replace(limits, isolate=False)),
                            limits.timeout_s(job.request.config.is_async))
     except SnapshotError as error:
-        return jobs.failed(job, error)
+        return assemble.failed(job, error)
     finally:
         worker.close()
 

@@ -1,29 +1,31 @@
-"""A job's life, step by step, without Beam: read, plan, capture in tasks, finish.
+"""A job's life, step by step, without Beam: read, plan per input video, capture in tasks.
 
-The pipeline's DoFns are thin wrappers around these functions; any other front end (a CLI,
-a server) can chain them in-process.
+Jobs on the same input are planned together: the video is probed once, and the shots of all
+of them are walked in time order by tasks that open the file once and share every decoded
+frame. `snapshot.assemble` then makes each job's result. The pipeline's steps are thin
+wrappers around these functions; `run` chains them in one process.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-import posixpath
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-from snapshot import errors, images, isolation, media, naming, plan, results, spec, tiles, vtt
+from snapshot import errors, images, isolation, media, naming, plan, spec, tiles
 from snapshot.errors import SnapshotError
 from snapshot.limits import Limits
 from snapshot.media import Probe, Shot
 from snapshot.notify import Targets
-from snapshot.results import JobResult, SnapshotImage
-from snapshot.spec import Echo, Request
+from snapshot.results import SnapshotImage
+from snapshot.spec import Echo, ObjectRef, Request
 from snapshot.storage import Buckets
 from snapshot.tiles import SheetLayout
 
 log = logging.getLogger(__name__)
 
-MAX_SHOTS_PER_TASK = 16
+MAX_SHOTS_PER_TASK = 16  # a task ends at the first keyframe boundary past this many shots
 
 
 @dataclass(frozen=True)
@@ -57,20 +59,30 @@ class Planned:
 
 
 @dataclass(frozen=True)
-class CaptureTask:
-    """Shots of one job that one worker captures, opening the video once."""
+class Part:
+    """A job's share of a capture task: where its images go."""
     job_id: str
     request: Request
+    layout: SheetLayout | None
+
+
+@dataclass(frozen=True)
+class CaptureTask:
+    """Shots on one input, of one or several jobs, captured opening the video once."""
+    input: ObjectRef
     probe: Probe
-    size: tuple[int, int]
-    shots: tuple[Shot, ...]
-    layout: SheetLayout | None = None
+    shots: tuple[Shot, ...]   # in time order; each shot's owner is its job's id
+    parts: tuple[Part, ...]
+
+    @property
+    def is_async(self) -> bool:
+        return any(part.request.config.is_async for part in self.parts)
 
 
 @dataclass(frozen=True)
 class Outcome:
     """A piece of a job's result: its plan (seq 0), or one shot's image and sprite cell,
-    or the error that stopped either; with the input bytes its step read."""
+    or the error that stopped either; with the input bytes its step read for the job."""
     seq: int
     planned: Planned | None = None
     image: SnapshotImage | None = None
@@ -92,88 +104,160 @@ def read_job(line: ManifestLine, created: str, targets: Targets | None = None) -
         return Job(line.job_id, source, created, echo, error=error)
 
 
-def plan_job(job: Job, buckets: Buckets, limits: Limits = Limits()) -> tuple[Outcome, list[CaptureTask]]:
-    """Probe the input, lay out the sprites and split the shots into tasks contiguous in time.
+def input_key(job: Job) -> str:
+    """Jobs with the same key read the same object with the same credentials."""
+    source = job.request.input
+    return json.dumps([source.bucket, source.name, source.role_arn])
 
-    The plan's outcome (seq 0) carries what finishing needs, or the error that stops the job.
+
+def plan_input(jobs: list[Job], buckets: Buckets, limits: Limits = Limits()) \
+        -> tuple[list[tuple[str, Outcome]], list[CaptureTask]]:
+    """Plan the jobs on one input: probe it once, then each job's shots, sizes and sprites.
+
+    Returns each job's plan outcome (seq 0: what finishing needs, or the error that stops
+    the job) and the capture tasks of all the jobs together.
     """
-    request = job.request
-    config = request.config
+    outcomes: dict[str, Outcome] = {}
+    ready = []
+    for job in jobs:
+        try:
+            _check_roles(job.request, buckets)
+            ready.append(job)
+        except SnapshotError as error:
+            outcomes[job.id] = Outcome(0, error=error)
+    reader = probe = None
+    try:
+        if ready:
+            with buckets.open(ready[0].request.input) as reader:
+                probe = media.probe(reader, limits)
+                probe = media.exact_keyframes(reader, probe, _intra_targets(ready, probe, limits), limits)
+    except Exception as error:  # noqa: BLE001 - one bad video must never stop the pipeline
+        error = _coded(error, "planning")
+        outcomes.update((job.id, Outcome(0, error=error)) for job in ready)
+        ready = []
+    shots, parts = [], []
+    for job in ready:
+        try:
+            job_shots, layout = _plan_job(job, probe, limits)
+        except Exception as error:  # noqa: BLE001 - one bad job must never stop the others
+            outcomes[job.id] = Outcome(0, error=_coded(error, "planning"))
+            continue
+        outcomes[job.id] = Outcome(0, planned=Planned(probe.duration_ms, len(job_shots), layout))
+        shots += job_shots
+        parts.append(Part(job.id, job.request, layout))
+    shares = _shares(reader.bytes_read if reader else 0, [job.id for job in jobs])
+    planned = [(job.id, replace(outcomes[job.id], bytes_read=shares[job.id])) for job in jobs]
+    return planned, _tasks(probe, shots, parts)
+
+
+def _intra_targets(jobs: list[Job], probe: Probe, limits: Limits) -> list[int]:
+    """The points of the intra jobs, whose nearest keyframes must be exact."""
+    targets = []
+    for job in jobs:
+        config = job.request.config
+        if config.frame_type == spec.INTRA:
+            try:
+                targets += [probe.pts(t) for t in plan.time_points(config, probe.duration_ms, limits.max_points)]
+            except SnapshotError:
+                pass  # the job fails when it is planned
+    return targets
+
+
+def _plan_job(job: Job, probe: Probe, limits: Limits) -> tuple[list[Shot], SheetLayout | None]:
+    config = job.request.config
+    size = plan.output_size(config, probe)
+    layout = tiles.layout(config.tile, size, limits.max_sheet_pixels) if config.tile else None
+    shots = plan.shots(config, probe, limits.max_points, owner=job.id)
+    _check_output_pixels(config, size, layout, len(shots), limits)
+    return shots, layout
+
+
+def _tasks(probe: Probe | None, shots: list[Shot], parts: list[Part]) -> list[CaptureTask]:
+    """Split shots into tasks contiguous in time, each ending at a keyframe boundary once it
+    holds MAX_SHOTS_PER_TASK shots, so that no two tasks decode the same GOP."""
+    if not shots:
+        return []
+    groups, current = [], []
+    for shot in sorted(shots, key=lambda s: (s.target_pts, s.owner, s.seq)):
+        gop = probe.keyframe_at_or_before(shot.target_pts)
+        if len(current) >= MAX_SHOTS_PER_TASK and gop != probe.keyframe_at_or_before(current[-1].target_pts):
+            groups.append(current)
+            current = []
+        current.append(shot)
+    groups.append(current)
+    by_job = {part.job_id: part for part in parts}
+    source = parts[0].request.input
+    return [CaptureTask(source, probe, tuple(group), tuple(by_job[o] for o in sorted({s.owner for s in group})))
+            for group in groups]
+
+
+def run_task(task: CaptureTask, buckets: Buckets, limits: Limits = Limits()) -> list[tuple[str, Outcome]]:
+    """Capture a task's shots: write the single images, keep the sprite cells small.
+
+    A failure stops the task: each job with shots left in it gets one failed outcome.
+    """
+    parts = {part.job_id: part for part in task.parts}
+    outcomes: list[tuple[str, Outcome]] = []
     reader = None
     try:
-        _check_roles(request, buckets)
-        with buckets.open(request.input) as reader:
-            probe = media.probe(reader, limits)
-            if config.frame_type == spec.INTRA:
-                points = plan.time_points(config, probe.duration_ms, limits.max_points)
-                probe = media.exact_keyframes(reader, probe, [probe.pts(point) for point in points], limits)
-        size = plan.output_size(config, probe)
-        layout = tiles.layout(config.tile, size, limits.max_sheet_pixels) if config.tile else None
-        shots = sorted(plan.shots(config, probe, limits.max_points), key=lambda s: s.target_pts)
-        _check_output_pixels(config, size, layout, len(shots), limits)
+        with buckets.open(task.input) as reader:
+            for captured in media.capture(reader, task.shots, task.probe, limits):
+                outcomes.append((captured.shot.owner, _keep(parts[captured.shot.owner], task.probe, captured,
+                                                            buckets)))
     except Exception as error:  # noqa: BLE001 - one bad video must never stop the pipeline
-        if not isinstance(error, SnapshotError):
-            log.exception("planning failed for job %s", job.id)
-            error = internal_error()
-        return Outcome(0, error=error, bytes_read=reader.bytes_read if reader else 0), []
-    tasks = [CaptureTask(job.id, request, probe, size, tuple(shots[i:i + MAX_SHOTS_PER_TASK]), layout)
-             for i in range(0, len(shots), MAX_SHOTS_PER_TASK)]
-    planned = Planned(probe.duration_ms, len(shots), layout)
-    return Outcome(0, planned=planned, bytes_read=reader.bytes_read), tasks
-
-
-def run_task(task: CaptureTask, buckets: Buckets, limits: Limits = Limits()) -> list[Outcome]:
-    """Capture the task's shots: write the single images, keep the sprite cells small.
-
-    A failure ends the task with one failed outcome; the first outcome carries the bytes read.
-    """
-    request, outcomes, reader = task.request, [], None
-    config = request.config
-    try:
-        with buckets.open(request.input) as reader:
-            keyframes_only = config.frame_type == spec.INTRA
-            for captured in media.capture(reader, task.shots, task.probe, task.size, keyframes_only, limits):
-                outcomes.append(_keep(task, captured, buckets))
-    except SnapshotError as error:
-        outcomes.append(Outcome(_next_seq(task, outcomes), error=error))
-    except Exception:  # noqa: BLE001 - one bad video must never stop the pipeline
-        log.exception("capture failed for job %s", task.job_id)
-        outcomes.append(Outcome(_next_seq(task, outcomes), error=internal_error()))
-    if reader is not None:
-        outcomes[0] = replace(outcomes[0], bytes_read=reader.bytes_read)
+        outcomes += _unfinished(task, outcomes, _coded(error, "capture"))
+    shares = _shares(reader.bytes_read if reader else 0, list(parts))
+    first = {}
+    for index, (job_id, _) in enumerate(outcomes):
+        first.setdefault(job_id, index)
+    for job_id, index in first.items():
+        outcomes[index] = (job_id, replace(outcomes[index][1], bytes_read=shares[job_id]))
     return outcomes
 
 
-def _keep(task: CaptureTask, captured: media.Captured, buckets: Buckets) -> Outcome:
+def _keep(part: Part, probe: Probe, captured: media.Captured, buckets: Buckets) -> Outcome:
     """Write one captured picture as a single image and/or keep its sprite cell."""
-    request, shot = task.request, captured.shot
+    request, shot = part.request, captured.shot
     config = request.config
     name = url = ""
     if config.writes_images:
         name = naming.expand(config.output.name, request.input.name, shot.seq, shot.requested_ms)
-        url = buckets.write(config.output, name, images.encode_jpeg(captured.image))
-    image = SnapshotImage(shot.seq, name, url, shot.requested_ms, round(task.probe.ms(captured.frame_pts)),
+        url = buckets.write(config.output, name, images.encode_jpeg(captured.image, config.quality))
+    image = SnapshotImage(shot.seq, name, url, shot.requested_ms, round(probe.ms(captured.frame_pts)),
                           *captured.image.size)
     cell = None
-    if task.layout and task.layout.cell_index(shot.seq) is not None:
-        cell = images.cell_jpeg(captured.image, (task.layout.cell_width, task.layout.cell_height))
+    if part.layout and part.layout.cell_index(shot.seq) is not None:
+        cell = images.cell_jpeg(captured.image, (part.layout.cell_width, part.layout.cell_height))
     return Outcome(shot.seq, image=image, cell=cell)
 
 
-def plan_guarded(job: Job, buckets: Buckets, limits: Limits) -> tuple[Outcome, list[CaptureTask]]:
-    """plan_job in a decoding process that is killed past the job's time limit."""
-    try:
-        return _isolated(plan_job, (job, buckets, limits), limits, job.request.config.is_async)
-    except SnapshotError as error:
-        return Outcome(0, error=error), []
+def _unfinished(task: CaptureTask, outcomes: list[tuple[str, Outcome]],
+                error: SnapshotError) -> list[tuple[str, Outcome]]:
+    """One failed outcome for each job with shots of the task not captured."""
+    done = {(job_id, outcome.seq) for job_id, outcome in outcomes}
+    failed = {}
+    for shot in task.shots:
+        if (shot.owner, shot.seq) not in done:
+            failed.setdefault(shot.owner, (shot.owner, Outcome(shot.seq, error=error)))
+    return list(failed.values())
 
 
-def run_task_guarded(task: CaptureTask, buckets: Buckets, limits: Limits) -> list[Outcome]:
-    """run_task in a decoding process that is killed past the job's time limit."""
+def plan_input_guarded(jobs: list[Job], buckets: Buckets, limits: Limits) \
+        -> tuple[list[tuple[str, Outcome]], list[CaptureTask]]:
+    """plan_input in a decoding process that is killed past the jobs' time limit."""
+    is_async = any(job.request.config.is_async for job in jobs)
     try:
-        return _isolated(run_task, (task, buckets, limits), limits, task.request.config.is_async)
+        return _isolated(plan_input, (jobs, buckets, limits), limits, is_async)
     except SnapshotError as error:
-        return [Outcome(task.shots[0].seq, error=error)]
+        return [(job.id, Outcome(0, error=error)) for job in jobs], []
+
+
+def run_task_guarded(task: CaptureTask, buckets: Buckets, limits: Limits) -> list[tuple[str, Outcome]]:
+    """run_task in a decoding process that is killed past the jobs' time limit."""
+    try:
+        return _isolated(run_task, (task, buckets, limits), limits, task.is_async)
+    except SnapshotError as error:
+        return _unfinished(task, [], error)
 
 
 def _isolated(function, args: tuple, limits: Limits, is_async: bool):
@@ -204,112 +288,21 @@ def _check_roles(request: Request, buckets: Buckets) -> None:
             buckets.check_role(ref.role_arn, f"{field_name}.RoleArn")
 
 
-def finish(job: Job, outcomes: Iterable[Outcome], buckets: Buckets) -> JobResult:
-    """The job's one result. Sprite sheets and the VTT track are written here, after every
-    capture, one sheet at a time."""
-    if job.error is not None:
-        return failed(job, job.error)
-    outcomes = sorted(outcomes, key=lambda o: o.seq)
-    shots = [o for o in outcomes if o.image is not None]
-    sheets, vtt_url = [], None
-    try:
-        planned = _check_complete(job, outcomes, shots)
-        if planned.layout:
-            sheets = _write_sheets(job, planned.layout, shots, buckets)
-        if job.request.config.vtt:
-            vtt_url = _write_vtt(job, planned, shots, [name for name, _ in sheets], buckets)
-        result = JobResult(job.id, job.source, results.SUCCESS, job.created, results.utc_now(), **_echo(job))
-    except SnapshotError as error:
-        result = failed(job, error)
-    except Exception:  # noqa: BLE001 - one bad job must never stop the pipeline
-        log.exception("finishing job %s failed", job.id)
-        result = failed(job, internal_error())
-    return replace(result, snapshots=tuple(o.image for o in shots), tiles=tuple(url for _, url in sheets),
-                   vtt=vtt_url, bytes_read=sum(o.bytes_read for o in outcomes))
-
-
-def run(job: Job, buckets: Buckets, limits: Limits = Limits()) -> JobResult:
-    """All of a job's steps in this process, one after the other."""
-    if job.error is not None:
-        return failed(job, job.error)
-    outcome, tasks = plan_job(job, buckets, limits)
-    outcomes = [outcome]
-    for task in tasks:
-        outcomes += run_task(task, buckets, limits)
-    return finish(job, outcomes, buckets)
-
-
-def _check_complete(job: Job, outcomes: list[Outcome], shots: list[Outcome]) -> Planned:
-    """The job's plan, once no step failed and every shot arrived; else raise."""
-    error = next((o.error for o in outcomes if o.error is not None), None)
-    if error is not None:
-        raise error
-    planned = next((o.planned for o in outcomes if o.planned is not None), None)
-    if planned is None or len(shots) != planned.shots:
-        log.error("job %s: %s shots arrived of %s planned", job.id, len(shots), planned and planned.shots)
-        raise internal_error()
-    return planned
-
-
-def failed(job: Job, error: SnapshotError) -> JobResult:
-    return JobResult(job.id, job.source, results.FAIL, job.created, results.utc_now(),
-                     code=error.code, message=error.message, **_echo(job))
-
-
-def _echo(job: Job) -> dict:
-    echo = job.echo
-    return {"input": echo.input, "snapshot_config": echo.config, "pipeline_id": echo.pipeline_id,
-            "user_data": echo.user_data}
+def _coded(error: Exception, step: str) -> SnapshotError:
+    if isinstance(error, SnapshotError):
+        return error
+    log.error("%s failed", step, exc_info=error)
+    return internal_error()
 
 
 def internal_error() -> SnapshotError:
     return SnapshotError(errors.INTERNAL_ERROR, "an internal error occurred; see the worker logs")
 
 
-def _write_sheets(job: Job, layout: SheetLayout, shots: list[Outcome],
-                  buckets: Buckets) -> list[tuple[str, str]]:
-    """Compose and write each sheet; (object name, url) per sheet."""
-    config, input_name = job.request.config, job.request.input.name
-    cells = [(layout.cell(layout.cell_index(o.seq)), o.cell) for o in shots if o.cell is not None]
-    color = images.sheet_color(config.tile.color, job.id)
-    written = []
-    for sheet in range(1, layout.sheet_count(len(cells)) + 1):
-        size = layout.sheet_size(sheet, len(cells))
-        picture = images.compose_sheet(size, color, (((c.x, c.y), jpeg) for c, jpeg in cells if c.sheet == sheet))
-        name = naming.expand(config.tile_output.name, input_name, tile_count=sheet)
-        written.append((name, buckets.write(config.tile_output, name, images.encode_jpeg(picture))))
-    return written
-
-
-def _write_vtt(job: Job, planned: Planned, shots: list[Outcome], sheet_names: list[str],
-               buckets: Buckets) -> str:
-    """The WebVTT track beside what its cues point to: the first sheet, or the first image."""
-    config = job.request.config
-    if config.vtt_sprite_fragments:
-        layout, where = planned.layout, config.tile_output
-        name = _vtt_name(sheet_names[0])
-        points = []
-        for o in shots:
-            if o.cell is not None:
-                cell = layout.cell(layout.cell_index(o.seq))
-                target = _relative(sheet_names[cell.sheet - 1], name)
-                points.append((o.image.time_ms, f"{target}#xywh={cell.x},{cell.y},{cell.width},{cell.height}"))
-    else:
-        where = config.output
-        name = _vtt_name(shots[0].image.object)
-        points = [(o.image.time_ms, _relative(o.image.object, name)) for o in shots]
-    text = vtt.track(points, planned.duration_ms)
-    return buckets.write(where, name, text.encode("utf-8"))
-
-
-def _vtt_name(first_output: str) -> str:
-    return posixpath.splitext(first_output)[0] + ".vtt"
-
-
-def _relative(name: str, vtt_name: str) -> str:
-    return posixpath.relpath(name, posixpath.dirname(vtt_name) or ".")
-
-
-def _next_seq(task: CaptureTask, outcomes: list[Outcome]) -> int:
-    done = {o.seq for o in outcomes}
-    return next((s.seq for s in task.shots if s.seq not in done), task.shots[0].seq)
+def _shares(total: int, job_ids: Iterable[str]) -> dict[str, int]:
+    """`total` bytes split evenly over the jobs that shared them (the first gets the rest)."""
+    job_ids = list(dict.fromkeys(job_ids))
+    if not job_ids:
+        return {}
+    share, rest = divmod(total, len(job_ids))
+    return {job_id: share + (rest if n == 0 else 0) for n, job_id in enumerate(job_ids)}

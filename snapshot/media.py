@@ -68,15 +68,19 @@ class Probe:
 
 @dataclass(frozen=True)
 class Shot:
-    """One image to capture: the frame at `target_pts`, or the last one before it.
+    """One image to capture: the frame at `target_pts`, or the last one before it, as an
+    upright picture of `size`.
 
-    With `black` set, the first frame of the first 5 s (keyframes only for intra) that is
-    not black instead.
+    `keyframe`: the target is a keyframe, decoded alone. With `black` set, the first frame of
+    the first 5 s (keyframes only with `keyframe`) that is not black instead.
     """
-    seq: int            # 1-based, the {Count} of this image
+    seq: int                  # 1-based, the {Count} of this image
     requested_ms: int
     target_pts: int
+    size: tuple[int, int]     # upright width, height
+    keyframe: bool = False
     black: BlackFilter | None = None
+    owner: str = ""           # the job it is for
 
 
 @dataclass(frozen=True)
@@ -181,36 +185,59 @@ def _from_packets(container, stream) -> dict:
     return dict(start_pts=start, end_pts=end, keyframes=tuple(sorted(set(keyframes))))
 
 
-def capture(source: BinaryIO, shots: Iterable[Shot], probe_: Probe, size: tuple[int, int],
-            keyframes_only: bool = False, limits: Limits = DEFAULT_LIMITS) -> Iterator[Captured]:
+def capture(source: BinaryIO, shots: Iterable[Shot], probe_: Probe,
+            limits: Limits = DEFAULT_LIMITS) -> Iterator[Captured]:
     """Decode the frames of `shots` in time order, opening the video once.
 
-    For each shot the picture is the last frame whose pts is <= the shot's target, scaled
-    during colour conversion to `size` (upright width, height) and turned upright. Between
-    shots the decoder keeps going forward unless a keyframe lies between, then it seeks.
+    A keyframe shot seeks to its keyframe and decodes that frame alone. Any other shot takes
+    the last frame whose pts is <= its target: between such shots the decoder keeps going
+    forward unless a keyframe lies between, then it seeks. Each picture is scaled during
+    colour conversion and turned upright.
     """
     with _open(source) as container:
         stream = _video_stream(container, limits)
         frames: Iterator | None = None
         last = ahead = None
-        for shot in sorted(shots, key=lambda s: s.target_pts):
-            if shot.black is not None:
-                frame = _first_non_black(container, stream, probe_, shot.black, keyframes_only, limits)
-                frames = None  # the next shot seeks afresh
-                yield Captured(shot, _picture(frame, size), frame.pts)
-                continue
-            keyframe = probe_.keyframe_at_or_before(shot.target_pts)
-            position = ahead if ahead is not None else last
-            if frames is None or position is None or keyframe > position.pts:
-                frames, last, ahead = _frames_from(container, stream, probe_, keyframe, shot.target_pts)
-            try:
+        try:
+            for shot in sorted(shots, key=lambda s: s.target_pts):
+                if shot.black is not None or shot.keyframe:
+                    if shot.black is not None:
+                        frame = _first_non_black(container, stream, probe_, shot.black, shot.keyframe, limits)
+                    else:
+                        frame = _keyframe(container, stream, probe_, shot.target_pts, limits)
+                    frames = None  # the next frame-exact shot seeks afresh
+                    yield Captured(shot, _picture(frame, shot.size), frame.pts)
+                    continue
+                keyframe = probe_.keyframe_at_or_before(shot.target_pts)
+                position = ahead if ahead is not None else last
+                if frames is None or position is None or keyframe > position.pts:
+                    frames, last, ahead = _frames_from(container, stream, probe_, keyframe, shot.target_pts)
                 last, ahead = _advance(frames, last, ahead, shot.target_pts, limits.max_frames_per_point)
-            except av.FFmpegError:
-                raise SnapshotError(errors.RESOURCE_CONTENT_BAD,
-                                    f"the video cannot be decoded near {shot.requested_ms} ms") from None
-            if last is None:
-                raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no frame at {shot.requested_ms} ms")
-            yield Captured(shot, _picture(last, size), last.pts)
+                if last is None:
+                    raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no frame at {shot.requested_ms} ms")
+                yield Captured(shot, _picture(last, shot.size), last.pts)
+        except av.FFmpegError:
+            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded") from None
+
+
+def _keyframe(container, stream, probe_: Probe, target: int, limits: Limits):
+    """The keyframe at `target`: its packet alone is decoded, then the decoder is drained,
+    so no frame after it is decoded. Falls back to decoding forward when the demuxer does not
+    land on it."""
+    container.seek(target, stream=stream, backward=True)
+    packet = next((p for p in container.demux(stream) if p.pts is not None), None)
+    if packet is not None and packet.is_keyframe and packet.pts == target:
+        decoder = stream.codec_context
+        decoded = [*decoder.decode(packet), *decoder.decode(None)]
+        decoder.flush_buffers()
+        frame = next((f for f in decoded if f.pts == target), None)
+        if frame is not None:
+            return frame
+    frames, last, ahead = _frames_from(container, stream, probe_, target, target)
+    last, _ = _advance(frames, last, ahead, target, limits.max_frames_per_point)
+    if last is None:
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the keyframe cannot be decoded")
+    return last
 
 
 def _first_non_black(container, stream, probe_: Probe, black: BlackFilter, keyframes_only: bool,

@@ -51,7 +51,7 @@ def _sequence(config: SnapshotConfig, duration_ms: float, max_points: int) -> li
     return [int(start + k * step) for k in range(count)]
 
 
-def shots(config: SnapshotConfig, probe: Probe, max_points: int = Limits.max_points) -> list[Shot]:
+def shots(config: SnapshotConfig, probe: Probe, max_points: int = Limits.max_points, owner: str = "") -> list[Shot]:
     """The images of a job, numbered in the order of their time points.
 
     `normal`: the frame shown at each point. `intra`: the keyframe nearest to each point;
@@ -60,15 +60,16 @@ def shots(config: SnapshotConfig, probe: Probe, max_points: int = Limits.max_poi
     """
     result: list[Shot] = []
     seen: set[int] = set()
+    size, intra = output_size(config, probe), config.frame_type == INTRA
     for point in time_points(config, probe.duration_ms, max_points):
         target = probe.pts(point)
-        if config.frame_type == INTRA:
+        if intra:
             target = nearest_keyframe(probe.keyframes, target)
             if target in seen:
                 continue
             seen.add(target)
         black = config.black if not result else None
-        result.append(Shot(len(result) + 1, point, target, black))
+        result.append(Shot(len(result) + 1, point, target, size, intra, black, owner))
     return result
 
 

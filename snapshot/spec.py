@@ -21,6 +21,7 @@ INTRA, NORMAL = "intra", "normal"
 MIN_SIZE, MAX_SIZE = 8, 4096
 MAX_USER_DATA_BYTES = 1024
 MAX_TILE_CELLS = 10_000
+DEFAULT_QUALITY = 85
 DEFAULT_INTERVAL_S = 10
 
 
@@ -69,6 +70,7 @@ class SnapshotConfig:
     vtt: bool = False                # Format: vtt
     vtt_sprite_fragments: bool = False  # SubOut.IsSptFrag
     black: BlackFilter | None = None
+    quality: int = DEFAULT_QUALITY   # ext: JPEG quality of images and sheets
 
     @property
     def is_async(self) -> bool:
@@ -202,6 +204,7 @@ def _snapshot_config(cfg: dict) -> SnapshotConfig:
         tile_output=tile_output,
         vtt=bool(vtt_format),
         vtt_sprite_fragments=fragments,
+        quality=_integer(cfg, "Quality", 1, 100) or DEFAULT_QUALITY,
     )
     return replace(config, black=_black_filter(cfg, config))
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from pipeline import graph
 from pipeline.show import read_results
-from snapshot import errors, jobs, synth
+from snapshot import assemble, errors, jobs, synth
 from snapshot.jobs import ManifestLine
 from snapshot.limits import Limits
 from snapshot.storage import Buckets
@@ -337,7 +337,7 @@ def test_a_decoder_that_dies_fails_its_job_and_the_pipeline_goes_on(tmp_path, vi
 ])
 def test_caps(bucket_root, limits, text, code):
     job = jobs.read_job(ManifestLine("m.jsonl", 1, text), "now")
-    result = jobs.run(job, Buckets(str(bucket_root)), limits)
+    result = assemble.run(job, Buckets(str(bucket_root)), limits)
     assert (result.state, result.code) == ((OK, "") if code == OK else ("Fail", code)), result.message
 
 
@@ -361,7 +361,7 @@ def test_a_stuck_job_is_killed_not_abandoned(tmp_path):
     watcher = threading.Thread(target=lambda: seen.extend(wait_for(blocked_on_a_fifo)))
     watcher.start()
     started = time.monotonic()
-    outcome, tasks = jobs.plan_guarded(job, Buckets(str(root)), Limits(sync_timeout_s=2))
+    ((_, outcome),), tasks = jobs.plan_input_guarded([job], Buckets(str(root)), Limits(sync_timeout_s=2))
     assert outcome.error.code == E.SNAPSHOT_TIMEOUT and tasks == []
     assert time.monotonic() - started < 10
     watcher.join()

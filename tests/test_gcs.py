@@ -20,7 +20,7 @@ from PIL import Image
 
 from pipeline import graph
 from pipeline.show import read_results
-from snapshot import errors, jobs, synth
+from snapshot import assemble, errors, jobs, synth
 from snapshot.jobs import ManifestLine
 from snapshot.storage import Buckets, Retry
 
@@ -90,7 +90,7 @@ def line(bucket: str, obj: str, out: str, output="{Count}.jpg", role="", **confi
 
 
 def run_job(text: str, buckets: Buckets):
-    return jobs.run(jobs.read_job(ManifestLine("m.jsonl", 1, text), "now"), buckets)
+    return assemble.run(jobs.read_job(ManifestLine("m.jsonl", 1, text), "now"), buckets)
 
 
 def gcs_buckets(**kwargs) -> Buckets:

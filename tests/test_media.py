@@ -30,7 +30,7 @@ def captured(path: str, **fields) -> list[tuple[int, int, tuple[int, int]]]:
             targets = [probe.pts(point) for point in plan.time_points(config, probe.duration_ms)]
             probe = media.exact_keyframes(source, probe, targets)
         shots = plan.shots(config, probe)
-        images = media.capture(source, shots, probe, plan.output_size(config, probe))
+        images = media.capture(source, shots, probe)
         found = sorted(images, key=lambda c: c.shot.seq)
     assert [c.shot.seq for c in found] == list(range(1, len(shots) + 1))
     return [(c.shot.requested_ms, synth.read_index(c.image), c.image.size) for c in found]
@@ -87,9 +87,10 @@ def test_probe_and_capture_read_a_small_part_of_an_indexed_file(videos):
     with CountingReader(open(path, "rb", buffering=0)) as reader:
         probe = media.probe(reader)
         assert reader.bytes_read < size * 0.3  # the index, the first frame, the last GOP
-        shots = [media.Shot(1, 5000, probe.pts(5000)), media.Shot(2, 8000, probe.pts(8000))]
+        shots = [media.Shot(1, 5000, probe.pts(5000), (160, 90), keyframe=True),
+                 media.Shot(2, 8000, probe.pts(8000), (160, 90), keyframe=True)]
         reader.bytes_read = 0
-        found = [synth.read_index(c.image) for c in media.capture(reader, shots, probe, (160, 90), True)]
+        found = [synth.read_index(c.image) for c in media.capture(reader, shots, probe)]
         assert found == [150, 240] and reader.bytes_read < size * 0.1
     assert probe.keyframes == tuple(15360 * k for k in range(10)) and probe.duration_ms == 10_000
 

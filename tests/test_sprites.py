@@ -7,7 +7,7 @@ import pytest
 import webvtt
 from PIL import Image
 
-from snapshot import errors, jobs, synth
+from snapshot import assemble, errors, jobs, synth
 from snapshot.jobs import ManifestLine
 from snapshot.storage import Buckets
 
@@ -18,7 +18,7 @@ GREEN = (0, 255, 0)
 
 def run_job(bucket_root, text: str):
     job = jobs.read_job(ManifestLine("m.jsonl", 1, text), "now")
-    return jobs.run(job, Buckets(str(bucket_root)))
+    return assemble.run(job, Buckets(str(bucket_root)))
 
 
 def sprite_line(tile: dict, output="single/{Count}.jpg", tiles="sheets/{TileCount}.jpg", **config) -> str:
@@ -154,3 +154,18 @@ def test_result_record_lists_tiles_and_vtt(bucket_root):
     assert (record["Count"], record["TileCount"]) == (3, 2)
     assert record["Tiles"][1].endswith("sheets/00002.jpg") and record["Vtt"].endswith("single/00001.vtt")
     assert json.loads(record["SnapshotConfig"])["TileOut"] == {"Lines": 1, "Columns": 2}
+
+
+def test_quality_sets_the_jpeg_quality(bucket_root):
+    sizes = {}
+    for quality in (10, 95):
+        result = run_job(bucket_root, request_line(output=f"q{quality}.jpg", Time=1010, FrameType="normal",
+                                                   Quality=str(quality)))
+        assert result.state == "Success"
+        path = bucket_root / "out" / f"q{quality}.jpg"
+        sizes[quality] = path.stat().st_size
+        assert synth.read_index(Image.open(path)) == 30
+    assert sizes[10] < sizes[95] * 0.7
+    for bad in (0, 101, "high"):
+        result = run_job(bucket_root, request_line(output="x.jpg", Time=0, Quality=bad))
+        assert result.code in (errors.OUT_OF_RANGE, errors.INVALID_PARAMETER) and "Quality" in result.message

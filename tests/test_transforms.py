@@ -9,7 +9,8 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
-from snapshot import errors, jobs, synth
+from snapshot import assemble, errors, jobs, synth
+from snapshot.results import SnapshotImage
 from snapshot.jobs import ManifestLine
 from snapshot.storage import Buckets
 from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures
@@ -56,8 +57,9 @@ def test_plan_captures_splits_jobs_into_tasks_and_reports_failures(bucket_root):
     parsed_jobs = [jobs.read_job(line, "now") for line in lines(*texts)]
     with make_pipeline() as p:
         planned = p | beam.Create(parsed_jobs) | PlanCaptures(buckets)
-        assert_that(planned.tasks | beam.Map(lambda t: (t.job_id, len(t.shots))),
-                    equal_to([(parsed_jobs[0].id, 16), (parsed_jobs[0].id, 13)]), label="tasks")
+        # 29 shots, keyframes every second: a task closes at the first GOP boundary past 16 shots
+        assert_that(planned.tasks | beam.Map(lambda t: ([p.job_id for p in t.parts], len(t.shots))),
+                    equal_to([([parsed_jobs[0].id], 20), ([parsed_jobs[0].id], 9)]), label="tasks")
         assert_that(planned.outcomes | beam.MapTuple(
                         lambda job_id, o: (job_id, o.seq, o.planned and o.planned.shots, o.error and o.error.code)),
                     equal_to([(parsed_jobs[0].id, 0, 29, None),
@@ -69,7 +71,7 @@ def test_capture_writes_the_right_frames(bucket_root):
     buckets = Buckets(str(bucket_root))
     job = jobs.read_job(lines(request_line(output="shots/{Count}.jpg", FrameType="normal",
                                            TimeArray={"TimePointList": [2017, 0, 1010]}))[0], "now")
-    _, tasks = jobs.plan_job(job, buckets)
+    _, tasks = jobs.plan_input([job], buckets)
     with make_pipeline() as p:
         outcomes = p | beam.Create(tasks) | Capture(buckets)
         assert_that(outcomes | beam.MapTuple(lambda job_id, o: (job_id, o.seq, o.image.object, o.image.time_ms)),
@@ -77,6 +79,35 @@ def test_capture_writes_the_right_frames(bucket_root):
                               (job.id, 3, "shots/00003.jpg", 1010)]))
     shown = [synth.read_index(Image.open(bucket_root / "out" / "shots" / f"0000{n}.jpg")) for n in (1, 2, 3)]
     assert shown == [60, 0, 30]
+
+
+def test_jobs_on_the_same_input_are_planned_together_and_share_their_tasks(bucket_root):
+    buckets = Buckets(str(bucket_root))
+    texts = [request_line(output="a/{Count}.jpg", FrameType="normal", TimeArray={"TimePointList": [2017, 1010]}),
+             request_line(output="b.jpg", Time=1010, FrameType="normal", Width=64),
+             request_line(output="c/{Count}.jpg", Time=0, Num=2, Interval=2),
+             request_line(obj="v/vp9.webm", output="d.jpg", Time=1010, FrameType="normal")]
+    parsed_jobs = [jobs.read_job(line, "now") for line in lines(*texts)]
+    with make_pipeline() as p:
+        planned = p | beam.Create(parsed_jobs) | PlanCaptures(buckets)
+        # one task per input: the three jobs on h264.mp4 share one walk through the file
+        assert_that(planned.tasks | beam.Map(lambda t: (t.input.name, sorted(p.job_id for p in t.parts),
+                                                        sorted((s.owner, s.seq) for s in t.shots))),
+                    equal_to([("v/h264.mp4", sorted(j.id for j in parsed_jobs[:3]),
+                               sorted([(parsed_jobs[2].id, 1), (parsed_jobs[0].id, 2), (parsed_jobs[1].id, 1),
+                                       (parsed_jobs[0].id, 1), (parsed_jobs[2].id, 2)])),
+                              ("v/vp9.webm", [parsed_jobs[3].id], [(parsed_jobs[3].id, 1)])]), label="tasks")
+        captured = planned.tasks | Capture(buckets)
+        found = (p | "Jobs" >> beam.Create(parsed_jobs), (planned.outcomes, captured) | beam.Flatten()) \
+            | AssembleResults(buckets)
+        assert_that(found | beam.Map(lambda r: (r.id, r.state, r.count)),
+                    equal_to([(j.id, "Success", n) for j, n in zip(parsed_jobs, (2, 1, 2, 1), strict=True)]),
+                    label="results")
+    out = bucket_root / "out"
+    assert [synth.read_index(Image.open(out / name)) for name in ("a/00001.jpg", "a/00002.jpg", "b.jpg",
+                                                                  "c/00001.jpg", "c/00002.jpg", "d.jpg")] == \
+        [60, 30, 30, 0, 60, 30]
+    assert Image.open(out / "b.jpg").size == (64, 36)
 
 
 def test_assemble_results_gives_exactly_one_result_per_job(bucket_root):
@@ -98,22 +129,22 @@ def test_assemble_results_gives_exactly_one_result_per_job(bucket_root):
 def test_a_failure_mid_job_fails_the_job_and_keeps_what_was_written(tmp_path):
     buckets = Buckets(str(tmp_path))
     job = jobs.read_job(lines(request_line(Time=0, Num=2))[0], "now")
-    image = jobs.SnapshotImage(1, "00001.jpg", "file:///x", 0, 0, 8, 8)
+    image = SnapshotImage(1, "00001.jpg", "file:///x", 0, 0, 8, 8)
     planned = jobs.Outcome(0, planned=jobs.Planned(3000, 2, None))
-    result = jobs.finish(job, [planned, jobs.Outcome(1, image=image),
-                               jobs.Outcome(2, error=errors.SnapshotError(errors.RESOURCE_CONTENT_BAD, "x"))],
-                         buckets)
+    result = assemble.finish(job, [planned, jobs.Outcome(1, image=image),
+                                   jobs.Outcome(2, error=errors.SnapshotError(errors.RESOURCE_CONTENT_BAD, "x"))],
+                             buckets)
     assert (result.state, result.code, result.count) == ("Fail", errors.RESOURCE_CONTENT_BAD, 1)
     # a shot that never arrived is an internal error, never a success
-    assert jobs.finish(job, [planned, jobs.Outcome(1, image=image)], buckets).code == errors.INTERNAL_ERROR
-    assert jobs.finish(job, [], buckets).code == errors.INTERNAL_ERROR
+    assert assemble.finish(job, [planned, jobs.Outcome(1, image=image)], buckets).code == errors.INTERNAL_ERROR
+    assert assemble.finish(job, [], buckets).code == errors.INTERNAL_ERROR
 
 
 def test_echo_fields_in_results():
     text = json.dumps({"Input": json.dumps({"Bucket": "in", "Location": "l", "Object": "x.mp4"}),
                        "SnapshotConfig": {"Time": 0}, "UserData": "u", "PipelineId": "p"})
     job = jobs.read_job(lines(text)[0], "2026-01-01T00:00:00Z")
-    record = jobs.failed(job, job.error).to_record()
+    record = assemble.failed(job, job.error).to_record()
     assert record["Code"] == errors.NULL_VALUE
     assert json.loads(record["Input"]) == {"Bucket": "in", "Location": "l", "Object": "x.mp4"}
     assert json.loads(record["SnapshotConfig"]) == {"Time": 0}

@@ -8,8 +8,8 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from snapshot import jobs, results
-from snapshot.jobs import CaptureTask, Job
+from snapshot import assemble, jobs, results
+from snapshot.jobs import CaptureTask
 from snapshot.limits import Limits
 from snapshot.notify import Targets
 from snapshot.storage import Buckets
@@ -30,30 +30,35 @@ class ParseJobs(beam.PTransform):
         return lines | beam.Map(lambda line: jobs.read_job(line, results.utc_now(), targets))
 
 
-def _plan(job: Job, buckets: Buckets, limits: Limits):
-    if job.error is not None:
-        return
-    outcome, tasks = jobs.plan_guarded(job, buckets, limits)
-    _bytes_read.inc(outcome.bytes_read)
-    yield pvalue.TaggedOutput(OUTCOMES, (job.id, outcome))
+def _plan(keyed, buckets: Buckets, limits: Limits):
+    _input, jobs_on_input = keyed
+    outcomes, tasks = jobs.plan_input_guarded(list(jobs_on_input), buckets, limits)
+    for job_id, outcome in outcomes:
+        _bytes_read.inc(outcome.bytes_read)
+        yield pvalue.TaggedOutput(OUTCOMES, (job_id, outcome))
     yield from tasks
 
 
 class PlanCaptures(beam.PTransform):
-    """Job -> CaptureTasks (main output) and the (job id, Outcome) of each plan."""
+    """Jobs -> CaptureTasks (main output) and the (job id, Outcome) of each job's plan. Jobs on
+    the same input are planned together, and their tasks share the decoding."""
 
     def __init__(self, buckets: Buckets, limits: Limits = Limits()):
         super().__init__()
         self.buckets, self.limits = buckets, limits
 
     def expand(self, parsed):
-        return parsed | beam.FlatMap(_plan, self.buckets, self.limits).with_outputs(OUTCOMES, main="tasks")
+        return (parsed
+                | "Valid" >> beam.Filter(lambda job: job.error is None)
+                | "ByInput" >> beam.Map(lambda job: (jobs.input_key(job), job))
+                | "GroupByInput" >> beam.GroupByKey()
+                | "Plan" >> beam.FlatMap(_plan, self.buckets, self.limits).with_outputs(OUTCOMES, main="tasks"))
 
 
 def _capture(task: CaptureTask, buckets: Buckets, limits: Limits):
-    for outcome in jobs.run_task_guarded(task, buckets, limits):
+    for job_id, outcome in jobs.run_task_guarded(task, buckets, limits):
         _bytes_read.inc(outcome.bytes_read)
-        yield task.job_id, outcome
+        yield job_id, outcome
 
 
 class Capture(beam.PTransform):
@@ -75,7 +80,7 @@ def _finish(keyed, buckets: Buckets):
     _job_id, grouped = keyed
     outcomes = list({outcome.seq: outcome for outcome in grouped[OUTCOMES]}.values())
     for job in grouped["job"]:
-        yield jobs.finish(job, outcomes, buckets)
+        yield assemble.finish(job, outcomes, buckets)
 
 
 class AssembleResults(beam.PTransform):

@@ -1,0 +1,118 @@
+"""A job's one result: its outcomes checked, its sprite sheets and WebVTT track written."""
+from __future__ import annotations
+
+import logging
+import posixpath
+from dataclasses import replace
+from typing import Iterable
+
+from snapshot import images, naming, results, vtt
+from snapshot.errors import SnapshotError
+from snapshot.jobs import Job, Outcome, Planned, internal_error, plan_input, run_task
+from snapshot.limits import Limits
+from snapshot.results import JobResult
+from snapshot.storage import Buckets
+from snapshot.tiles import SheetLayout
+
+log = logging.getLogger(__name__)
+
+
+def finish(job: Job, outcomes: Iterable[Outcome], buckets: Buckets) -> JobResult:
+    """The job's one result. Sprite sheets and the VTT track are written here, after every
+    capture, one sheet at a time."""
+    if job.error is not None:
+        return failed(job, job.error)
+    outcomes = sorted(outcomes, key=lambda o: o.seq)
+    shots = [o for o in outcomes if o.image is not None]
+    sheets, vtt_url = [], None
+    try:
+        planned = _check_complete(job, outcomes, shots)
+        if planned.layout:
+            sheets = _write_sheets(job, planned.layout, shots, buckets)
+        if job.request.config.vtt:
+            vtt_url = _write_vtt(job, planned, shots, [name for name, _ in sheets], buckets)
+        result = JobResult(job.id, job.source, results.SUCCESS, job.created, results.utc_now(), **_echo(job))
+    except SnapshotError as error:
+        result = failed(job, error)
+    except Exception:  # noqa: BLE001 - one bad job must never stop the pipeline
+        log.exception("finishing job %s failed", job.id)
+        result = failed(job, internal_error())
+    return replace(result, snapshots=tuple(o.image for o in shots), tiles=tuple(url for _, url in sheets),
+                   vtt=vtt_url, bytes_read=sum(o.bytes_read for o in outcomes))
+
+
+def _check_complete(job: Job, outcomes: list[Outcome], shots: list[Outcome]) -> Planned:
+    """The job's plan, once no step failed and every shot arrived; else raise."""
+    error = next((o.error for o in outcomes if o.error is not None), None)
+    if error is not None:
+        raise error
+    planned = next((o.planned for o in outcomes if o.planned is not None), None)
+    if planned is None or len(shots) != planned.shots:
+        log.error("job %s: %s shots arrived of %s planned", job.id, len(shots), planned and planned.shots)
+        raise internal_error()
+    return planned
+
+
+def _write_sheets(job: Job, layout: SheetLayout, shots: list[Outcome],
+                  buckets: Buckets) -> list[tuple[str, str]]:
+    """Compose and write each sheet; (object name, url) per sheet."""
+    config, input_name = job.request.config, job.request.input.name
+    cells = [(layout.cell(layout.cell_index(o.seq)), o.cell) for o in shots if o.cell is not None]
+    color = images.sheet_color(config.tile.color, job.id)
+    written = []
+    for sheet in range(1, layout.sheet_count(len(cells)) + 1):
+        size = layout.sheet_size(sheet, len(cells))
+        picture = images.compose_sheet(size, color, (((c.x, c.y), jpeg) for c, jpeg in cells if c.sheet == sheet))
+        name = naming.expand(config.tile_output.name, input_name, tile_count=sheet)
+        written.append((name, buckets.write(config.tile_output, name, images.encode_jpeg(picture, config.quality))))
+    return written
+
+
+def _write_vtt(job: Job, planned: Planned, shots: list[Outcome], sheet_names: list[str],
+               buckets: Buckets) -> str:
+    """The WebVTT track beside what its cues point to: the first sheet, or the first image."""
+    config = job.request.config
+    if config.vtt_sprite_fragments:
+        layout, where = planned.layout, config.tile_output
+        name = _vtt_name(sheet_names[0])
+        points = []
+        for o in shots:
+            if o.cell is not None:
+                cell = layout.cell(layout.cell_index(o.seq))
+                target = _relative(sheet_names[cell.sheet - 1], name)
+                points.append((o.image.time_ms, f"{target}#xywh={cell.x},{cell.y},{cell.width},{cell.height}"))
+    else:
+        where = config.output
+        name = _vtt_name(shots[0].image.object)
+        points = [(o.image.time_ms, _relative(o.image.object, name)) for o in shots]
+    text = vtt.track(points, planned.duration_ms)
+    return buckets.write(where, name, text.encode("utf-8"))
+
+
+def _vtt_name(first_output: str) -> str:
+    return posixpath.splitext(first_output)[0] + ".vtt"
+
+
+def _relative(name: str, vtt_name: str) -> str:
+    return posixpath.relpath(name, posixpath.dirname(vtt_name) or ".")
+
+
+def run(job: Job, buckets: Buckets, limits: Limits = Limits()) -> JobResult:
+    """All of a job's steps in this process, one after the other."""
+    if job.error is not None:
+        return failed(job, job.error)
+    outcomes, tasks = plan_input([job], buckets, limits)
+    for task in tasks:
+        outcomes += run_task(task, buckets, limits)
+    return finish(job, [outcome for _, outcome in outcomes], buckets)
+
+
+def failed(job: Job, error: SnapshotError) -> JobResult:
+    return JobResult(job.id, job.source, results.FAIL, job.created, results.utc_now(),
+                     code=error.code, message=error.message, **_echo(job))
+
+
+def _echo(job: Job) -> dict:
+    echo = job.echo
+    return {"input": echo.input, "snapshot_config": echo.config, "pipeline_id": echo.pipeline_id,
+            "user_data": echo.user_data}
