@@ -12,9 +12,10 @@ import sys
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from pipeline import graph
+from snapshot import isolation
 from snapshot.limits import Limits
 from snapshot.notify import Delivery, Targets
 from snapshot.storage import Buckets, Retry
@@ -22,6 +23,7 @@ from snapshot.storage import Buckets, Retry
 # The DirectRunner of Beam 2.77 first tries to download the Prism runner binary; its batch
 # engine, the FnApiRunner, needs nothing from outside, so it is the local default.
 DEFAULT_RUNNER = "FnApiRunner"
+LOCAL_RUNNERS = {"FnApiRunner", "DirectRunner", "BundleBasedDirectRunner"}
 
 # flag -> Limits field
 LIMIT_FLAGS = {"sync_timeout": "sync_timeout_s", "async_timeout": "async_timeout_s",
@@ -114,8 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"error: {reason}", file=sys.stderr)
         return 2
-    with beam.Pipeline(options=beam_options(beam_args)) as p:
-        graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args), make_limits(args))
+    options, limits = beam_options(beam_args), make_limits(args)
+    local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+    if local and limits.isolate:  # the workers are threads or processes of this machine: warm up
+        isolation.prestart(options.view_as(DirectOptions).direct_num_workers or 1, limits.decoder_memory_mb)
+    with beam.Pipeline(options=options) as p:
+        graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args), limits)
     print(f"results written to {args.results}-*.avro")
     return 0
 

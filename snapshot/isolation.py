@@ -52,7 +52,7 @@ class Worker:
     def call(self, function: Callable, args: tuple, seconds: float) -> Any:
         """`function(*args)` in the child; SnapshotTimeOut past `seconds`, a coded error if it dies."""
         if self.process is None or not self.process.is_alive():
-            self._start()
+            self.start()
         self.connection.send((function, args))
         if not self.connection.poll(seconds):
             self.close()
@@ -73,7 +73,7 @@ class Worker:
             self.connection.close()
             self.process = self.connection = None
 
-    def _start(self) -> None:
+    def start(self) -> None:
         parent, child = self.context.Pipe()
         self.process = self.context.Process(target=_serve, args=(child, self.memory_mb), daemon=True)
         self.process.start()
@@ -103,15 +103,37 @@ def _describe(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
-_local = threading.local()
+_idle: list[Worker] = []
+_idle_lock = threading.Lock()
 
 
 def run(function: Callable, args: tuple, seconds: float, memory_mb: int = 0) -> Any:
-    """`function(*args)` in this thread's persistent worker process, started on first use and
-    again whenever the memory cap or this process's environment changed."""
-    worker = getattr(_local, "worker", None)
+    """`function(*args)` in a persistent decoding process of this worker.
+
+    Processes are shared by the threads of this process: a call takes an idle one (or starts
+    one) and gives it back, so there are only as many as calls run at the same time. A
+    process is started again when the memory cap or this process's environment changed.
+    """
+    with _idle_lock:
+        worker = _idle.pop() if _idle else None
     if worker is None or worker.memory_mb != memory_mb or worker.environment != os.environ:
         if worker is not None:
             worker.close()
-        worker = _local.worker = Worker("spawn", memory_mb)
-    return worker.call(function, args, seconds)
+        worker = Worker("spawn", memory_mb)
+    try:
+        return worker.call(function, args, seconds)
+    finally:
+        with _idle_lock:
+            _idle.append(worker)
+
+
+def prestart(count: int, memory_mb: int = 0) -> None:
+    """Start `count` decoding processes in the background, for the calls to come: their start
+    then overlaps whatever this process does meanwhile."""
+    def start():
+        worker = Worker("spawn", memory_mb)
+        worker.start()
+        with _idle_lock:
+            _idle.append(worker)
+    for _ in range(count):
+        threading.Thread(target=start, daemon=True).start()

@@ -1,0 +1,51 @@
+"""The floor of the design: the pipeline's plan and capture code with no Beam, as one command.
+
+    .venv/bin/python -m benchmarks.bare MANIFEST BUCKET_ROOT
+
+Plans the jobs per input in this process, runs the capture tasks over 2 processes, and
+finishes each job, exactly as the pipeline's steps do, but without a runner, shuffles,
+isolation or result files.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import sys
+
+from snapshot import assemble, jobs
+from snapshot.jobs import ManifestLine
+from snapshot.limits import Limits
+from snapshot.storage import Buckets
+
+LIMITS = Limits(isolate=False)
+
+
+def _capture(args):
+    task, root = args
+    return jobs.run_task(task, Buckets(root), LIMITS)
+
+
+def main(manifest: str, root: str) -> None:
+    buckets = Buckets(root)
+    with open(manifest) as lines:
+        parsed = [jobs.read_job(ManifestLine("m", n, line.strip()), "now") for n, line in enumerate(lines, 1)]
+    by_input: dict[str, list] = {}
+    for job in parsed:
+        by_input.setdefault(jobs.input_key(job), []).append(job)
+    outcomes, tasks = [], []
+    for group in by_input.values():
+        planned, group_tasks = jobs.plan_input(group, buckets, LIMITS)
+        outcomes += planned
+        tasks += group_tasks
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        for done in pool.imap_unordered(_capture, [(task, root) for task in tasks]):
+            outcomes += done
+    by_job: dict[str, list] = {}
+    for job_id, outcome in outcomes:
+        by_job.setdefault(job_id, []).append(outcome)
+    failed = [r for r in (assemble.finish(job, by_job[job.id], buckets) for job in parsed) if r.state != "Success"]
+    if failed:
+        sys.exit(f"{len(failed)} jobs failed")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
