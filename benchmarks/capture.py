@@ -86,12 +86,12 @@ def scenarios(quick: bool) -> dict[str, list[str]]:
     single = [request(v, n, Time=rng.randrange(0, CORPUS[v][2] * 10) * 100, FrameType="normal")
               for n, v in enumerate(rng.choice(list(CORPUS)) for _ in range(240 // scale))]
     sparse = [request(v, n, Time=rng.randrange(0, 20) * 100, Num=10, Interval=CORPUS[v][2] // 10, FrameType="normal")
-              for n, v in enumerate(rng.choice(list(CORPUS)) for _ in range(32 // scale))]
-    dense = [request(v, n, Time=0, Interval=1, FrameType="normal") for n, v in enumerate(short * (8 // scale))]
+              for n, v in enumerate(rng.choice(list(CORPUS)) for _ in range(64 // scale))]
+    dense = [request(v, n, Time=0, Interval=1, FrameType="normal") for n, v in enumerate(short * (32 // scale))]
     intra = [request(v, n, Time=rng.randrange(0, 20) * 100, Num=10, Interval=CORPUS[v][2] // 10)
-             for n, v in enumerate(rng.choice(list(CORPUS)) for _ in range(120 // scale))]
+             for n, v in enumerate(rng.choice(list(CORPUS)) for _ in range(240 // scale))]
     length = {length: [request(v, n, Time=t * 100, FrameType="normal")
-                       for n, t in enumerate(rng.randrange(0, 300) for _ in range(240 // scale))]
+                       for n, t in enumerate(rng.randrange(0, 300) for _ in range(480 // scale))]
               for length, v in (("30s", "1080p-30s-gop2.mp4"), ("10m", "1080p-10m-gop2.mp4"))}
     return {"single frames (sync, normal)": single, "Num=10 sparse (normal)": sparse,
             "dense 1/s (normal)": dense, "Num=10 sparse (intra)": intra,
@@ -177,8 +177,23 @@ def run_bare(work: str, name: str) -> float:
     shutil.rmtree(os.path.join(work, "buckets", "out"), ignore_errors=True)
     seconds, _, done = run_measured([sys.executable, "-m", "benchmarks.bare", os.path.join(work, f"{name}.jsonl"),
                                      os.path.join(work, "buckets")], cwd=ROOT)
-    if done.returncode:
-        sys.exit(done.stderr)
+    if done.returncode or not done.stdout.startswith(f"{len(open(os.path.join(work, name + '.jsonl')).readlines())} of"):
+        sys.exit(done.stderr or done.stdout)
+    return seconds
+
+
+def startup(work: str, which: str) -> float:
+    """Whole-command seconds for a manifest with one bad line: what a run costs before any video."""
+    manifest = os.path.join(work, "empty.jsonl")
+    with open(manifest, "w") as out:
+        out.write("not json\n")
+    if which == "pipeline":
+        command = ["-m", "pipeline", "--manifest", manifest, "--results", os.path.join(work, "results", "empty"),
+                   "--bucket_root", os.path.join(work, "buckets"), "--direct_num_workers", "2",
+                   "--direct_running_mode", "multi_threading"]
+    else:
+        command = ["-m", "benchmarks.bare", manifest, os.path.join(work, "buckets")]
+    seconds, _, _ = run_measured([sys.executable, *command], cwd=ROOT)
     return seconds
 
 
@@ -201,6 +216,8 @@ def main() -> None:
           f"PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info}), {os.cpu_count()} cores\n")
     header = (f"{'scenario':34} {'shots':>5} {'pipeline/s':>10} {'ffmpeg/s':>9} {'bare/s':>8} "
               f"{'vs ffmpeg':>9} {'vs bare':>8} {'same':>9} {'RSS MB':>11}")
+    print(f"fixed cost of a run (a manifest of one bad line): pipeline {startup(work, 'pipeline'):.1f} s, "
+          f"bare loop {startup(work, 'bare'):.1f} s\n")
     print(header)
     rows = {}
     for name, lines in scenarios(args.quick).items():
