@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import logging
 import posixpath
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Iterable
 
 from snapshot import images, naming, results, vtt
 from snapshot.errors import SnapshotError

@@ -10,7 +10,8 @@ import io
 import logging
 import mimetypes
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import requests
 from google.api_core import exceptions as api

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 from PIL import Image, ImageColor

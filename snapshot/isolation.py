@@ -11,7 +11,8 @@ import os
 import resource
 import signal
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from snapshot import errors
 from snapshot.errors import SnapshotError

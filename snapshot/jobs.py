@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Iterable
 
 from snapshot import errors, images, isolation, media, naming, plan, spec, tiles
 from snapshot.errors import SnapshotError
@@ -37,7 +37,7 @@ class ManifestLine:
     @property
     def job_id(self) -> str:
         """Deterministic: the same line at the same place gets the same id on every run."""
-        return hashlib.md5(f"{self.source}\n{self.number}\n{self.text}".encode("utf-8")).hexdigest()
+        return hashlib.md5(f"{self.source}\n{self.number}\n{self.text}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ at 10 s (MPEG-TS) counts from 0 like any other.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 import av
 from PIL import Image

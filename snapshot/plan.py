@@ -9,6 +9,7 @@ from snapshot.limits import Limits
 from snapshot.media import Probe, Shot
 from snapshot.spec import INTRA, SnapshotConfig
 
+
 def time_points(config: SnapshotConfig, duration_ms: float, max_points: int = Limits.max_points) -> list[int]:
     """The requested times (ms) of a job, in order, without those past the end.
 

@@ -180,7 +180,9 @@ class Buckets:
             else:
                 location = _join(self.bucket_map.get("*", self.root), bucket)
             if _is_gcs(location):
-                from snapshot import gcs  # google-cloud-storage only where a gs:// root is used
+                from snapshot import (
+                    gcs,  # google-cloud-storage only where a gs:// root is used
+                )
                 self._roots[key] = gcs.GcsRoot(location, self.roles.get(role_arn), self.retry)
             else:
                 self._roots[key] = LocalRoot(location)

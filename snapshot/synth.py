@@ -6,8 +6,8 @@ is up), the other 19 cells are the bits of the frame index, white for 1 and blac
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Sequence
 
 import av
 import numpy as np

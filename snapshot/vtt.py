@@ -1,7 +1,7 @@
 """The WebVTT thumbnail track (SPEC.md section 2.3)."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def timestamp(ms: float) -> str:

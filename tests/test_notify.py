@@ -154,6 +154,7 @@ def test_sync_command_answers_in_the_api_format(tmp_path, bucket_root, receivers
     assert job.mnsmessage_result.message_id == notify.message_id(job.id)
     assert receivers["ok"].received[0][1]["JobId"] == job.id
     from PIL import Image
+
     from snapshot import synth
     assert synth.read_index(Image.open(bucket_root / "out" / "sync" / "h264.jpg")) == 30
 

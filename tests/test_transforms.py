@@ -10,8 +10,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
 from snapshot import assemble, errors, jobs, synth
-from snapshot.results import SnapshotImage
 from snapshot.jobs import ManifestLine
+from snapshot.results import SnapshotImage
 from snapshot.storage import Buckets
 from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures
 from transforms.manifest import ReadManifest
