@@ -121,13 +121,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {reason}", file=sys.stderr)
         return 2
     options, limits = beam_options(beam_args), make_limits(args)
-    local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
-    if local and limits.isolate:  # the workers are threads or processes of this machine: warm up
-        isolation.prestart(options.view_as(DirectOptions).direct_num_workers or 1, limits.decoder_memory_mb)
-    with beam.Pipeline(options=options) as p:
-        graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args), limits)
-    print(f"results written to {args.results}-*.avro")
+    direct = options.view_as(DirectOptions)
+    if (limits.isolate and options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+            and direct.direct_running_mode != "multi_processing"):
+        # the worker threads run in this process: start their decoding processes meanwhile
+        isolation.prestart(direct.direct_num_workers or 1, limits.decoder_memory_mb)
+    p = beam.Pipeline(options=options)
+    graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args), limits)
+    outcome = p.run()
+    outcome.wait_until_finish()
+    print(f"{summary(outcome)}; results in {args.results}-*.avro")
     return 0
+
+
+def summary(outcome) -> str:
+    """'N jobs: S succeeded, F failed', from the pipeline's counters."""
+    counters = {c.key.metric.name: c.committed for c in outcome.metrics().query()["counters"]}
+    succeeded, failed = counters.get("jobs_succeeded", 0), counters.get("jobs_failed", 0)
+    return f"{succeeded + failed} jobs: {succeeded} succeeded, {failed} failed"
 
 
 if __name__ == "__main__":
