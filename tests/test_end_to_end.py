@@ -59,6 +59,7 @@ def test_a_manifest_end_to_end(tmp_path, manifest, bucket_root):
                "--bucket_root", str(bucket_root), "--direct_num_workers", "2",
                "--direct_running_mode", "multi_processing")
     assert done.returncode == 0, done.stderr
+    assert f"7 jobs: 3 succeeded, 4 failed; results in {tmp_path / 'res' / 'out'}-*.avro" in done.stdout
     found = by_line(tmp_path / "res" / "out")
     assert sorted(found) == [1, 2, 3, 4, 5, 6, 8]  # every non-blank line, once
     assert [(n, found[n]["State"], found[n]["Code"], found[n]["Count"]) for n in sorted(found)] == [
@@ -136,7 +137,7 @@ def test_sdk_requests_in_and_sdk_responses_out(tmp_path, bucket_root):
     assert [image_index(bucket_root / "out" / "sdk" / f"0000{n}.jpg")[0] for n in (1, 2)] == [30, 60]
 
 
-def test_repeated_bundles_give_identical_outputs_and_results(tmp_path, manifest, bucket_root, videos):
+def test_repeated_bundles_give_identical_outputs_and_results(tmp_path, manifest, bucket_root):
     """Beam may run a bundle more than once: side effects must be idempotent."""
     def run_into(name, *extra):
         root = tmp_path / name
