@@ -21,7 +21,7 @@ LIMITS = Limits(isolate=False)
 
 def _capture(args):
     task, root = args
-    return jobs.run_task(task, Buckets(root), LIMITS)
+    return jobs.run_task_guarded(task, Buckets(root), LIMITS)
 
 
 def main(manifest: str, root: str) -> None:

@@ -1,14 +1,27 @@
 """python -m pipeline.show PREFIX: a short table of the results in PREFIX-*.avro."""
 from __future__ import annotations
 
+import posixpath
+import re
 import sys
 
 import fastavro
 from apache_beam.io.filesystems import FileSystems
 
 
+_SHARD = re.compile(r"-\d+-of-\d+\.avro")
+
+
+def result_files(prefix: str) -> list[str]:
+    """The shards PREFIX-SSSSS-of-NNNNN.avro, and not those of a longer prefix (PREFIX-v2-...)."""
+    name = posixpath.basename(prefix)
+    matched = FileSystems.match([f"{prefix}-*-of-*.avro"])[0].metadata_list
+    return sorted(m.path for m in matched
+                  if _SHARD.fullmatch(posixpath.basename(m.path).removeprefix(name)))
+
+
 def read_results(prefix: str) -> list[dict]:
-    paths = sorted(m.path for m in FileSystems.match([f"{prefix}-*.avro"])[0].metadata_list)
+    paths = result_files(prefix)
     records = []
     for path in paths:
         with FileSystems.open(path) as stream:

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from snapshot import images, naming, results, vtt
 from snapshot.errors import SnapshotError
-from snapshot.jobs import Job, Outcome, Planned, internal_error, plan_input, run_task
+from snapshot.jobs import Job, Outcome, Planned, internal_error, plan_input_guarded, run_task_guarded
 from snapshot.limits import Limits
 from snapshot.results import JobResult
 from snapshot.storage import Buckets
@@ -98,12 +98,12 @@ def _relative(name: str, vtt_name: str) -> str:
 
 
 def run(job: Job, buckets: Buckets, limits: Limits = Limits()) -> JobResult:
-    """All of a job's steps in this process, one after the other."""
+    """All of a job's steps, one after the other (decoding isolated as `limits` say)."""
     if job.error is not None:
         return failed(job, job.error)
-    outcomes, tasks = plan_input([job], buckets, limits)
+    outcomes, tasks = plan_input_guarded([job], buckets, limits)
     for task in tasks:
-        outcomes += run_task(task, buckets, limits)
+        outcomes += run_task_guarded(task, buckets, limits)
     return finish(job, [outcome for _, outcome in outcomes], buckets)
 
 

@@ -11,12 +11,14 @@ import os
 import resource
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import GeneratorType
 from typing import Any
 
 from snapshot import errors
 from snapshot.errors import SnapshotError
 
+ITEM, DONE, FAILED = "item", "done", "failed"  # what the child answers
 START_TIMEOUT_S = 120  # a new decoding process imports PyAV, Pillow and NumPy before it is ready
 
 # Signals that mean the decoder itself broke on the input, not the machine.
@@ -35,9 +37,14 @@ def _serve(connection, memory_mb: int) -> None:
         except EOFError:
             return
         try:
-            answer = (True, function(*args))
+            value = function(*args)
+            if isinstance(value, GeneratorType):  # its items go back one by one, as they come
+                for item in value:
+                    connection.send((ITEM, item))
+                value = None
+            answer = (DONE, value)
         except BaseException as error:  # noqa: BLE001 - everything goes back to the parent
-            answer = (False, error)
+            answer = (FAILED, error)
         connection.send(answer)
 
 
@@ -52,19 +59,19 @@ class Worker:
 
     def call(self, function: Callable, args: tuple, seconds: float) -> Any:
         """`function(*args)` in the child; SnapshotTimeOut past `seconds`, a coded error if it dies."""
+        items = self.stream(function, args, lambda: seconds)
+        for _ in items:
+            raise TypeError("call() runs functions, not generators: use stream()")
+        return items.value
+
+    def stream(self, function: Callable, args: tuple, seconds: Callable[[], float]) -> _Stream:
+        """The items of generator `function(*args)`, run in the child, as they come: the child
+        is killed, and SnapshotTimeOut raised, when the next item takes longer than
+        `seconds()` (asked afresh for each item); a coded error if it dies."""
         if self.process is None or not self.process.is_alive():
             self.start()
         self.connection.send((function, args))
-        if not self.connection.poll(seconds):
-            self.close()
-            raise SnapshotError(errors.SNAPSHOT_TIMEOUT, f"the job ran past its time limit of {seconds:g} s")
-        try:
-            ok, value = self.connection.recv()
-        except EOFError:
-            raise self._died() from None
-        if not ok:
-            raise value
-        return value
+        return _Stream(self, seconds)
 
     def close(self) -> None:
         """Kill the child (if any) and reap it."""
@@ -80,9 +87,16 @@ class Worker:
         self.process.start()
         child.close()
         self.connection = parent
-        if not parent.poll(START_TIMEOUT_S) or parent.recv() != "ready":
+        try:
+            ready = parent.poll(START_TIMEOUT_S) and parent.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.process.join(1)
+            cause = _describe(self.process.exitcode) if self.process.exitcode is not None else "no answer"
             self.close()
-            raise SnapshotError(errors.INTERNAL_ERROR, "the decoding process did not start")
+            raise SnapshotError(errors.INTERNAL_ERROR, f"the decoding process did not start ({cause}; is "
+                                                       f"--decoder_memory_mb too low?)")
 
     def _died(self) -> SnapshotError:
         self.process.join()
@@ -93,6 +107,40 @@ class Worker:
             return SnapshotError(errors.RESOURCE_CONTENT_BAD,
                                  f"the decoder crashed on this input ({signal.Signals(-code).name})")
         return SnapshotError(errors.INTERNAL_ERROR, f"the decoding process died ({_describe(code)})")
+
+
+class _Stream:
+    """The answers of one call, item by item; `value` is the return value once done."""
+
+    def __init__(self, worker: Worker, seconds: Callable[[], float]):
+        self.worker, self.seconds, self.value = worker, seconds, None
+
+    def __iter__(self) -> Iterator:
+        finished = False
+        try:
+            while True:
+                kind, value = self._next()
+                if kind == ITEM:
+                    yield value
+                    continue
+                finished = True
+                if kind == FAILED:
+                    raise value
+                self.value = value
+                return
+        finally:
+            if not finished:
+                self.worker.close()  # abandoned mid-way or broken: the child's answers are no use
+
+    def _next(self):
+        worker, seconds = self.worker, self.seconds()
+        if not worker.connection.poll(max(0.0, seconds)):
+            worker.close()
+            raise SnapshotError(errors.SNAPSHOT_TIMEOUT, f"the job ran past its time limit of {seconds:g} s")
+        try:
+            return worker.connection.recv()
+        except EOFError:
+            raise worker._died() from None
 
 
 def _describe(exitcode: int | None) -> str:
@@ -115,17 +163,36 @@ def run(function: Callable, args: tuple, seconds: float, memory_mb: int = 0) -> 
     one) and gives it back, so there are only as many as calls run at the same time. A
     process is started again when the memory cap or this process's environment changed.
     """
+    worker = _take(memory_mb)
+    try:
+        return worker.call(function, args, seconds)
+    finally:
+        _give_back(worker)
+
+
+def stream(function: Callable, args: tuple, seconds: Callable[[], float], memory_mb: int = 0) -> Iterator:
+    """The items of generator `function(*args)` from a persistent decoding process, as `run`
+    does for a function; see `Worker.stream` for `seconds`."""
+    worker = _take(memory_mb)
+    try:
+        yield from worker.stream(function, args, seconds)
+    finally:
+        _give_back(worker)
+
+
+def _take(memory_mb: int) -> Worker:
     with _idle_lock:
         worker = _idle.pop() if _idle else None
     if worker is None or worker.memory_mb != memory_mb or worker.environment != os.environ:
         if worker is not None:
             worker.close()
         worker = Worker("spawn", memory_mb)
-    try:
-        return worker.call(function, args, seconds)
-    finally:
-        with _idle_lock:
-            _idle.append(worker)
+    return worker
+
+
+def _give_back(worker: Worker) -> None:
+    with _idle_lock:
+        _idle.append(worker)
 
 
 def prestart(count: int, memory_mb: int = 0) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from snapshot import errors, images, isolation, media, naming, plan, spec, tiles
@@ -25,19 +27,28 @@ from snapshot.tiles import SheetLayout
 
 log = logging.getLogger(__name__)
 
-MAX_SHOTS_PER_TASK = 16  # a task ends at the first keyframe boundary past this many shots
+# A task ends at the first keyframe boundary past MAX_SHOTS_PER_TASK shots, and anywhere
+# once it holds MAX_SHOTS_IN_A_GOP shots or its estimated work passes TASK_COST: a long GOP
+# shared by many jobs is then decoded once per task, which beats one unbounded task.
+MAX_SHOTS_PER_TASK = 16
+MAX_SHOTS_IN_A_GOP = 64
+TASK_COST = 1e9            # estimated nanoseconds of work: about a second
+DECODE_NS_PER_PIXEL = 2    # estimates for one core, from the capture benchmark
+PICTURE_NS_PER_PIXEL = 8   # scaling, colour conversion and JPEG encoding of an output pixel
+ASSUMED_FPS = 30           # to count the frames a walk of so many milliseconds decodes
 
 
 @dataclass(frozen=True)
 class ManifestLine:
-    source: str   # the manifest file's name
+    source: str   # the manifest file's path, relative to the folder its pattern names
     number: int   # 1-based line number
-    text: str
+    text: str     # bytes that are not UTF-8 are replaced with U+FFFD ...
+    utf8: bool = True  # ... and this is False
 
     @property
     def job_id(self) -> str:
         """Deterministic: the same line at the same place gets the same id on every run."""
-        return hashlib.md5(f"{self.source}\n{self.number}\n{self.text}".encode()).hexdigest()
+        return hashlib.md5(f"{self.source}\n{self.number}\n{self.text}".encode("utf-8", "replace")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -74,10 +85,6 @@ class CaptureTask:
     shots: tuple[Shot, ...]   # in time order; each shot's owner is its job's id
     parts: tuple[Part, ...]
 
-    @property
-    def is_async(self) -> bool:
-        return any(part.request.config.is_async for part in self.parts)
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -92,9 +99,13 @@ class Outcome:
 
 
 def read_job(line: ManifestLine, created: str, targets: Targets | None = None) -> Job:
-    """Parse a manifest line; with `targets`, its PipelineId must be a known one."""
-    echo = spec.decode_echo(line.text)
+    """Parse a manifest line; with `targets`, its PipelineId must be a known one. Total: any
+    failure becomes the line's coded error."""
     source = f"{line.source}:{line.number}"
+    if not line.utf8:
+        return Job(line.job_id, source, created, Echo(),
+                   error=SnapshotError(errors.JSON_FORMAT_INVALID, "the manifest line is not UTF-8"))
+    echo = spec.decode_echo(line.text)
     try:
         request = spec.parse_request(line.text)
         if targets is not None:
@@ -102,6 +113,10 @@ def read_job(line: ManifestLine, created: str, targets: Targets | None = None) -
         return Job(line.job_id, source, created, echo, request=request)
     except SnapshotError as error:
         return Job(line.job_id, source, created, echo, error=error)
+    except Exception:  # noqa: BLE001 - a line that breaks the parser is still that line's failure
+        log.exception("reading line %s failed", source)
+        return Job(line.job_id, source, created, echo,
+                   error=SnapshotError(errors.INVALID_PARAMETER, "the request cannot be read"))
 
 
 def input_key(job: Job) -> str:
@@ -173,46 +188,59 @@ def _plan_job(job: Job, probe: Probe, limits: Limits) -> tuple[list[Shot], Sheet
 
 
 def _tasks(probe: Probe | None, shots: list[Shot], parts: list[Part]) -> list[CaptureTask]:
-    """Split shots into tasks contiguous in time, each ending at a keyframe boundary once it
-    holds MAX_SHOTS_PER_TASK shots, so that no two tasks decode the same GOP."""
+    """Split shots into tasks contiguous in time: see MAX_SHOTS_PER_TASK."""
     if not shots:
         return []
-    groups, current = [], []
+    groups, current, cost, previous = [], [], 0.0, None
     for shot in sorted(shots, key=lambda s: (s.target_pts, s.owner, s.seq)):
         gop = probe.keyframe_at_or_before(shot.target_pts)
-        if len(current) >= MAX_SHOTS_PER_TASK and gop != probe.keyframe_at_or_before(current[-1].target_pts):
+        if current and (len(current) >= MAX_SHOTS_IN_A_GOP or cost >= TASK_COST or (
+                len(current) >= MAX_SHOTS_PER_TASK and gop != probe.keyframe_at_or_before(current[-1].target_pts))):
             groups.append(current)
-            current = []
+            current, cost, previous = [], 0.0, None
+        cost += shot_cost(probe, shot, previous)
         current.append(shot)
+        previous = shot
     groups.append(current)
     by_job = {part.job_id: part for part in parts}
     source = parts[0].request.input
-    return [CaptureTask(source, probe, tuple(group), tuple(by_job[o] for o in sorted({s.owner for s in group})))
+    return [CaptureTask(source, probe.span(group[0].target_pts, group[-1].target_pts, any(s.black for s in group)),
+                        tuple(group), tuple(by_job[o] for o in sorted({s.owner for s in group})))
             for group in groups]
 
 
-def run_task(task: CaptureTask, buckets: Buckets, limits: Limits = Limits()) -> list[tuple[str, Outcome]]:
-    """Capture a task's shots: write the single images, keep the sprite cells small.
+def shot_cost(probe: Probe, shot: Shot, previous: Shot | None) -> float:
+    """Estimated nanoseconds to capture `shot` after `previous` in the same task: the frames
+    decoded to reach it, and its picture."""
+    if shot.keyframe or shot.black:
+        frames = 1 if not shot.black else media.BLACK_WINDOW_S * ASSUMED_FPS
+    else:
+        keyframe = probe.keyframe_at_or_before(shot.target_pts)
+        walked_from = max(keyframe, previous.target_pts) if previous is not None and not previous.keyframe \
+            else keyframe
+        frames = 1 + probe.ms(shot.target_pts) / 1000 * ASSUMED_FPS - probe.ms(walked_from) / 1000 * ASSUMED_FPS
+    return (frames * probe.width * probe.height * DECODE_NS_PER_PIXEL
+            + shot.size[0] * shot.size[1] * PICTURE_NS_PER_PIXEL)
 
-    A failure stops the task: each job with shots left in it gets one failed outcome.
-    """
+
+def run_task(task: CaptureTask, buckets: Buckets, limits: Limits = Limits()) -> Iterator[tuple[str, Outcome]]:
+    """Capture a task's shots in order, yielding each (job id, Outcome) as soon as it is
+    made: the single image written and/or the sprite cell kept small, with the input bytes
+    read since the previous one. A job whose write fails gets that error as its outcome and
+    no more of its shots; the other jobs go on. A failure of the input itself is raised."""
     parts = {part.job_id: part for part in task.parts}
-    outcomes: list[tuple[str, Outcome]] = []
-    reader = None
-    try:
-        with buckets.open(task.input) as reader:
-            for captured in media.capture(reader, task.shots, task.probe, limits):
-                outcomes.append((captured.shot.owner, _keep(parts[captured.shot.owner], task.probe, captured,
-                                                            buckets)))
-    except Exception as error:  # noqa: BLE001 - one bad video must never stop the pipeline
-        outcomes += _unfinished(task, outcomes, _coded(error, "capture"))
-    shares = _shares(reader.bytes_read if reader else 0, list(parts))
-    first = {}
-    for index, (job_id, _) in enumerate(outcomes):
-        first.setdefault(job_id, index)
-    for job_id, index in first.items():
-        outcomes[index] = (job_id, replace(outcomes[index][1], bytes_read=shares[job_id]))
-    return outcomes
+    failed: set[str] = set()
+    with buckets.open(task.input) as reader:
+        counted = 0
+        for captured in media.capture(reader, task.shots, task.probe, limits, skip=failed.__contains__):
+            owner = captured.shot.owner
+            try:
+                outcome = _keep(parts[owner], task.probe, captured, buckets)
+            except Exception as error:  # noqa: BLE001 - one job's failure stays in that job
+                failed.add(owner)
+                outcome = Outcome(captured.shot.seq, error=_coded(error, "writing"))
+            yield owner, replace(outcome, bytes_read=reader.bytes_read - counted)
+            counted = reader.bytes_read
 
 
 def _keep(part: Part, probe: Probe, captured: media.Captured, buckets: Buckets) -> Outcome:
@@ -222,7 +250,7 @@ def _keep(part: Part, probe: Probe, captured: media.Captured, buckets: Buckets) 
     name = url = ""
     if config.writes_images:
         name = naming.expand(config.output.name, request.input.name, shot.seq, shot.requested_ms)
-        url = buckets.write(config.output, name, images.encode_jpeg(captured.image, config.quality))
+        url = buckets.write(config.output, name, captured.jpeg(config.quality))
     image = SnapshotImage(shot.seq, name, url, shot.requested_ms, round(probe.ms(captured.frame_pts)),
                           *captured.image.size)
     cell = None
@@ -231,39 +259,107 @@ def _keep(part: Part, probe: Probe, captured: media.Captured, buckets: Buckets) 
     return Outcome(shot.seq, image=image, cell=cell)
 
 
-def _unfinished(task: CaptureTask, outcomes: list[tuple[str, Outcome]],
-                error: SnapshotError) -> list[tuple[str, Outcome]]:
-    """One failed outcome for each job with shots of the task not captured."""
-    done = {(job_id, outcome.seq) for job_id, outcome in outcomes}
-    failed = {}
-    for shot in task.shots:
-        if (shot.owner, shot.seq) not in done:
-            failed.setdefault(shot.owner, (shot.owner, Outcome(shot.seq, error=error)))
-    return list(failed.values())
-
-
 def plan_input_guarded(jobs: list[Job], buckets: Buckets, limits: Limits) \
         -> tuple[list[tuple[str, Outcome]], list[CaptureTask]]:
-    """plan_input in a decoding process that is killed past the jobs' time limit."""
-    is_async = any(job.request.config.is_async for job in jobs)
+    """plan_input in a decoding process that is killed past the most generous time limit of
+    the jobs: they share the probe."""
+    seconds = max(limits.timeout_s(job.request.config.is_async) for job in jobs)
     try:
-        return _isolated(plan_input, (jobs, buckets, limits), limits, is_async)
+        if not limits.isolate:
+            return plan_input(jobs, buckets, limits)
+        return isolation.run(plan_input, (jobs, buckets, limits), seconds, limits.decoder_memory_mb)
     except SnapshotError as error:
         return [(job.id, Outcome(0, error=error)) for job in jobs], []
 
 
 def run_task_guarded(task: CaptureTask, buckets: Buckets, limits: Limits) -> list[tuple[str, Outcome]]:
-    """run_task in a decoding process that is killed past the jobs' time limit."""
-    try:
-        return _isolated(run_task, (task, buckets, limits), limits, task.is_async)
-    except SnapshotError as error:
-        return _unfinished(task, [], error)
+    """run_task in a decoding process, each job within its own time limit.
+
+    A job's clock runs while the task works on that job's next shot. When it runs out, the
+    process is killed, that job fails with SnapshotTimeOut (keeping the images it has), and
+    the other jobs' shots go on in a fresh process. Any other failure of the task fails every
+    job with shots left.
+    """
+    outcomes: list[tuple[str, Outcome]] = []
+    failed: set[str] = set()
+    spent: dict[str, float] = defaultdict(float)
+    limit = {part.job_id: limits.timeout_s(part.request.config.is_async) for part in task.parts}
+    remaining: CaptureTask | None = task
+    while remaining is not None:
+        waiting = _Waiting(remaining, failed)
+        try:
+            for job_id, outcome in _run(remaining, buckets, limits, lambda: waiting.seconds(limit, spent)):
+                spent[job_id] += waiting.arrived(job_id, outcome.seq)
+                outcomes.append((job_id, outcome))
+                if outcome.error is not None:
+                    failed.add(job_id)
+            remaining = None
+        except Exception as error:  # noqa: BLE001 - one bad video must never stop the pipeline
+            error = _coded(error, "capture")
+            stalled = waiting.next_shot()
+            if error.code != errors.SNAPSHOT_TIMEOUT or stalled is None:
+                outcomes += _unfinished(remaining, outcomes, failed, error)
+                break
+            outcomes.append((stalled.owner, Outcome(stalled.seq, error=error)))
+            failed.add(stalled.owner)
+            remaining = _without(remaining, outcomes, failed)
+    return outcomes
 
 
-def _isolated(function, args: tuple, limits: Limits, is_async: bool):
+def _run(task: CaptureTask, buckets: Buckets, limits: Limits, seconds) -> Iterator[tuple[str, Outcome]]:
     if not limits.isolate:
-        return function(*args)
-    return isolation.run(function, args, limits.timeout_s(is_async), limits.decoder_memory_mb)
+        return run_task(task, buckets, limits)
+    return isolation.stream(run_task, (task, buckets, limits), seconds, limits.decoder_memory_mb)
+
+
+class _Waiting:
+    """Which shot of a task the decoding process works on, and since when."""
+
+    def __init__(self, task: CaptureTask, failed: set[str]):
+        self.shots, self.failed = list(task.shots), failed  # in the order the task captures them
+        self.position, self.since = 0, None
+
+    def next_shot(self) -> Shot | None:
+        while self.position < len(self.shots) and self.shots[self.position].owner in self.failed:
+            self.position += 1
+        return self.shots[self.position] if self.position < len(self.shots) else None
+
+    def seconds(self, limit: dict[str, float], spent: dict[str, float]) -> float:
+        """What the owner of the next shot has left of its time limit; the clock starts now."""
+        if self.since is None:
+            self.since = time.monotonic()
+        shot = self.next_shot()
+        return max(limit.values()) if shot is None else limit[shot.owner] - spent[shot.owner]
+
+    def arrived(self, job_id: str, seq: int) -> float:
+        """A shot's outcome arrived: the seconds it took."""
+        now = time.monotonic()
+        took, self.since = now - (self.since or now), now
+        shot = self.next_shot()
+        if shot is not None and (shot.owner, shot.seq) == (job_id, seq):
+            self.position += 1
+        return took
+
+
+def _unfinished(task: CaptureTask, outcomes: list[tuple[str, Outcome]], failed: set[str],
+                error: SnapshotError) -> list[tuple[str, Outcome]]:
+    """One failed outcome for each job not failed yet with shots of the task not captured."""
+    done = {(job_id, outcome.seq) for job_id, outcome in outcomes}
+    result = {}
+    for shot in task.shots:
+        if (shot.owner, shot.seq) not in done and shot.owner not in failed:
+            result.setdefault(shot.owner, (shot.owner, Outcome(shot.seq, error=error)))
+    return list(result.values())
+
+
+def _without(task: CaptureTask, outcomes: list[tuple[str, Outcome]], failed: set[str]) -> CaptureTask | None:
+    """The task's shots still to capture, of the jobs not failed; None when there are none."""
+    done = {(job_id, outcome.seq) for job_id, outcome in outcomes}
+    shots = tuple(s for s in task.shots if s.owner not in failed and (s.owner, s.seq) not in done)
+    if not shots:
+        return None
+    owners = {s.owner for s in shots}
+    return replace(task, shots=shots, parts=tuple(p for p in task.parts if p.job_id in owners))
 
 
 def _check_output_pixels(config: spec.SnapshotConfig, size: tuple[int, int], layout: SheetLayout | None,

@@ -7,8 +7,8 @@ at 10 s (MPEG-TS) counts from 0 like any other.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import BinaryIO
 
@@ -66,6 +66,16 @@ class Probe:
         index = bisect.bisect_right(self.keyframes, pts)
         return self.keyframes[max(index - 1, 0)]
 
+    def span(self, first: int, last: int, from_start: bool = False) -> Probe:
+        """The probe with only the keyframes that capturing targets from `first` to `last`
+        can use (and those of the black-frame window, with `from_start`): what a capture task
+        carries, small whatever the length of the video."""
+        low = self.start_pts if from_start else first
+        high = max(last, self.start_pts + int(BLACK_WINDOW_S / self.time_base)) if from_start else last
+        begin = max(bisect.bisect_right(self.keyframes, low) - 1, 0)
+        end = bisect.bisect_right(self.keyframes, high)
+        return replace(self, keyframes=self.keyframes[begin:end])
+
 
 @dataclass(frozen=True)
 class Shot:
@@ -84,33 +94,50 @@ class Shot:
     owner: str = ""           # the job it is for
 
 
-@dataclass(frozen=True)
+@dataclass
 class Captured:
     shot: Shot
     image: Image.Image
     frame_pts: int
+    _jpegs: dict[int, bytes] = field(default_factory=dict)  # shared by shots of the same picture
+
+    def jpeg(self, quality: int) -> bytes:
+        """The picture as JPEG, encoded once per quality for every shot that shows it."""
+        if quality not in self._jpegs:
+            self._jpegs[quality] = images.encode_jpeg(self.image, quality)
+        return self._jpegs[quality]
 
 
 def probe(source: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Probe:
     """Timing and keyframes of a video, and its upright display size.
 
-    It decodes the first frame. Keyframes come from the container's index (MP4 sample
-    tables, Matroska cues) when it has one, reading no media data; otherwise every packet
-    is demuxed (not decoded), as for MPEG-TS.
+    Time 0 is the first frame the decoder shows: frames that an edit list hides (a clip
+    trimmed by stream copy) and packets before the first decodable frame (a transport
+    stream cut inside a GOP) come before it. Keyframes come from the container's index
+    (MP4 sample tables, Matroska cues) when it has one that covers the whole stream,
+    reading no media data; otherwise every packet is demuxed (not decoded), from the first
+    byte of the file.
     """
     with _open(source) as container:
         stream = _video_stream(container, limits)
         try:
             first_packet, first = _first_frame(container, stream)
-            start = stream.start_time if stream.start_time is not None else first.pts
-            found = _from_index(container, stream, first_packet, start) or _from_packets(container, stream)
+            start = _first_pts(stream, first_packet, first)
+            found = _from_index(container, stream, first_packet, start)
         except av.FFmpegError:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video stream cannot be decoded") from None
         width, height = _display_size(stream, first)
         rotation = int(first.rotation or 0)
-        if rotation in (90, -90, 270):
-            width, height = height, width
-        return Probe(stream.time_base, width=width, height=height, rotation=rotation, **found)
+        time_base = stream.time_base
+    if found is None:
+        with _open(source) as container:  # opened anew: a seek to timestamp 0 can miss the head (PTS wrap)
+            try:
+                found = _from_packets(container, _video_stream(container, limits), start)
+            except av.FFmpegError:
+                raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video stream cannot be read") from None
+    if rotation in (90, -90, 270):
+        width, height = height, width
+    return Probe(time_base, width=width, height=height, rotation=rotation, **found)
 
 
 def exact_keyframes(source: BinaryIO, probe_: Probe, targets: Iterable[int],
@@ -151,17 +178,33 @@ def _first_frame(container, stream):
     raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video has no decodable frame")
 
 
-def _from_index(container, stream, first_packet, start: int | None) -> dict | None:
-    """Keyframes from the index of a format that has a complete one, and the end from the
-    packets of the last keyframe's GOP; None for other formats."""
-    if first_packet is None or start is None or not INDEXED_FORMATS & set(container.format.name.split(",")):
+def _first_pts(stream, first_packet, first) -> int:
+    """The timestamp of the first frame shown."""
+    for pts in (first.pts, first_packet.pts if first_packet else None, stream.start_time):
+        if pts is not None:
+            return pts
+    raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video has no timestamps")
+
+
+def _from_index(container, stream, first_packet, start: int) -> dict | None:
+    """Keyframes from the index of a format that has one, and the end from the packets of
+    the last keyframe's GOP; None when there is no index or it does not cover the stream
+    (a WebM from a browser or a pipe has no Cues: the demuxer's index then holds only the
+    keyframes it has met so far)."""
+    if first_packet is None or not INDEXED_FORMATS & set(container.format.name.split(",")):
         return None
     container.seek(start, stream=stream, backward=True)  # Matroska reads its cues on the first seek
     index = sorted(entry.timestamp for entry in stream.index_entries if entry.is_keyframe)
     if not index:
         return None
     container.seek(index[-1], stream=stream, backward=True)
-    end = max((p.pts + (p.duration or 0) for p in container.demux(stream) if p.pts is not None), default=None)
+    end = None
+    for packet in container.demux(stream):
+        if packet.pts is None:
+            continue
+        if packet.is_keyframe and min(packet.pts, packet.dts if packet.dts is not None else packet.pts) > index[-1]:
+            return None  # a keyframe after the last one the index lists (MP4 lists decode times)
+        end = max(end if end is not None else packet.pts, packet.pts + (packet.duration or 0))
     if end is None:
         return None
     offset = first_packet.pts - index[0] if first_packet.is_keyframe else 0
@@ -169,54 +212,61 @@ def _from_index(container, stream, first_packet, start: int | None) -> dict | No
                 keyframes_exact=offset == 0)
 
 
-def _from_packets(container, stream) -> dict:
-    """Keyframes, start and end from every packet's timestamps."""
-    container.seek(0, backward=True)
-    keyframes, start, end = [], None, None
+def _from_packets(container, stream, start: int) -> dict:
+    """Keyframes and end from every packet's timestamps."""
+    keyframes, end = [], None
     for packet in container.demux(stream):
         pts = packet.pts if packet.pts is not None else packet.dts
         if pts is None:
             continue
         if packet.is_keyframe:
             keyframes.append(pts)
-        start = pts if start is None else min(start, pts)
         end = max(end if end is not None else pts, pts + (packet.duration or 0))
-    if not keyframes:
+    if not keyframes or end is None:
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video has no keyframe")
     return dict(start_pts=start, end_pts=end, keyframes=tuple(sorted(set(keyframes))))
 
 
-def capture(source: BinaryIO, shots: Iterable[Shot], probe_: Probe,
-            limits: Limits = DEFAULT_LIMITS) -> Iterator[Captured]:
+def capture(source: BinaryIO, shots: Iterable[Shot], probe_: Probe, limits: Limits = DEFAULT_LIMITS,
+            skip: Callable[[str], bool] = lambda owner: False) -> Iterator[Captured]:
     """Decode the frames of `shots` in time order, opening the video once.
 
     A keyframe shot seeks to its keyframe and decodes that frame alone. Any other shot takes
     the last frame whose pts is <= its target: between such shots the decoder keeps going
     forward unless a keyframe lies between, then it seeks. Each picture is scaled during
-    colour conversion and turned upright.
+    colour conversion and turned upright. Shots of the same frame share its decoding, and
+    at the same size its picture and JPEGs. Shots whose owner `skip` names are left out.
     """
     with _open(source) as container:
         stream = _video_stream(container, limits)
         frames: Iterator | None = None
-        last = ahead = None
+        last = ahead = previous = None
         try:
             for shot in sorted(shots, key=lambda s: s.target_pts):
-                if shot.black is not None or shot.keyframe:
-                    if shot.black is not None:
-                        frame = _first_non_black(container, stream, probe_, shot.black, shot.keyframe, limits)
-                    else:
-                        frame = _keyframe(container, stream, probe_, shot.target_pts, limits)
-                    frames = None  # the next frame-exact shot seeks afresh
-                    yield Captured(shot, _picture(frame, shot.size), frame.pts)
+                if skip(shot.owner):
                     continue
-                keyframe = probe_.keyframe_at_or_before(shot.target_pts)
-                position = ahead if ahead is not None else last
-                if frames is None or position is None or keyframe > position.pts:
-                    frames, last, ahead = _frames_from(container, stream, probe_, keyframe, shot.target_pts)
-                last, ahead = _advance(frames, last, ahead, shot.target_pts, limits.max_frames_per_point)
-                if last is None:
-                    raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no frame at {shot.requested_ms} ms")
-                yield Captured(shot, _picture(last, shot.size), last.pts)
+                if shot.black is not None:
+                    frame = _first_non_black(container, stream, probe_, shot.black, shot.keyframe, limits)
+                    frames = None  # the next frame-exact shot seeks afresh
+                elif shot.keyframe:
+                    same = previous is not None and previous.shot.keyframe and previous.frame_pts == shot.target_pts
+                    frame = previous_frame if same else _keyframe(container, stream, probe_, shot.target_pts, limits)
+                    frames = None
+                else:
+                    keyframe = probe_.keyframe_at_or_before(shot.target_pts)
+                    position = ahead if ahead is not None else last
+                    if frames is None or position is None or keyframe > position.pts:
+                        frames, last, ahead = _frames_from(container, stream, probe_, keyframe, shot.target_pts)
+                    last, ahead = _advance(frames, last, ahead, shot.target_pts, limits.max_frames_per_point)
+                    if last is None:
+                        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no frame at {shot.requested_ms} ms")
+                    frame = last
+                if previous is not None and frame is previous_frame and shot.size == previous.shot.size:
+                    captured = Captured(shot, previous.image, previous.frame_pts, previous._jpegs)
+                else:
+                    captured = Captured(shot, _picture(frame, shot.size), frame.pts)
+                previous, previous_frame = captured, frame
+                yield captured
         except av.FFmpegError:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded") from None
 
@@ -259,7 +309,7 @@ def _first_non_black(container, stream, probe_: Probe, black: BlackFilter, keyfr
 def _candidates(container, stream, probe_: Probe, limit: int, keyframes_only: bool, limits: Limits):
     try:
         if keyframes_only:
-            for keyframe in (k for k in probe_.keyframes if k < limit):
+            for keyframe in (k for k in probe_.keyframes if probe_.start_pts <= k < limit):
                 frames, last, ahead = _frames_from(container, stream, probe_, keyframe, keyframe)
                 last, _ = _advance(frames, last, ahead, keyframe, limits.max_frames_per_point)
                 if last is not None:

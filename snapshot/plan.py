@@ -65,7 +65,7 @@ def shots(config: SnapshotConfig, probe: Probe, max_points: int = Limits.max_poi
     for point in time_points(config, probe.duration_ms, max_points):
         target = probe.pts(point)
         if intra:
-            target = nearest_keyframe(probe.keyframes, target)
+            target = nearest_keyframe(probe.keyframes, target, probe.start_pts)
             if target in seen:
                 continue
             seen.add(target)
@@ -74,10 +74,14 @@ def shots(config: SnapshotConfig, probe: Probe, max_points: int = Limits.max_poi
     return result
 
 
-def nearest_keyframe(keyframes: tuple[int, ...], pts: int) -> int:
-    """The keyframe closest to `pts` on either side; the earlier one on a tie."""
-    index = bisect.bisect_left(keyframes, pts)
-    candidates = keyframes[max(index - 1, 0):index + 1]
+def nearest_keyframe(keyframes: tuple[int, ...], pts: int, first_shown: int | None = None) -> int:
+    """The keyframe closest to `pts` on either side; the earlier one on a tie. Keyframes
+    before `first_shown` (pre-roll that an edit list hides) are never chosen, unless no
+    other keyframe exists."""
+    low = bisect.bisect_left(keyframes, first_shown) if first_shown is not None else 0
+    low = low if low < len(keyframes) else 0
+    index = bisect.bisect_left(keyframes, pts, lo=low)
+    candidates = keyframes[max(index - 1, low):index + 1]
     return min(candidates, key=lambda k: (abs(k - pts), k))
 
 

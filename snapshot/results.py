@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -55,8 +57,8 @@ class JobResult:
         return len(self.snapshots)
 
     def to_record(self) -> dict:
-        """The Avro record (schema: snapshot_job.avsc)."""
-        return {
+        """The Avro record (schema: snapshot_job.avsc), always writable: see `writable`."""
+        return writable({
             "Id": self.id,
             "Source": self.source,
             "State": self.state,
@@ -79,7 +81,7 @@ class JobResult:
             "Tiles": list(self.tiles),
             "Vtt": self.vtt,
             "BytesRead": self.bytes_read,
-        }
+        })
 
 
 def api_response(record: dict) -> dict:
@@ -109,4 +111,23 @@ def _stringify(value):
 
 
 def _json_or_none(value: dict | None) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return None if value is None else json.dumps(writable(value), ensure_ascii=False, sort_keys=True,
+                                                  allow_nan=False)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def writable(value):
+    """`value` with every string valid Unicode (a lone surrogate becomes U+FFFD) and every
+    float finite (NaN and infinities become their names): what Avro and JSON can hold. The
+    one sanitizer that every echoed field goes through."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {writable(key): writable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [writable(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value

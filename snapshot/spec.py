@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import urllib.parse
 from dataclasses import dataclass, replace
 from typing import Any
@@ -21,6 +22,8 @@ INTRA, NORMAL = "intra", "normal"
 MIN_SIZE, MAX_SIZE = 8, 4096
 MAX_USER_DATA_BYTES = 1024
 MAX_TILE_CELLS = 10_000
+MAX_TIME_MS = 10**10          # Time and TimeArray points: about 115 days
+MAX_COUNT = 2**31 - 1         # Num and CellSelStep
 DEFAULT_QUALITY = 85
 DEFAULT_INTERVAL_S = 10
 
@@ -110,7 +113,7 @@ class Echo:
 
 def parse_request(text: str) -> Request:
     """Parse and validate one manifest line; raise SnapshotError on any invalid part."""
-    line = _json_object(text, "the manifest line")
+    line = _json_object(text, "the manifest line", top=True)
     action = line.get("Action")
     if action is not None and action != "SubmitSnapshotJob":
         raise SnapshotError(errors.INVALID_PARAMETER, f"Action must be SubmitSnapshotJob, got {_show(action)}")
@@ -142,14 +145,14 @@ def _several_sheets(config: SnapshotConfig) -> bool:
 def decode_echo(text: str) -> Echo:
     """Whatever parts of a (possibly invalid) line decode, for the result's echo fields."""
     try:
-        line = _json_object(text, "the manifest line")
-    except SnapshotError:
+        line = _json_object(text, "the manifest line", top=True)
+    except Exception:  # noqa: BLE001 - nothing to echo
         return Echo()
     parts = {}
     for key in ("Input", "SnapshotConfig"):
         try:
             parts[key] = _required_object(line, key)
-        except SnapshotError:
+        except Exception:  # noqa: BLE001 - not echoed
             parts[key] = None
     return Echo(parts["Input"], parts["SnapshotConfig"],
                 _text_or_empty(line.get("PipelineId")), _text_or_empty(line.get("UserData")))
@@ -159,10 +162,10 @@ def _snapshot_config(cfg: dict) -> SnapshotConfig:
     output = _object_ref(_required_object(cfg, "OutputFile", "SnapshotConfig.OutputFile"),
                          "SnapshotConfig.OutputFile")
     time_array = _time_array(cfg)
-    time_ms = _integer(cfg, "Time", minimum=0)
+    time_ms = _integer(cfg, "Time", minimum=0, maximum=MAX_TIME_MS)
     if time_ms is None and time_array is None:
         raise SnapshotError(errors.NULL_VALUE, "SnapshotConfig.Time is required")
-    num = _integer(cfg, "Num", minimum=1)
+    num = _integer(cfg, "Num", minimum=1, maximum=MAX_COUNT)
     interval = _interval_ms(cfg)
     if num is not None and interval is None:
         interval = DEFAULT_INTERVAL_S * 1000
@@ -231,21 +234,22 @@ def _tile_spec(cfg: dict) -> TileSpec | None:
         margin=_integer(tile, "Margin", 0, MAX_SIZE, prefix) or 0,
         color=color,
         keep_cells=_boolean(tile, "IsKeepCellPic", f"{prefix}.IsKeepCellPic", default=True),
-        cell_step=_integer(tile, "CellSelStep", 1, None, prefix) or 1,
+        cell_step=_integer(tile, "CellSelStep", 1, MAX_COUNT, prefix) or 1,
     )
 
 
 def _black_filter(cfg: dict, config: SnapshotConfig) -> BlackFilter | None:
-    """BlackLevel applies at Time=0 to a job of several images; a single image at 0 always filters."""
+    """BlackLevel applies at Time=0 to a job of several images; a single image at 0 always
+    filters, with the defaults unless BlackLevel and PixelBlackThreshold say otherwise."""
     level = _integer(cfg, "BlackLevel", 30, 100)
     threshold = _integer(cfg, "PixelBlackThreshold", 0, 255)
     if config.time_array is not None or config.time_ms != 0:
         return None
-    if config.max_images == 1:
-        return BlackFilter()
-    if level is None:
+    if level is None and config.max_images != 1:
         return None
-    return BlackFilter(level, BlackFilter().threshold if threshold is None else threshold)
+    defaults = BlackFilter()
+    return BlackFilter(defaults.level if level is None else level,
+                       defaults.threshold if threshold is None else threshold)
 
 
 def _time_array(cfg: dict) -> tuple[int, ...] | None:
@@ -260,7 +264,7 @@ def _time_array(cfg: dict) -> tuple[int, ...] | None:
     if not isinstance(points, list) or not points:
         raise SnapshotError(errors.INVALID_PARAMETER,
                             "SnapshotConfig.TimeArray.TimePointList must be a non-empty list of milliseconds")
-    return tuple(_as_integer(p, f"SnapshotConfig.TimeArray.TimePointList[{i}]", minimum=0)
+    return tuple(_as_integer(p, f"SnapshotConfig.TimeArray.TimePointList[{i}]", 0, MAX_TIME_MS)
                  for i, p in enumerate(points))
 
 
@@ -278,15 +282,43 @@ def _object_ref(obj: dict, field: str) -> ObjectRef:
 
 # -- JSON and scalar helpers -------------------------------------------------------------
 
-def _json(text: str, what: str) -> Any:
+def _json(text: str, what: str, top: bool = False) -> Any:
+    """JSON as RFC 8259 has it (no NaN or Infinity), with no lone surrogate in any string."""
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)
     except (ValueError, RecursionError):
         raise SnapshotError(errors.JSON_FORMAT_INVALID, f"{what} is not valid JSON") from None
+    where = _lone_surrogate(value, "" if top else what)
+    if where is not None:
+        raise SnapshotError(errors.INVALID_PARAMETER, f"{where or what} holds a lone surrogate, which is not "
+                                                      f"valid Unicode")
+    return value
 
 
-def _json_object(text: str, what: str) -> dict:
-    value = _json(text, what)
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(value: Any, path: str) -> str | None:
+    """The path of the first key or string holding a lone surrogate, or None."""
+    if isinstance(value, str):
+        return path if _SURROGATE.search(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        inner = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
+        if isinstance(key, str) and _SURROGATE.search(key):
+            return inner
+        found = _lone_surrogate(item, inner)
+        if found is not None:
+            return found
+    return None
+
+
+def _json_object(text: str, what: str, top: bool = False) -> dict:
+    value = _json(text, what, top)
     if not isinstance(value, dict):
         raise SnapshotError(errors.JSON_OBJECT_FORMAT_INVALID, f"{what} is not a JSON object")
     return value
@@ -348,41 +380,41 @@ def _interval_ms(cfg: dict) -> int | None:
     if value is None or value == "":
         return None
     seconds = _as_number(value, "SnapshotConfig.Interval")
-    milliseconds = round(seconds * 1000)
-    if seconds < 0 or (seconds > 0 and milliseconds == 0):
-        raise SnapshotError(errors.OUT_OF_RANGE, f"SnapshotConfig.Interval must be 0 or at least 0.001 s, "
-                                                 f"got {_show(value)}")
-    return milliseconds
+    if not 0 <= seconds <= MAX_TIME_MS / 1000 or (seconds > 0 and round(seconds * 1000) == 0):
+        raise SnapshotError(errors.OUT_OF_RANGE, f"SnapshotConfig.Interval must be 0 or in [0.001, "
+                                                 f"{MAX_TIME_MS // 1000}] s, got {_show(value)}")
+    return round(seconds * 1000)
 
 
-def _integer(parent: dict, key: str, minimum: int, maximum: int | None = None,
-             prefix: str = "SnapshotConfig") -> int | None:
+def _integer(parent: dict, key: str, minimum: int, maximum: int, prefix: str = "SnapshotConfig") -> int | None:
     value = parent.get(key)
     if value is None or value == "":
         return None
     return _as_integer(value, f"{prefix}.{key}", minimum, maximum)
 
 
-def _as_number(value: Any, field: str) -> float:
-    """A finite number given as a JSON number or a string."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = float(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError):
-        raise SnapshotError(errors.INVALID_PARAMETER, f"{field} must be a number, got {_show(value)}") from None
-    if not math.isfinite(number):
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def _as_number(value: Any, field: str) -> int | float:
+    """A finite number given as a JSON number or a string of one; integers stay exact."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        text = value.strip()
+        value = int(text) if _INTEGER.fullmatch(text) and len(text) < 100 else float(text)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SnapshotError(errors.INVALID_PARAMETER, f"{field} must be a number, got {_show(value)}")
+    if not math.isfinite(value):
         raise SnapshotError(errors.INVALID_PARAMETER, f"{field} must be a finite number, got {_show(value)}")
-    return number
+    return value
 
 
-def _as_integer(value: Any, field: str, minimum: int, maximum: int | None = None) -> int:
+def _as_integer(value: Any, field: str, minimum: int, maximum: int) -> int:
     number = _as_number(value, field)
+    if not minimum <= number <= maximum:
+        raise SnapshotError(errors.OUT_OF_RANGE, f"{field} must be in [{minimum}, {maximum}], got {_show(value)}")
     if number != int(number):
         raise SnapshotError(errors.INVALID_PARAMETER, f"{field} must be an integer, got {_show(value)}")
-    if number < minimum or (maximum is not None and number > maximum):
-        bounds = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
-        raise SnapshotError(errors.OUT_OF_RANGE, f"{field} must be {bounds}, got {_show(value)}")
     return int(number)
 
 

@@ -1,21 +1,48 @@
-"""ReadManifest: every non-blank line of the manifest files, with its file name and number."""
+"""ReadManifest: every non-blank line of the manifest files, with its file and number."""
 from __future__ import annotations
 
+import os
 import posixpath
+import re
 
 import apache_beam as beam
 from apache_beam.io import fileio
 
 from snapshot.jobs import ManifestLine
 
+_WILDCARD = re.compile(r"[*?\[]")
+BOM = b"\xef\xbb\xbf"
 
-def numbered_lines(readable: fileio.ReadableFile):
-    source = posixpath.basename(readable.metadata.path.replace("\\", "/"))
+
+def pattern_folder(pattern: str) -> str:
+    """The folder a manifest pattern names before its first wildcard, ending in '/'."""
+    wildcard = _WILDCARD.search(pattern)
+    folder = posixpath.dirname(pattern[:wildcard.start()] if wildcard else pattern)
+    if "://" not in pattern:
+        folder = os.path.abspath(folder or ".")
+    return folder.rstrip("/") + "/"
+
+
+def source_name(path: str, folder: str) -> str:
+    """A manifest's name in the results: its path below the pattern's folder, so two files of
+    the same name in two folders of one glob stay apart (`a/jobs.jsonl`, `b/jobs.jsonl`),
+    and a plain path gives its file name."""
+    return path[len(folder):] if path.startswith(folder) else path.rpartition("/")[2]
+
+
+def numbered_lines(readable: fileio.ReadableFile, folder: str):
+    source = source_name(readable.metadata.path, folder)
     with readable.open() as stream:
         for number, raw in enumerate(stream, start=1):
-            text = raw.decode("utf-8", errors="replace").strip()
+            if number == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM):]
+            try:
+                text, utf8 = raw.decode("utf-8"), True
+            except UnicodeDecodeError:
+                text, utf8 = raw.decode("utf-8", errors="replace"), False
+            text = text.strip()
             if text:
-                yield ManifestLine(source, number, text)
+                yield ManifestLine(source, number, text, utf8)
 
 
 class ReadManifest(beam.PTransform):
@@ -29,4 +56,4 @@ class ReadManifest(beam.PTransform):
         return (pbegin
                 | "Match" >> fileio.MatchFiles(self.pattern)
                 | "Open" >> fileio.ReadMatches()
-                | "Number" >> beam.FlatMap(numbered_lines))
+                | "Number" >> beam.FlatMap(numbered_lines, pattern_folder(self.pattern)))
