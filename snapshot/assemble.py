@@ -74,7 +74,7 @@ def _write_vtt(job: Job, planned: Planned, shots: list[Outcome], sheet_names: li
     config = job.request.config
     if config.vtt_sprite_fragments:
         layout, where = planned.layout, config.tile_output
-        name = _vtt_name(sheet_names[0])
+        name = naming.vtt_name(sheet_names[0])
         points = []
         for o in shots:
             if o.cell is not None:
@@ -83,14 +83,10 @@ def _write_vtt(job: Job, planned: Planned, shots: list[Outcome], sheet_names: li
                 points.append((o.image.time_ms, f"{target}#xywh={cell.x},{cell.y},{cell.width},{cell.height}"))
     else:
         where = config.output
-        name = _vtt_name(shots[0].image.object)
+        name = naming.vtt_name(shots[0].image.object)
         points = [(o.image.time_ms, _relative(o.image.object, name)) for o in shots]
     text = vtt.track(points, planned.duration_ms)
     return buckets.write(where, name, text.encode("utf-8"))
-
-
-def _vtt_name(first_output: str) -> str:
-    return posixpath.splitext(first_output)[0] + ".vtt"
 
 
 def _relative(name: str, vtt_name: str) -> str:

@@ -153,7 +153,7 @@ def plan_input(jobs: list[Job], buckets: Buckets, limits: Limits = Limits()) \
     shots, parts = [], []
     for job in ready:
         try:
-            job_shots, layout = _plan_job(job, probe, limits)
+            job_shots, layout = _plan_job(job, probe, limits, buckets)
         except Exception as error:  # noqa: BLE001 - one bad job must never stop the others
             outcomes[job.id] = Outcome(0, error=_coded(error, "planning"))
             continue
@@ -178,13 +178,44 @@ def _intra_targets(jobs: list[Job], probe: Probe, limits: Limits) -> list[int]:
     return targets
 
 
-def _plan_job(job: Job, probe: Probe, limits: Limits) -> tuple[list[Shot], SheetLayout | None]:
+def _plan_job(job: Job, probe: Probe, limits: Limits, buckets: Buckets) -> tuple[list[Shot], SheetLayout | None]:
     config = job.request.config
     size = plan.output_size(config, probe)
     layout = tiles.layout(config.tile, size, limits.max_sheet_pixels) if config.tile else None
     shots = plan.shots(config, probe, limits.max_points, owner=job.id)
     _check_output_pixels(config, size, layout, len(shots), limits)
+    _check_names(job.request, shots, layout, buckets)
     return shots, layout
+
+
+def _check_names(request: Request, shots: list[Shot], layout: SheetLayout | None, buckets: Buckets) -> None:
+    """A job's images, sheets and track are distinct objects, and none is its own input."""
+    taken = {buckets.location(request.input.bucket, request.input.name): "the job's own input"}
+    for field, ref, name in output_names(request, shots, layout):
+        where = buckets.location(ref.bucket, name)
+        if where in taken:
+            raise SnapshotError(errors.INVALID_PARAMETER, f"{field} names {name!r}, which is also {taken[where]}")
+        taken[where] = f"a name of its {field}"
+
+
+def output_names(request: Request, shots: list[Shot], layout: SheetLayout | None) \
+        -> Iterator[tuple[str, ObjectRef, str]]:
+    """(field, where, object name) of every object a job writes: images, sheets, track."""
+    config, input_name = request.config, request.input.name
+    images_ = [naming.expand(config.output.name, input_name, s.seq, s.requested_ms) for s in shots]
+    if config.writes_images:
+        yield from (("SnapshotConfig.OutputFile.Object", config.output, name) for name in images_)
+    sheets = []
+    if layout is not None:
+        cells = sum(layout.cell_index(s.seq) is not None for s in shots)
+        sheets = [naming.expand(config.tile_output.name, input_name, tile_count=n)
+                  for n in range(1, layout.sheet_count(cells) + 1)]
+        yield from (("SnapshotConfig.TileOutputFile.Object", config.tile_output, name) for name in sheets)
+    if config.vtt and shots:
+        if config.vtt_sprite_fragments:
+            yield "WebVTT track", config.tile_output, naming.vtt_name(sheets[0])
+        else:
+            yield "WebVTT track", config.output, naming.vtt_name(images_[0])
 
 
 def _tasks(probe: Probe | None, shots: list[Shot], parts: list[Part]) -> list[CaptureTask]:

@@ -42,6 +42,11 @@ def expand(template: str, input_name: str, count: int = 1, snapshot_time: int = 
     return _TOKEN.sub(lambda match: tokens[match.group(0)], template)
 
 
+def vtt_name(first_output: str) -> str:
+    """The WebVTT track's name: beside what its first cue points to, ending in .vtt."""
+    return posixpath.splitext(first_output)[0] + ".vtt"
+
+
 def check_output_template(template: str, input_name: str, field: str, required_token: str | None) -> None:
     """Reject, before any I/O, a template whose names would be invalid or collide."""
     if required_token and required_token not in template:

@@ -8,12 +8,14 @@ atomic (a temporary file renamed into place locally, a single upload on GCS).
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
 import re
+import secrets
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -78,53 +80,112 @@ class CountingReader(io.RawIOBase):
 
 
 class LocalRoot:
-    """Objects as files below one folder."""
+    """Objects as files below one folder.
+
+    Every path is walked one component at a time from a descriptor of the folder, with
+    O_NOFOLLOW, and files are opened, created and renamed relative to the descriptor of
+    their own folder: no path is resolved twice, so a symbolic link swapped in meanwhile
+    cannot send a read or a write outside. Symbolic links below the folder are refused.
+    """
 
     def __init__(self, folder: str):
         self.folder = Path(folder).absolute()
 
     def open(self, name: str) -> CountingReader:
-        path = self._inside(name)
+        check_object_name(name, "Object")
+        folders, leaf = _split(name)
         try:
-            stream = open(path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
-            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-                stream.close()
-                raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"object {name!r} is not a regular file")
-            return CountingReader(stream)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise SnapshotError(errors.RESOURCE_NOT_FOUND, f"object {name!r} not found") from None
-        except PermissionError:
-            raise SnapshotError(errors.PERMISSION_DENIED, f"reading {name!r} is not allowed") from None
+            folder = self._folder(folders, create=False)
+            try:
+                fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+            finally:
+                os.close(folder)
+            stream = os.fdopen(fd, "rb", buffering=0)
+        except OSError as error:
+            raise _failure(error, name, writing=False) from None
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            stream.close()
+            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"object {name!r} is not a regular file")
+        return CountingReader(stream)
 
     def write(self, name: str, data: bytes) -> str:
-        path = self._inside(name)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._inside(name)  # the folders just made must not lead elsewhere
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-            try:
-                os.fchmod(fd, FILE_MODE)
-                with os.fdopen(fd, "wb") as out:
-                    out.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-        except PermissionError:
-            raise SnapshotError(errors.PERMISSION_DENIED, f"writing {name!r} is not allowed") from None
-        except (FileExistsError, NotADirectoryError, IsADirectoryError):
-            raise SnapshotError(errors.INVALID_PARAMETER,
-                                f"{name!r} clashes with an existing object or folder") from None
-        return path.as_uri()
-
-    def _inside(self, name: str) -> Path:
-        """The path of `name`, refusing anything that resolves outside the folder."""
         check_object_name(name, "Object")
-        folder = self.folder.resolve()
-        path = folder / name
-        if not path.parent.resolve().is_relative_to(folder) or path.is_symlink():
-            raise SnapshotError(errors.PERMISSION_DENIED, f"{name!r} would leave its bucket")
-        return path
+        folders, leaf = _split(name)
+        temporary = f".tmp-{secrets.token_hex(8)}.part"
+        try:
+            folder = self._folder(folders, create=True)
+            try:
+                with contextlib.suppress(FileNotFoundError):  # a rename never follows a link: this is for
+                    if stat.S_ISLNK(os.stat(leaf, dir_fd=folder, follow_symlinks=False).st_mode):  # the message
+                        raise OSError(errno.ELOOP, "a symbolic link", leaf)
+                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             FILE_MODE, dir_fd=folder)
+                try:
+                    os.fchmod(fd, FILE_MODE)
+                    with os.fdopen(fd, "wb") as out:
+                        out.write(data)
+                    os.replace(temporary, leaf, src_dir_fd=folder, dst_dir_fd=folder)
+                except BaseException:
+                    os.unlink(temporary, dir_fd=folder)
+                    raise
+            finally:
+                os.close(folder)
+        except OSError as error:
+            raise _failure(error, name, writing=True) from None
+        return (self.folder / name).as_uri()
+
+    def _folder(self, names: list[str], create: bool) -> int:
+        """A descriptor of the folder below the bucket's folder that `names` lead to."""
+        if create:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in names:
+                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                try:
+                    inner = os.open(part, flags, dir_fd=fd)
+                except NotADirectoryError:
+                    if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                        raise OSError(errno.ELOOP, "a symbolic link", part) from None
+                    raise
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o755, dir_fd=fd)
+                    inner = os.open(part, flags, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+
+def _split(name: str) -> tuple[list[str], str]:
+    *folders, leaf = name.split("/")
+    return folders, leaf
+
+
+def _failure(error: OSError, name: str, writing: bool) -> SnapshotError:
+    """The coded error of a failed local read or write of object `name`."""
+    code = error.errno
+    if code == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
+        return SnapshotError(errors.PERMISSION_DENIED, f"{name!r} goes through a symbolic link")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return SnapshotError(errors.PERMISSION_DENIED, f"{'writing' if writing else 'reading'} {name!r} is not "
+                                                       f"allowed")
+    if code == errno.ENAMETOOLONG:
+        if writing:
+            return SnapshotError(errors.INVALID_PARAMETER, f"a part of {name!r} is longer than the storage allows")
+        return SnapshotError(errors.RESOURCE_NOT_FOUND, f"object {name!r} not found (a part of it is too long)")
+    if not writing and code in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
+        return SnapshotError(errors.RESOURCE_NOT_FOUND, f"object {name!r} not found")
+    if writing and code in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENOTEMPTY):
+        return SnapshotError(errors.INVALID_PARAMETER, f"{name!r} clashes with an existing object or folder")
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return SnapshotError(errors.INTERNAL_ERROR, f"writing {name!r} failed: the storage is full")
+    raise error
 
 
 @dataclass(frozen=True)
@@ -171,14 +232,22 @@ class Buckets:
         """Write object `name` atomically into the bucket of `where` (bucket, role_arn); its URL."""
         return self._root(where.bucket, where.role_arn).write(name, data)
 
-    def _root(self, bucket: str, role_arn: str):
+    def location(self, bucket: str, name: str) -> str:
+        """Where object `name` of `bucket` lives: two names are the same object exactly when
+        their locations are equal, whatever the bucket map says."""
+        root = self._location(bucket)
+        return f"{root.rstrip('/')}/{name}" if _is_gcs(root) else (Path(root).absolute() / name).as_uri()
+
+    def _location(self, bucket: str) -> str:
         check_bucket_name(bucket, "Bucket")
+        if bucket in self.bucket_map:
+            return self.bucket_map[bucket]
+        return _join(self.bucket_map.get("*", self.root), bucket)
+
+    def _root(self, bucket: str, role_arn: str):
         key = (bucket, role_arn)
         if key not in self._roots:
-            if bucket in self.bucket_map:
-                location = self.bucket_map[bucket]
-            else:
-                location = _join(self.bucket_map.get("*", self.root), bucket)
+            location = self._location(bucket)
             if _is_gcs(location):
                 from snapshot import (
                     gcs,  # google-cloud-storage only where a gs:// root is used

@@ -3,6 +3,7 @@ ever leaves its bucket."""
 from __future__ import annotations
 
 import json
+import posixpath
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,7 +11,6 @@ from hypothesis import strategies as st
 from snapshot import errors, naming
 from snapshot.errors import SnapshotError
 from snapshot.spec import Request, parse_request
-from snapshot.storage import LocalRoot
 
 CODES = {value for name, value in vars(errors).items() if name.isupper()}
 KEYS = ["Input", "SnapshotConfig", "OutputFile", "Bucket", "Location", "Object", "Time", "Interval", "Num",
@@ -60,7 +60,7 @@ def test_an_accepted_output_name_never_leaves_its_bucket(template, input_name, c
     name = naming.expand(template, input_name, count, time_ms, count)
     parts = name.split("/")
     if not name.startswith("/") and ".." not in parts and all(parts):
-        assert LocalRoot("/srv/buckets/b")._inside(name).is_relative_to("/srv/buckets/b")
+        assert posixpath.normpath(posixpath.join("/srv/b", name)).startswith("/srv/b/")
     else:
         # only {Count} and friends changed between the checked and this name, and they are digits
         raise AssertionError(f"{template!r} with {input_name!r} expands to {name!r}")

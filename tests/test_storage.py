@@ -36,9 +36,10 @@ def test_a_write_replaces_atomically(tmp_path, monkeypatch):
     seen = []
     real_replace = os.replace
 
-    def replace_and_look(src, dst):
-        seen.append((open(dst, "rb").read(), os.path.basename(src).startswith(".tmp-")))
-        real_replace(src, dst)
+    def replace_and_look(src, dst, src_dir_fd=None, dst_dir_fd=None):
+        seen.append((open(dst, "rb", opener=lambda p, f: os.open(p, f, dir_fd=dst_dir_fd)).read(),
+                     os.path.basename(src).startswith(".tmp-")))
+        real_replace(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
     monkeypatch.setattr(os, "replace", replace_and_look)
     buckets.write(ref("out"), "c.jpg", b"new")
