@@ -143,19 +143,25 @@ def _several_sheets(config: SnapshotConfig) -> bool:
 
 
 def decode_echo(text: str) -> Echo:
-    """Whatever parts of a (possibly invalid) line decode, for the result's echo fields."""
-    try:
-        line = _json_object(text, "the manifest line", top=True)
-    except Exception:  # noqa: BLE001 - nothing to echo
+    """Whatever parts of a (possibly invalid) line decode, for the result's echo fields; the
+    result record makes them writable."""
+    line = _loose_json(text)
+    if not isinstance(line, dict):
         return Echo()
     parts = {}
     for key in ("Input", "SnapshotConfig"):
-        try:
-            parts[key] = _required_object(line, key)
-        except Exception:  # noqa: BLE001 - not echoed
-            parts[key] = None
+        value = line.get(key)
+        value = _loose_json(value) if isinstance(value, str) else value
+        parts[key] = value if isinstance(value, dict) else None
     return Echo(parts["Input"], parts["SnapshotConfig"],
                 _text_or_empty(line.get("PipelineId")), _text_or_empty(line.get("UserData")))
+
+
+def _loose_json(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _snapshot_config(cfg: dict) -> SnapshotConfig:
@@ -404,7 +410,7 @@ def _as_number(value: Any, field: str) -> int | float:
         value = int(text) if _INTEGER.fullmatch(text) and len(text) < 100 else float(text)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SnapshotError(errors.INVALID_PARAMETER, f"{field} must be a number, got {_show(value)}")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise SnapshotError(errors.INVALID_PARAMETER, f"{field} must be a finite number, got {_show(value)}")
     return value
 

@@ -183,6 +183,8 @@ def _failure(error: OSError, name: str, writing: bool) -> SnapshotError:
         return SnapshotError(errors.RESOURCE_NOT_FOUND, f"object {name!r} not found")
     if writing and code in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENOTEMPTY):
         return SnapshotError(errors.INVALID_PARAMETER, f"{name!r} clashes with an existing object or folder")
+    if writing and code == errno.ENOENT:
+        return SnapshotError(errors.INTERNAL_ERROR, f"writing {name!r} failed: its folder was removed meanwhile")
     if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return SnapshotError(errors.INTERNAL_ERROR, f"writing {name!r} failed: the storage is full")
     raise error

@@ -24,6 +24,8 @@ from snapshot.jobs import ManifestLine
 from snapshot.limits import Limits
 from snapshot.storage import Buckets
 
+from . import wild
+
 E = errors
 OK = "Success"
 OUT = {"Bucket": "out", "Location": "l", "Object": "{Count}.jpg"}
@@ -44,6 +46,17 @@ def media(name: str, **config) -> str:
 
 def raw(**fields) -> str:
     return json.dumps(fields)
+
+
+def with_field(text: str, name: str, value_json: str) -> str:
+    """`text` (a JSON object) with SnapshotConfig field `name` set to raw JSON `value_json`,
+    which json.dumps cannot write: NaN, Infinity, integers of hundreds of digits."""
+    line = json.loads(text)
+    line["SnapshotConfig"][name] = "@@"
+    return json.dumps(line).replace('"@@"', value_json)
+
+
+HUGE = "9" * 400
 
 
 # (case, manifest line, expected code or OK)
@@ -113,11 +126,44 @@ CASES = [
     ("UserData 1024 bytes", json.dumps({"UserData": "é" * 512, **json.loads(req(output={"Object": "ud.jpg"}))}),
      OK),
     ("too many points", req(TimeArray={"TimePointList": [0] * 10_001}), E.OUT_OF_RANGE),
+    # numbers that overflow, or are not numbers at all
+    ("Interval 1e308", req(Interval=1e308, Num=2), E.OUT_OF_RANGE),
+    ("Interval 1e308 as text", req(Interval="1e308", Num=2), E.OUT_OF_RANGE),
+    ("Time of 400 digits", with_field(req(), "Time", HUGE), E.OUT_OF_RANGE),
+    ("Width of 400 digits", with_field(req(), "Width", HUGE), E.OUT_OF_RANGE),
+    ("Num of 400 digits", with_field(req(), "Num", HUGE), E.OUT_OF_RANGE),
+    ("TimePointList entry of 400 digits", with_field(req(), "TimeArray", '{"TimePointList": [0, %s]}' % HUGE),
+     E.OUT_OF_RANGE),
+    ("CellSelStep of 400 digits", with_field(req(TileOutputFile=TILES), "TileOut", '{"CellSelStep": %s}' % HUGE),
+     E.OUT_OF_RANGE),
+    ("Time past an Avro long", req(Time=2**63), E.OUT_OF_RANGE),
+    ("Time past its range", req(Time=10**10 + 1), E.OUT_OF_RANGE),
+    ("Time 1e400 as text", req(Time="1e400"), E.INVALID_PARAMETER),
+    ("Time NaN", with_field(req(), "Time", "NaN"), E.JSON_FORMAT_INVALID),
+    ("Width Infinity", with_field(req(), "Width", "Infinity"), E.JSON_FORMAT_INVALID),
+    ("Height -Infinity", with_field(req(), "Height", "-Infinity"), E.JSON_FORMAT_INVALID),
+    ("Time nan as text", req(Time="nan"), E.INVALID_PARAMETER),
+    # lone surrogates, which no encoder can write
+    ("UserData lone surrogate", json.dumps({"UserData": "\udc80", **json.loads(req())}), E.INVALID_PARAMETER),
+    ("Object lone surrogate", req(output={"Object": "a\ud800.jpg"}), E.INVALID_PARAMETER),
+    ("PipelineId lone surrogate", json.dumps({"PipelineId": "\ud800", **json.loads(req())}), E.INVALID_PARAMETER),
+    ("key lone surrogate", req(**{"\udfff": 1}), E.INVALID_PARAMETER),
+    ("Object surrogate percent-encoded", req(output={"Object": "a%ED%A0%80.jpg"}), E.INVALID_PARAMETER),
     # names
     ("missing {Count}", req(output={"Object": "same.jpg"}, Num=3), E.INVALID_PARAMETER),
     ("missing {TileCount}", req(Interval=1, TileOut={}, TileOutputFile={**TILES, "Object": "t.jpg"}),
      E.INVALID_PARAMETER),
     ("missing TileOutputFile", req(TileOut={}), E.NULL_VALUE),
+    ("output is the input", req(output={"Bucket": "in", "Object": "{ObjectPrefix}{FileName}.{ExtName}"}),
+     E.INVALID_PARAMETER),
+    ("output is the input through the bucket map", req(output={"Bucket": "alias", "Object": "v/h264.mp4"}),
+     E.INVALID_PARAMETER),
+    ("sheets on the images", req(Num=3, Interval=1, output={"Object": "coll/{Count}.jpg"}, TileOut={},
+                                 TileOutputFile={**TILES, "Object": "coll/{TileCount}.jpg"}), E.INVALID_PARAMETER),
+    ("track on an image", req(Num=3, Interval=1, output={"Object": "trk/{Count}.vtt"}, Format="vtt"),
+     E.INVALID_PARAMETER),
+    ("output component of 300 bytes", req(output={"Object": "x" * 300 + "/{Count}.jpg"}), E.INVALID_PARAMETER),
+    ("input component of 300 bytes", req({"Object": "v/" + "x" * 300 + ".mp4"}), E.RESOURCE_NOT_FOUND),
     ("unknown RoleArn", req({"RoleArn": "acs:ram::1:role/nobody"}), E.ENTITY_NOT_EXIST_ROLE),
 ] + [
     (f"{where} {label}", req(**{where: {"Object": name}}), code)
@@ -151,6 +197,12 @@ CASES = [
     ("sheet over 65,500 px", req(Num=2, TileOut={"Columns": 300, "Lines": 1}, TileOutputFile=TILES),
      E.INVALID_PARAMETER),
     ("stuck input", media("stuck.mp4"), E.SNAPSHOT_TIMEOUT),
+    # files from the wild, default request (sync intra at 0) and normal past the middle
+    ("trimmed by stream copy", media("trimmed.mp4"), OK),
+    ("trimmed by stream copy, normal", media("trimmed.mp4", Time=2500, FrameType="normal"), OK),
+    ("webm without cues", media("live.webm", TimeArray={"TimePointList": [0, 2000, 5000]}), OK),
+    ("transport stream cut in a GOP", media("cut.ts", Time=0, FrameType="normal"), OK),
+    ("transport stream across the wrap", media("wrap.ts", Time=5900, FrameType="normal"), OK),
 ]
 
 # good jobs between the bad ones: (manifest line, object written, frame it must show)
@@ -189,6 +241,13 @@ def make_bad_media(folder, videos) -> None:
     (folder / "concat.mp4").write_text(f"ffconcat version 1.0\nfile '{folder}/secret.fifo'\n")
     os.mkfifo(folder / "secret.fifo")  # what the playlists name: opening it would show
     os.mkfifo(folder / "stuck.mp4")    # reading it blocks forever
+    wild.pattern_video(str(folder / "whole.mp4"))
+    wild.trimmed_mp4(str(folder / "whole.mp4"), str(folder / "trimmed.mp4"), 1.5)
+    wild.pattern_video(str(folder / "live.webm"), codec="libvpx-vp9", options={"g": "30"},
+                       container_options={"live": "1"})
+    wild.pattern_video(str(folder / "whole.ts"), container_format="mpegts")
+    wild.cut_stream(str(folder / "whole.ts"), str(folder / "cut.ts"), 1.2, format="mpegts")
+    wild.pattern_video(str(folder / "wrap.ts"), container_format="mpegts", start_seconds=95_440)
 
 
 def reader_appeared(fifo: str, stop: threading.Event, seen: list) -> None:
@@ -221,7 +280,7 @@ def run(tmp_path_factory, videos):
                                args=(str(buckets_dir / "in" / "bad" / "secret.fifo"), stop, opened))
     watcher.start()
     limits = Limits(sync_timeout_s=3)
-    buckets = Buckets(str(buckets_dir), roles={"acs:ram::1:role/known": {}})
+    buckets = Buckets(str(buckets_dir), {"alias": str(buckets_dir / "in")}, roles={"acs:ram::1:role/known": {}})
     try:
         with BeamTestPipeline(runner="FnApiRunner") as p:
             graph.build(p, str(root / "m.jsonl"), str(root / "res"), buckets, limits=limits)
@@ -254,6 +313,11 @@ def test_every_line_has_one_result_and_the_good_jobs_are_untouched(run):
     for text, name, frame in GOOD:
         assert all(r["State"] == OK for r in by_text[text])
         assert synth.read_index(Image.open(buckets_dir / "out" / name)) == frame
+
+
+def test_no_job_overwrites_its_input(run, videos):
+    _, buckets_dir, _, _ = run
+    assert (buckets_dir / "in" / "v" / "h264.mp4").read_bytes() == open(videos("h264.mp4"), "rb").read()
 
 
 def test_playlists_never_open_what_they_name(run):

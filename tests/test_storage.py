@@ -1,6 +1,7 @@
 """Local buckets and the bucket map: names stay inside, writes are atomic, symlinks lead nowhere."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -114,3 +115,66 @@ def test_unknown_roles(tmp_path):
     with pytest.raises(SnapshotError) as caught:
         buckets.check_role("acs:ram::1:role/other", "Input.RoleArn")
     assert caught.value.code == errors.ENTITY_NOT_EXIST_ROLE and "Input.RoleArn" in caught.value.message
+
+
+def test_a_symlink_swapped_in_during_writes_and_reads_never_leads_outside(tmp_path):
+    """A thread swaps folder `d` of the bucket for a link to a folder outside, back and forth,
+    while objects below `d` are written and read: nothing lands outside, nothing outside is read."""
+    import threading
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.jpg").write_bytes(b"secret")
+    bucket = tmp_path / "root" / "b"
+    (bucket / "d").mkdir(parents=True)
+    (bucket / "d" / "x.jpg").write_bytes(b"inside")
+    buckets, stop = Buckets(str(tmp_path / "root")), threading.Event()
+
+    os.symlink(outside, bucket / "link")
+
+    def swap():
+        while not stop.is_set():
+            for source, target in (("d", "real"), ("link", "d"), ("d", "link"), ("real", "d")):
+                with contextlib.suppress(OSError):  # a write may have made `d` meanwhile
+                    os.rename(bucket / source, bucket / target)
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    read_back, refused = set(), 0
+    try:
+        for n in range(1000):
+            try:
+                if n % 2:
+                    buckets.write(ref("b"), "d/x.jpg", b"inside")
+                else:
+                    with buckets.open(ref("b", "d/x.jpg")) as reader:
+                        read_back.add(reader.read())
+            except SnapshotError as error:
+                assert error.code in (errors.PERMISSION_DENIED, errors.RESOURCE_NOT_FOUND, errors.INVALID_PARAMETER,
+                                      errors.INTERNAL_ERROR)
+                refused += 1
+    finally:
+        stop.set()
+        swapper.join()
+    assert [p.name for p in outside.rglob("*")] == ["x.jpg"] and (outside / "x.jpg").read_bytes() == b"secret"
+    assert read_back <= {b"inside"} and read_back and refused  # the race was really run
+
+
+def test_a_symlink_swapped_in_between_check_and_write_changes_nothing_outside(tmp_path, monkeypatch):
+    """The swap happens at the worst moment: right before the temporary file is created."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    bucket = tmp_path / "root" / "b"
+    (bucket / "d").mkdir(parents=True)
+    real_open = os.open
+
+    def swap_then_open(path, flags, *args, **kwargs):
+        if ".tmp-" in os.fspath(path) and not (bucket / "real").exists():
+            os.rename(bucket / "d", bucket / "real")
+            os.symlink(outside, bucket / "d")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", swap_then_open)
+    with contextlib.suppress(SnapshotError):
+        Buckets(str(tmp_path / "root")).write(ref("b"), "d/x.jpg", b"x")
+    assert list(outside.iterdir()) == []
+    assert (bucket / "real" / "x.jpg").read_bytes() == b"x"  # it went where the check said

@@ -1,0 +1,138 @@
+"""Jobs that share a capture task: each keeps its own failures and its own time limit."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from PIL import Image
+
+from pipeline import graph
+from pipeline.show import read_results
+from snapshot import assemble, errors, jobs, media, synth
+from snapshot.jobs import ManifestLine
+from snapshot.limits import Limits
+from snapshot.storage import Buckets
+
+from .conftest import request_line
+
+
+def run_lines(tmp_path, bucket_root, texts, limits=Limits()) -> dict[int, dict]:
+    (tmp_path / "m.jsonl").write_text("\n".join(texts) + "\n")
+    with BeamTestPipeline(runner="FnApiRunner") as p:
+        graph.build(p, str(tmp_path / "m.jsonl"), str(tmp_path / "res"), Buckets(str(bucket_root)), limits=limits)
+    return {int(r["Source"].rsplit(":", 1)[1]): r for r in read_results(str(tmp_path / "res"))}
+
+
+def shown(path) -> int:
+    with Image.open(path) as image:
+        return synth.read_index(image)
+
+
+def test_a_write_error_fails_only_its_own_job(tmp_path, bucket_root):
+    (bucket_root / "out" / "clash").mkdir()
+    texts = [request_line(output="clash", Time=1010, FrameType="normal")] + [
+        request_line(output=f"fine{n}.jpg", Time=1010 + 33 * n, FrameType="normal") for n in range(1, 5)]
+    found = run_lines(tmp_path, bucket_root, texts)
+    assert (found[1]["State"], found[1]["Code"]) == ("Fail", errors.INVALID_PARAMETER)
+    assert "clash" in found[1]["Message"]
+    for n in range(2, 6):
+        assert found[n]["State"] == "Success", found[n]["Message"]
+        assert shown(bucket_root / "out" / f"fine{n - 1}.jpg") == 30 + n - 1
+
+
+def test_sync_jobs_sharing_a_task_each_have_their_own_time_limit(tmp_path, bucket_root):
+    # 80 large pictures in one GOP take seconds together; each alone is far under its 2 s limit
+    texts = [request_line(output=f"big{n}.jpg", Time=1010 + 12 * n, FrameType="normal", Width=4096)
+             for n in range(80)]
+    found = run_lines(tmp_path, bucket_root, texts, Limits(sync_timeout_s=2))
+    assert [found[n]["State"] for n in sorted(found)] == ["Success"] * 80, found[1]["Message"]
+    assert shown(bucket_root / "out" / "big79.jpg") == (1010 + 12 * 79) * 30 // 1000
+
+
+def test_a_job_past_its_limit_fails_alone_and_keeps_its_images(tmp_path, bucket_root):
+    slow = request_line(output="slow/{Count}.jpg", TimeArray={"TimePointList": list(range(0, 3000, 33))},
+                        FrameType="normal", Width=4096)
+    quick = [request_line(output=f"quick{n}.jpg", Time=2990 - n, FrameType="normal") for n in range(3)]
+    # each capture task of the slow job takes about a second, over its limit of 0.3 s a step
+    found = run_lines(tmp_path, bucket_root, [slow, *quick], Limits(async_timeout_s=0.3))
+    assert (found[1]["State"], found[1]["Code"]) == ("Fail", errors.SNAPSHOT_TIMEOUT)
+    kept = found[1]["Snapshots"]
+    assert 0 < len(kept) < 91
+    for image in kept:  # every image it lists is there and shows its frame
+        assert shown(bucket_root / "out" / image["Object"]) == image["Time"] * 30 // 1000
+    assert [found[n]["State"] for n in (2, 3, 4)] == ["Success"] * 3
+    assert shown(bucket_root / "out" / "quick0.jpg") == 89
+
+
+def test_tasks_are_cut_by_count_and_cost_inside_a_gop(bucket_root):
+    buckets = Buckets(str(bucket_root))
+    many = [jobs.read_job(ManifestLine("m", n, request_line(output=f"{n}.jpg", Time=1010 + n % 30,
+                                                            FrameType="normal")), "now") for n in range(200)]
+    _, tasks = jobs.plan_input(many, buckets)
+    assert sum(len(t.shots) for t in tasks) == 200
+    assert max(len(t.shots) for t in tasks) <= jobs.MAX_SHOTS_IN_A_GOP
+    big = [jobs.read_job(ManifestLine("m", n, request_line(output=f"{n}.jpg", Time=1010 + n, FrameType="normal",
+                                                           Width=4096)), "now") for n in range(30)]
+    _, tasks = jobs.plan_input(big, buckets)
+    assert len(tasks) > 1 and all(len(t.shots) < 30 for t in tasks)
+
+
+def test_a_task_carries_only_the_keyframes_of_its_span(bucket_root):
+    texts = [request_line(obj="v/long_gop.mp4", output="a.jpg", Time=9000, FrameType="normal"),
+             request_line(output="b.jpg", Time=2500, FrameType="normal")]
+    for text in texts:
+        job = jobs.read_job(ManifestLine("m", 1, text), "now")
+        _, (task,) = jobs.plan_input([job], Buckets(str(bucket_root)))
+        assert len(task.probe.keyframes) == 1
+
+
+def test_identical_shots_are_decoded_and_encoded_once(videos, monkeypatch):
+    calls = {"keyframe": 0, "picture": 0}
+    for name in calls:
+        real = getattr(media, f"_{name}")
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(media, f"_{name}", counted)
+    with open(videos("h264.mp4"), "rb") as source:
+        probe = media.probe(source)
+        shots = [media.Shot(n, 1000, 30 * 512, (320, 180), keyframe=True, owner=str(n)) for n in range(1, 51)]
+        captured = list(media.capture(source, shots, probe))
+    assert calls == {"keyframe": 1, "picture": 1}
+    assert len({id(c.jpeg(85)) for c in captured}) == 1 and shown_bytes(captured[0].jpeg(85)) == 30
+
+
+def shown_bytes(jpeg: bytes) -> int:
+    import io
+    return synth.read_index(Image.open(io.BytesIO(jpeg)))
+
+
+def test_many_sync_jobs_on_one_input_do_not_time_each_other_out(tmp_path, bucket_root):
+    # 1,000 sync jobs on one 10 s GOP: 500 intra at the same point, 500 normal inside the GOP
+    texts = [request_line(obj="v/long_gop.mp4", output=f"s/{n}.jpg", Time=(n * 37) % 9900 if n % 2 else 5000,
+                          FrameType="normal" if n % 2 else "intra", Width=64) for n in range(1000)]
+    started = time.monotonic()
+    found = run_lines(tmp_path, bucket_root, texts, Limits(sync_timeout_s=5))
+    assert len(found) == 1000 and {r["State"] for r in found.values()} == {"Success"}, \
+        {r["Message"] for r in found.values()}
+    assert shown(bucket_root / "out" / "s" / "3.jpg") == 111 * 30 // 1000
+    assert shown(bucket_root / "out" / "s" / "4.jpg") == 0  # the only keyframe
+    assert time.monotonic() - started < 120
+
+
+def test_a_decoding_process_that_cannot_start_fails_its_jobs_not_the_run(tmp_path, bucket_root):
+    found = run_lines(tmp_path, bucket_root, [request_line(), "oops"], Limits(decoder_memory_mb=64))
+    assert (found[1]["State"], found[1]["Code"]) == ("Fail", errors.INTERNAL_ERROR)
+    assert "did not start" in found[1]["Message"]
+    assert found[2]["Code"] == errors.JSON_FORMAT_INVALID
+
+
+@pytest.mark.parametrize("text", [request_line(Time=1010, FrameType="normal")])
+def test_assemble_run_uses_the_same_guards(bucket_root, text):
+    result = assemble.run(jobs.read_job(ManifestLine("m", 1, text), "now"), Buckets(str(bucket_root)),
+                          Limits(isolate=False))
+    assert (result.state, result.count) == ("Success", 1)
+    assert json.loads(result.to_record()["SnapshotConfig"])["Time"] == 1010
