@@ -3,13 +3,16 @@
 Runs a single SubmitSnapshotJob request in this process, without a Beam pipeline, through
 the same code as the pipeline, and prints the API's response JSON: {"RequestId": ...,
 "SnapshotJob": {...}}, every scalar a string. Exit code: 0 when the job succeeded, 1 when it
-failed (the response says why), 2 when the command line is wrong.
+failed (the response says why), 2 when the command line is wrong (as for `python -m pipeline`:
+a bucket root that is not a folder, an unreadable bucket map, roles or pipelines file).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from dataclasses import replace
 
 from snapshot import assemble, isolation, jobs, notify, results
@@ -69,17 +72,23 @@ def run(job: Job, buckets: Buckets, limits: Limits) -> JobResult:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if "://" not in args.bucket_root and not os.path.isdir(args.bucket_root):
+        print(f"error: the bucket root {args.bucket_root} is not a folder", file=sys.stderr)
+        return 2
     try:
         buckets = Buckets.from_files(args.bucket_root, args.bucket_map, args.roles)
         targets = Targets.from_file(args.messages, args.pipelines, Delivery())
     except (OSError, ValueError) as error:
         print(f"error: cannot read the bucket map, roles or pipelines file: {error}", file=sys.stderr)
         return 2
+    started = time.monotonic()
     job = jobs.read_job(ManifestLine("submit", 1, request_line(args)), results.utc_now(), targets)
-    result = run(job, buckets, Limits(sync_timeout_s=args.timeout, async_timeout_s=args.async_timeout))
+    limits = Limits(sync_timeout_s=args.timeout, async_timeout_s=args.async_timeout)
+    result = run(job, buckets, limits)
     target = targets.target(result.pipeline_id)
-    if target:
-        (result,) = notify.notified([result], target, targets.delivery)
+    if target:  # the notification is part of the job: its time limit covers it
+        deadline = started + limits.timeout_s(job.request is not None and job.request.config.is_async)
+        (result,) = notify.Sender(targets.delivery).notified([result], target, deadline)
     print(json.dumps(results.api_response(result.to_record()), indent=2, ensure_ascii=False))
     return 0 if result.state == results.SUCCESS else 1
 

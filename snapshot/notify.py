@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-import requests
-
-from snapshot import errors, results, storage
+from snapshot import errors, results, storage, webhook
 from snapshot.errors import SnapshotError
 from snapshot.results import JobResult
 from snapshot.storage import Retry
@@ -28,10 +28,14 @@ FILE, HTTP, PUBSUB = "file", "http", "pubsub"
 
 @dataclass(frozen=True)
 class Delivery:
-    """How hard a target is tried: attempts with exponential backoff, a timeout per attempt."""
+    """How hard a target is tried: attempts with exponential backoff, each bounded as a whole
+    by `timeout_s`; up to `concurrency` sends at once; after `down_after` messages in a row
+    fail, the target is down for the rest of the run and its messages fail at once."""
     attempts: int = 3
     initial_s: float = 0.5
     timeout_s: float = 5.0
+    concurrency: int = 16
+    down_after: int = 5
 
 
 @dataclass(frozen=True)
@@ -99,69 +103,114 @@ def not_sent(code: str, text: str) -> dict:
     return {"MessageId": None, "ErrorCode": code, "ErrorMessage": text}
 
 
-def post(url: str, record: dict, delivery: Delivery) -> dict:
-    """POST the message to an HTTP(S) target; the MNSMessageResult."""
-    body = json.dumps(message(record)).encode()
-    headers = {"Content-Type": "application/json", "X-Message-Id": message_id(record["Id"])}
-    failure = not_sent("NotifyFailed", "not tried")
-    delay = delivery.initial_s
-    for attempt in range(1, delivery.attempts + 1):
+class Sender:
+    """Sends messages and remembers which targets are down. One per worker; thread-safe."""
+
+    def __init__(self, delivery: Delivery = Delivery()):
+        self.delivery = delivery
+        self._failures: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def notified(self, job_results: list[JobResult], target: str, deadline: float | None = None) -> list[JobResult]:
+        """The results, each with the MNSMessageResult of its message sent to `target`."""
+        outcomes = self.deliver(target, [r.to_record() for r in job_results], deadline)
+        return [replace(r, mns_message_result=o) for r, o in zip(job_results, outcomes, strict=True)]
+
+    def deliver(self, target: str, records: list[dict], deadline: float | None = None) -> list[dict]:
+        """Send the messages of `records` to one target; their MNSMessageResults, in order.
+        `deadline` (time.monotonic()) bounds the whole delivery, retries included."""
         try:
-            answer = requests.post(url, data=body, headers=headers, timeout=delivery.timeout_s)
-            if answer.status_code < 300:
+            kind_ = kind(target)
+        except ValueError as error:
+            return [not_sent("NotifyFailed", str(error)) for _ in records]
+        if kind_ == FILE:
+            return add_to_file(target, records)
+        send = self._post if kind_ == HTTP else self._publish
+        if len(records) == 1:
+            return [self._guarded(send, target, records[0], deadline)]
+        with ThreadPoolExecutor(max_workers=min(self.delivery.concurrency, len(records))) as pool:
+            return list(pool.map(lambda record: self._guarded(send, target, record, deadline), records))
+
+    def is_down(self, target: str) -> bool:
+        with self._lock:
+            return self._failures.get(target, 0) >= self.delivery.down_after
+
+    def _guarded(self, send, target: str, record: dict, deadline: float | None) -> dict:
+        if self.is_down(target):
+            return not_sent("NotifyFailed", f"target down: {self.delivery.down_after} messages in a row failed")
+        try:
+            outcome = send(target, record, deadline)
+        except Exception as error:  # noqa: BLE001 - a target, whatever it does, never fails the job
+            outcome = not_sent("NotifyFailed", type(error).__name__)
+        with self._lock:
+            self._failures[target] = 0 if outcome["MessageId"] else self._failures.get(target, 0) + 1
+        if not outcome["MessageId"]:
+            log.warning("notification of job %s to %s failed: %s", record["Id"], webhook.redact(target),
+                        outcome["ErrorMessage"])
+        return outcome
+
+    def _post(self, url: str, record: dict, deadline: float | None) -> dict:
+        """POST the message, retrying 5xx, 429, timeouts and lost connections."""
+        delivery = self.delivery
+        body = json.dumps(message(record)).encode()
+        headers = {"Content-Type": "application/json", "X-Message-Id": message_id(record["Id"])}
+        failure = not_sent("NotifyFailed", "no time left to try")
+        delay = delivery.initial_s
+        for attempt in range(1, delivery.attempts + 1):
+            seconds = _left(delivery.timeout_s, deadline)
+            if seconds <= 0:
+                break
+            answer = webhook.post(url, body, headers, seconds)
+            if answer.status is not None and answer.status < 300:
                 return sent(record["Id"])
-            failure = not_sent("HttpError", f"HTTP {answer.status_code} after {attempt} attempt(s)")
-            if answer.status_code < 500 and answer.status_code != 429:
-                return failure  # the receiver refuses this message; asking again will not help
-        except requests.Timeout:
-            failure = not_sent("Timeout", f"no answer within {delivery.timeout_s:g} s, {attempt} attempt(s)")
-        except requests.RequestException as error:
-            failure = not_sent("ConnectionError", f"{type(error).__name__} after {attempt} attempt(s)")
-        if attempt < delivery.attempts:
-            time.sleep(delay)
-            delay *= 2
-    log.warning("notification of job %s to %s failed: %s", record["Id"], url, failure["ErrorMessage"])
-    return failure
+            if answer.status is not None:
+                failure = not_sent("HttpError", f"HTTP {answer.status} after {attempt} attempt(s)"
+                                   + (": redirects are not followed" if answer.status < 400 else ""))
+                if answer.status < 500 and answer.status != 429:
+                    return failure  # the receiver refuses this message; asking again will not help
+            else:
+                failure = not_sent(answer.error, f"{answer.detail}, {attempt} attempt(s)")
+                if answer.error == webhook.INVALID_URL:
+                    return failure
+            if attempt < delivery.attempts:
+                time.sleep(max(0.0, min(delay, _left(delay, deadline))))
+                delay *= 2
+        return failure
 
-
-def publish(topic: str, record: dict, delivery: Delivery) -> dict:
-    """Publish the message to a Pub/Sub topic (needs google-cloud-pubsub); the MNSMessageResult."""
-    try:
-        from google.cloud import pubsub_v1
-    except ImportError:
-        return not_sent("NotifyFailed", "google-cloud-pubsub is not installed")
-    try:
+    def _publish(self, topic: str, record: dict, deadline: float | None) -> dict:
+        """Publish the message to a Pub/Sub topic (needs google-cloud-pubsub)."""
+        try:
+            from google.cloud import pubsub_v1
+        except ImportError:
+            return not_sent("NotifyFailed", "google-cloud-pubsub is not installed")
         publisher = pubsub_v1.PublisherClient()
         future = publisher.publish(topic[len("pubsub://"):], json.dumps(message(record)).encode(),
                                    message_id=message_id(record["Id"]))
-        future.result(timeout=delivery.timeout_s * delivery.attempts)
+        future.result(timeout=_left(self.delivery.timeout_s * self.delivery.attempts, deadline))
         return sent(record["Id"])
-    except Exception as error:  # noqa: BLE001 - a target that is down never fails the job
-        return not_sent("NotifyFailed", f"Pub/Sub: {type(error).__name__}")
+
+
+def _left(seconds: float, deadline: float | None) -> float:
+    return seconds if deadline is None else min(seconds, deadline - time.monotonic())
 
 
 def add_to_file(target: str, records: list[dict], retry: Retry = Retry()) -> list[dict]:
-    """Add the messages of `records` to a JSON Lines target in one write; their MNSMessageResults."""
-    lines = [json.dumps(message(r), ensure_ascii=False) for r in sorted(records, key=lambda r: r["Id"])]
+    """Append the messages of `records` to a JSON Lines target; their MNSMessageResults. A
+    message is sent once its whole line is written; those after a failed write are not."""
+    order = sorted(range(len(records)), key=lambda i: records[i]["Id"])
+    lines = [(json.dumps(message(records[i]), ensure_ascii=False) + "\n").encode() for i in order]
+    outcomes: list[dict] = [not_sent("NotifyFailed", "not written")] * len(records)
     try:
-        storage.add_to_file(target, ("\n".join(lines) + "\n").encode(), retry)
-        return [sent(r["Id"]) for r in records]
-    except (SnapshotError, OSError) as error:
-        text = error.message if isinstance(error, SnapshotError) else (error.strerror or type(error).__name__)
-        log.warning("notifications to %s failed: %s", target, text)
-        return [not_sent("NotifyFailed", f"writing the messages file failed: {text}") for _ in records]
-
-
-def deliver(target: str, records: list[dict], delivery: Delivery) -> list[dict]:
-    """Send the messages of `records` to one target; their MNSMessageResults, in order."""
-    kind_ = kind(target)
-    if kind_ == FILE:
-        return add_to_file(target, records)
-    send = post if kind_ == HTTP else publish
-    return [send(target, record, delivery) for record in records]
-
-
-def notified(job_results: list[JobResult], target: str, delivery: Delivery) -> list[JobResult]:
-    """The results, each with the MNSMessageResult of its message sent to `target`."""
-    outcomes = deliver(target, [r.to_record() for r in job_results], delivery)
-    return [replace(r, mns_message_result=o) for r, o in zip(job_results, outcomes, strict=True)]
+        written = storage.add_to_file(target, lines, retry)
+        error_text = None
+    except storage.PartialWrite as partial:
+        written, error_text = partial.lines_written, partial.reason
+    except Exception as error:  # noqa: BLE001 - a target, whatever it does, never fails the job
+        written, error_text = 0, error.message if isinstance(error, SnapshotError) else type(error).__name__
+    for n, index in enumerate(order):
+        outcomes[index] = sent(records[index]["Id"]) if n < written else \
+            not_sent("NotifyFailed", f"writing the messages file failed: {error_text}")
+    if error_text:
+        log.warning("notifications to %s failed after %d of %d: %s", webhook.redact(target), written,
+                    len(records), error_text)
+    return outcomes

@@ -85,12 +85,75 @@ class JobResult:
 
 
 def api_response(record: dict) -> dict:
-    """The API's SubmitSnapshotJob response for a result record: every scalar a string."""
-    job = dict(record)
-    for key in ("Input", "SnapshotConfig"):
-        job[key] = json.loads(job[key]) if job[key] else None
+    """The API's SubmitSnapshotJob response for a result record, in the shapes of the official
+    SDK's model: objects as objects, `TimePointList` as integers, every other scalar a string.
+    An echoed value that cannot take its shape is left out, its text kept in the object's
+    `Unparsed` (**ext**)."""
+    job = {key: value for key, value in record.items() if key not in ("Input", "SnapshotConfig")}
     job = {key: value for key, value in _stringify(job).items() if value is not None}
+    for key in ("Input", "SnapshotConfig"):
+        value = _render(_loads(record[key]), _SHAPES[key]) if record[key] else None
+        if value is not None:
+            job[key] = value
     return {"RequestId": request_id(record["Id"]), "SnapshotJob": job}
+
+
+_REF = {"Bucket": str, "Location": str, "Object": str, "RoleArn": str}
+_SHAPES = {"Input": _REF,
+           "SnapshotConfig": {"OutputFile": _REF, "TileOutputFile": _REF, "TileOut": {}, "SubOut": {},
+                              "TimeArray": {"TimePointList": [int]}}}
+
+
+def _loads(text):
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return text
+
+
+def _render(value, shape: dict) -> dict | None:
+    """`value` (an object, or text holding one) in `shape`; None when it is not an object."""
+    value = _loads(value) if isinstance(value, str) else value
+    if not isinstance(value, dict):
+        return None
+    rendered, unparsed = {}, {}
+    for key, item in value.items():
+        inner = shape.get(key)
+        if isinstance(inner, dict):
+            item_rendered = _render(item, inner)
+        elif inner == [int]:
+            item_rendered = _integers(item)
+        else:
+            item_rendered = item if item is None else _scalar_text(item)
+        if item_rendered is None and item is not None:
+            unparsed[key] = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
+        elif item_rendered is not None:
+            rendered[key] = item_rendered
+    if unparsed:
+        rendered["Unparsed"] = unparsed
+    return rendered
+
+
+def _integers(value) -> list[int] | None:
+    value = _loads(value) if isinstance(value, str) else value
+    if not isinstance(value, list):
+        return None
+    numbers = []
+    for item in value:
+        try:
+            number = int(item) if isinstance(item, str) else item
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or number != int(number):
+                return None
+        except (ValueError, OverflowError):
+            return None
+        numbers.append(int(number))
+    return numbers
+
+
+def _scalar_text(value) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return _stringify(value)
 
 
 def request_id(job_id: str) -> str:

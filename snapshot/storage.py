@@ -8,8 +8,10 @@ atomic (a temporary file renamed into place locally, a single upload on GCS).
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
+import itertools
 import io
 import json
 import os
@@ -260,21 +262,45 @@ class Buckets:
         return self._roots[key]
 
 
-def add_to_file(location: str, data: bytes, retry: Retry = Retry()) -> str:
-    """Append to a local file (one write, O_APPEND); a gs:// object is replaced instead, since
-    GCS objects cannot be appended to. Its URL."""
+class PartialWrite(Exception):
+    """Appending stopped after `lines_written` whole lines, for `reason`."""
+
+    def __init__(self, lines_written: int, reason: str):
+        super().__init__(f"{lines_written} lines written: {reason}")
+        self.lines_written, self.reason = lines_written, reason
+
+
+def add_to_file(location: str, lines: list[bytes], retry: Retry = Retry()) -> int:
+    """Append `lines` (each ending in a newline) to a local file, writing until every byte is
+    down; a gs:// object is replaced instead, since GCS objects cannot be appended to. The
+    number of lines written (all of them), or PartialWrite."""
+    data = b"".join(lines)
     if _is_gcs(location):
         from snapshot import gcs
         folder, _, name = location.rpartition("/")
-        return gcs.GcsRoot(folder, None, retry).write(name, data)
-    path = Path(location).absolute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        gcs.GcsRoot(folder, None, retry).write(name, data)
+        return len(lines)
+    ends = list(itertools.accumulate(len(line) for line in lines))
+    done = 0
     try:
-        os.write(fd, data)
+        path = Path(location).absolute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    except OSError as error:
+        raise PartialWrite(0, error.strerror or type(error).__name__) from None
+    try:
+        view = memoryview(data)
+        while done < len(data):
+            done += os.write(fd, view[done:])
+    except OSError as error:
+        whole = bisect.bisect_right(ends, done)
+        if whole < len(lines) and done > (ends[whole - 1] if whole else 0):
+            with contextlib.suppress(OSError):
+                os.write(fd, b"\n")  # end the torn line, so that the next message starts on its own
+        raise PartialWrite(whole, error.strerror or type(error).__name__) from None
     finally:
         os.close(fd)
-    return path.as_uri()
+    return len(lines)
 
 
 def _is_gcs(location: str) -> bool:

@@ -154,6 +154,16 @@ CASES = [
     ("missing {TileCount}", req(Interval=1, TileOut={}, TileOutputFile={**TILES, "Object": "t.jpg"}),
      E.INVALID_PARAMETER),
     ("missing TileOutputFile", req(TileOut={}), E.NULL_VALUE),
+    ("OutputFile oops", raw(Input=INPUT, SnapshotConfig={"OutputFile": "oops", "Time": 0}), E.JSON_FORMAT_INVALID),
+    ("TileOut a list", req(TileOut=[1], TileOutputFile=TILES), E.JSON_OBJECT_FORMAT_INVALID),
+    ("TimeArray text of words", req(TimeArray={"TimePointList": ["soon"]}), E.INVALID_PARAMETER),
+    ("nested objects as JSON text", req(output=None, Num=2, Interval=1, TileOut=json.dumps({"Lines": 1}),
+                                       TileOutputFile=json.dumps({**TILES, "Object": "nested/sheet{TileCount}.jpg"}),
+                                       SubOut=json.dumps({"IsSptFrag": "false"}))
+     .replace('"OutputFile": {"Bucket": "out", "Location": "l", "Object": "{Count}.jpg"}',
+              '"OutputFile": ' + json.dumps(json.dumps({**OUT, "Object": "nested/{Count}.jpg"}))), OK),
+    ("TimeArray as JSON text", req(TimeArray=json.dumps({"TimePointList": [0, "1000"]}),
+                                   output={"Object": "ta/{Count}.jpg"}), OK),
     ("output is the input", req(output={"Bucket": "in", "Object": "{ObjectPrefix}{FileName}.{ExtName}"}),
      E.INVALID_PARAMETER),
     ("output is the input through the bucket map", req(output={"Bucket": "alias", "Object": "v/h264.mp4"}),
@@ -313,6 +323,21 @@ def test_every_line_has_one_result_and_the_good_jobs_are_untouched(run):
     for text, name, frame in GOOD:
         assert all(r["State"] == OK for r in by_text[text])
         assert synth.read_index(Image.open(buckets_dir / "out" / name)) == frame
+
+
+def test_every_result_renders_as_a_response_the_sdk_reads(run):
+    from alibabacloud_mts20140618 import models as mts
+
+    from snapshot import results
+    by_text, _, _, _ = run
+    for records in by_text.values():
+        for record in records:
+            body = mts.SubmitSnapshotJobResponseBody().from_map(results.api_response(record))
+            assert (body.snapshot_job.id, body.snapshot_job.state) == (record["Id"], record["State"])
+            assert mts.SubmitSnapshotJobResponseBody().from_map(body.to_map()).to_map() == body.to_map()
+            config = body.snapshot_job.snapshot_config
+            if config is not None and config.time_array is not None:
+                assert all(isinstance(t, int) for t in config.time_array.time_point_list or [])
 
 
 def test_no_job_overwrites_its_input(run, videos):

@@ -1,24 +1,46 @@
 """Notify: each finished job with a PipelineId sends its message; the outcome lands in its result."""
 from __future__ import annotations
 
+from collections import defaultdict
+
 import apache_beam as beam
 
 from snapshot import notify
-from snapshot.notify import Targets
+from snapshot.notify import Delivery, Targets
 
-NONE, DIRECT, FILE = range(3)
+SEND_BATCH = 64  # messages sent together, up to Delivery.concurrency at once
+SILENT, DIRECT, TO_FILE = range(3)  # the partitions of Notify/Route
 
 
 def _route(keyed, _count) -> int:
     target, _result = keyed
     if not target:
-        return NONE
-    return FILE if notify.kind(target) == notify.FILE else DIRECT
+        return SILENT
+    return TO_FILE if notify.kind(target) == notify.FILE else DIRECT
+
+
+class _Send(beam.DoFn):
+    """[(target, JobResult), ...] -> each JobResult with its MNSMessageResult. The Sender
+    lives as long as the worker's DoFn, so a target found down stays down."""
+
+    def __init__(self, delivery: Delivery):
+        self.delivery = delivery
+
+    def setup(self):
+        self.sender = notify.Sender(self.delivery)
+
+    def process(self, pairs):
+        by_target = defaultdict(list)
+        for target, result in pairs:
+            by_target[target].append(result)
+        for target, job_results in by_target.items():
+            yield from self.sender.notified(job_results, target)
 
 
 class Notify(beam.PTransform):
     """JobResult -> JobResult with MNSMessageResult. HTTP and Pub/Sub targets get one request
-    per job; a JSON Lines target gets all its messages in one write."""
+    per job, sent concurrently in batches; a JSON Lines target gets all its messages in one
+    append."""
 
     def __init__(self, targets: Targets):
         super().__init__()
@@ -28,8 +50,11 @@ class Notify(beam.PTransform):
         targets = self.targets
         keyed = job_results | "Target" >> beam.Map(lambda r: (targets.target(r.pipeline_id) or "", r))
         silent, direct, files = keyed | "Route" >> beam.Partition(_route, 3)
-        sent = direct | "Send" >> beam.MapTuple(lambda t, r: notify.notified([r], t, targets.delivery)[0])
+        sent = (direct
+                | "Batch" >> beam.BatchElements(min_batch_size=SEND_BATCH, max_batch_size=SEND_BATCH)
+                | "Send" >> beam.ParDo(_Send(targets.delivery)))
         written = (files
                    | "ByFile" >> beam.GroupByKey()
-                   | "Write" >> beam.FlatMapTuple(lambda t, rs: notify.notified(list(rs), t, targets.delivery)))
+                   | "Pairs" >> beam.MapTuple(lambda target, rs: [(target, r) for r in rs])
+                   | "Write" >> beam.ParDo(_Send(targets.delivery)))
         return (silent | "Untouched" >> beam.Values(), sent, written) | "Notified" >> beam.Flatten()
