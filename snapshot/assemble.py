@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import replace
 
@@ -90,7 +91,10 @@ def _write_vtt(job: Job, planned: Planned, shots: list[Outcome], sheet_names: li
 
 
 def _relative(name: str, vtt_name: str) -> str:
-    return posixpath.relpath(name, posixpath.dirname(vtt_name) or ".")
+    """The URL of object `name` relative to the track's: each path segment percent-encoded,
+    so that a player resolving the cue finds the object whatever its name holds (#, %, ?)."""
+    path = posixpath.relpath(name, posixpath.dirname(vtt_name) or ".")
+    return "/".join(urllib.parse.quote(segment, safe="") for segment in path.split("/"))
 
 
 def run(job: Job, buckets: Buckets, limits: Limits = Limits()) -> JobResult:

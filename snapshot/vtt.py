@@ -14,14 +14,15 @@ def timestamp(ms: float) -> str:
 
 
 def track(points: Iterable[tuple[int, str]], end_ms: float) -> str:
-    """A WebVTT document: one cue per (time ms, target), from its time to the next one's,
-    the last to `end_ms`. Points are taken in time order; a repeated time keeps the first."""
-    ordered: list[tuple[int, str]] = []
-    for time_ms, target in sorted(points, key=lambda point: point[0]):
-        if not ordered or time_ms > ordered[-1][0]:
-            ordered.append((time_ms, target))
+    """A WebVTT document with one cue per (time ms, target), in time order. A cue lasts from
+    its time to the next later time, the last one to `end_ms`; cues of the same time share
+    that span. No cue starts at or after `end_ms`: a later time (an `intra` shot past the
+    end shows the last keyframe) is taken as the last millisecond of the video."""
+    end = max(1, round(end_ms))
+    starts = sorted((min(max(0, time_ms), end - 1), target) for time_ms, target in points)
+    distinct = sorted({start for start, _ in starts})
+    following = dict(zip(distinct, [*distinct[1:], end]))
     lines = ["WEBVTT", ""]
-    for i, (start, target) in enumerate(ordered):
-        end = ordered[i + 1][0] if i + 1 < len(ordered) else max(end_ms, start + 1)
-        lines += [f"{timestamp(start)} --> {timestamp(end)}", target, ""]
+    for start, target in starts:
+        lines += [f"{timestamp(start)} --> {timestamp(following[start])}", target, ""]
     return "\n".join(lines)

@@ -93,6 +93,47 @@ def test_vtt_cues_match_snapshot_times_and_cells(bucket_root, fragments):
         assert synth.read_index(picture) == frame, cue.text
 
 
+def cue_pictures(vtt_url: str):
+    """(start, end, picture) per cue, each cue resolved as a player does: a URL relative to
+    the track's, then its #xywh= box cut out."""
+    import urllib.parse
+    import urllib.request
+    cues = webvtt.read(urllib.request.url2pathname(urllib.parse.urlsplit(vtt_url).path)).captions
+    for cue in cues:
+        url, box = urllib.parse.urldefrag(urllib.parse.urljoin(vtt_url, cue.text))
+        picture = Image.open(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+        if box:
+            x, y, w, h = map(int, box.removeprefix("xywh=").split(","))
+            picture = picture.crop((x, y, x + w, y + h))
+        yield cue.start, cue.end, picture
+
+
+@pytest.mark.parametrize("fragments", [False, True])
+def test_cues_resolve_as_urls_whatever_the_names_hold(bucket_root, fragments):
+    text = sprite_line({"Lines": 1, "Columns": 2}, output="take #1/50% off?{Count}.jpg",
+                       tiles="sprite #{TileCount}/s%20{TileCount}.jpg", Time=0, Num=3, Interval=1,
+                       FrameType="normal", Format="vtt", SubOut={"IsSptFrag": str(fragments).lower()})
+    result = run_job(bucket_root, text)
+    assert result.state == "Success", result.message
+    assert [synth.read_index(p) for _, _, p in cue_pictures(result.vtt)] == [0, 30, 60]
+
+
+def test_one_cue_per_image_in_time_order_inside_the_video(bucket_root):
+    text = sprite_line({}, output="ta/{Count}.jpg", TimeArray={"TimePointList": [2900, 1000, 2000, 1000]},
+                       FrameType="normal", Format="vtt")
+    result = run_job(bucket_root, text)
+    cues = list(cue_pictures(result.vtt))
+    assert result.count == 4 and len(cues) == 4
+    assert [(start, end) for start, end, _ in cues] == [
+        ("00:00:01.000", "00:00:02.000"), ("00:00:01.000", "00:00:02.000"),  # the same time shares its span
+        ("00:00:02.000", "00:00:02.900"), ("00:00:02.900", "00:00:03.000")]
+    assert [synth.read_index(p) for _, _, p in cues] == [30, 30, 60, 87]
+    late = run_job(bucket_root, request_line(output="late.jpg", Time=50_000, Format="vtt"))
+    (cue,) = cue_pictures(late.vtt)
+    assert cue[0] < "00:00:03.000" < cue[1] or cue[1] == "00:00:03.000"
+    assert synth.read_index(cue[2]) == 60  # the last keyframe
+
+
 @pytest.fixture
 def black_start(tmp_path):
     """Bucket `in` with v/black.mp4: frames 0-44 black, then pattern frames; keyframe each second."""
