@@ -20,7 +20,7 @@ from google.cloud import storage
 
 from snapshot import errors
 from snapshot.errors import SnapshotError
-from snapshot.storage import CountingReader, Retry, check_object_name
+from snapshot.storage import CountingReader, Retry, changed, check_gcs_location, check_object_name
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ def call(what: str, action: Callable[[], T], retry: Retry) -> T:
             raise SnapshotError(errors.RESOURCE_NOT_FOUND, f"{what}: not found") from None
         except (api.Forbidden, api.Unauthorized):
             raise SnapshotError(errors.PERMISSION_DENIED, f"{what}: access denied") from None
+        except api.PreconditionFailed:  # only reads ask for a generation: it is no longer the live one
+            raise changed() from None
         except _TRANSIENT as error:
             if attempt == retry.attempts:
                 raise SnapshotError(errors.TRANSIENT_NETWORK_ERROR,
@@ -83,11 +85,16 @@ class GcsRoot:
         self.client = storage.Client(credentials=credentials_for(role))
         self.bucket = self.client.bucket(bucket)
 
-    def open(self, name: str) -> CountingReader:
+    def open(self, name: str, version: str | None = None) -> CountingReader:
+        """A reader of the object; with `version`, of that generation only (every ranged read
+        is made on the condition that it is still the live one, so a replacement mid-read
+        fails instead of mixing two contents)."""
         blob = self.bucket.blob(self._blob_name(name))
         what = f"reading {name!r}"
         call(what, lambda: blob.reload(timeout=self.retry.timeout_s, retry=None), self.retry)
-        return CountingReader(RangeReader(blob, blob.size, what, self.retry))
+        if version is not None and str(blob.generation) != version:
+            raise changed()
+        return CountingReader(RangeReader(blob, blob.size, what, self.retry), str(blob.generation))
 
     def write(self, name: str, data: bytes) -> str:
         blob = self.bucket.blob(self._blob_name(name))
@@ -100,7 +107,9 @@ class GcsRoot:
 
     def _blob_name(self, name: str) -> str:
         check_object_name(name, "Object")
-        return f"{self.prefix}/{name}" if self.prefix else name
+        blob_name = f"{self.prefix}/{name}" if self.prefix else name
+        check_gcs_location(f"gs://{self.bucket_name}/{blob_name}", "Object")
+        return blob_name
 
 
 class RangeReader(io.RawIOBase):
@@ -141,6 +150,6 @@ class RangeReader(io.RawIOBase):
     def _fetch(self, start: int, length: int) -> None:
         end = min(self.size, start + length) - 1  # inclusive
         self.chunk = call(self.what, lambda: self.blob.download_as_bytes(
-            start=start, end=end, raw_download=True, checksum=None, timeout=self.retry.timeout_s, retry=None),
-            self.retry)
+            start=start, end=end, raw_download=True, checksum=None, timeout=self.retry.timeout_s, retry=None,
+            if_generation_match=self.blob.generation), self.retry)
         self.chunk_start = start

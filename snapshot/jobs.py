@@ -81,6 +81,7 @@ class Part:
 class CaptureTask:
     """Shots on one input, of one or several jobs, captured opening the video once."""
     input: ObjectRef
+    input_version: str        # what planning read: capture must read the same content
     probe: Probe
     shots: tuple[Shot, ...]   # in time order; each shot's owner is its job's id
     parts: tuple[Part, ...]
@@ -136,7 +137,7 @@ def plan_input(jobs: list[Job], buckets: Buckets, limits: Limits = Limits()) \
     ready = []
     for job in jobs:
         try:
-            _check_roles(job.request, buckets)
+            _check_before_io(job.request, buckets)
             ready.append(job)
         except SnapshotError as error:
             outcomes[job.id] = Outcome(0, error=error)
@@ -162,7 +163,7 @@ def plan_input(jobs: list[Job], buckets: Buckets, limits: Limits = Limits()) \
         parts.append(Part(job.id, job.request, layout))
     shares = _shares(reader.bytes_read if reader else 0, [job.id for job in jobs])
     planned = [(job.id, replace(outcomes[job.id], bytes_read=shares[job.id])) for job in jobs]
-    return planned, _tasks(probe, shots, parts)
+    return planned, _tasks(probe, reader.version if reader else "", shots, parts)
 
 
 def _intra_targets(jobs: list[Job], probe: Probe, limits: Limits) -> list[int]:
@@ -190,9 +191,9 @@ def _plan_job(job: Job, probe: Probe, limits: Limits, buckets: Buckets) -> tuple
 
 def _check_names(request: Request, shots: list[Shot], layout: SheetLayout | None, buckets: Buckets) -> None:
     """A job's images, sheets and track are distinct objects, and none is its own input."""
-    taken = {buckets.location(request.input.bucket, request.input.name): "the job's own input"}
+    taken = {buckets.location(request.input.bucket, request.input.name, "Input.Object"): "the job's own input"}
     for field, ref, name in output_names(request, shots, layout):
-        where = buckets.location(ref.bucket, name)
+        where = buckets.location(ref.bucket, name, field)
         if where in taken:
             raise SnapshotError(errors.INVALID_PARAMETER, f"{field} names {name!r}, which is also {taken[where]}")
         taken[where] = f"a name of its {field}"
@@ -218,7 +219,7 @@ def output_names(request: Request, shots: list[Shot], layout: SheetLayout | None
             yield "WebVTT track", config.output, naming.vtt_name(images_[0])
 
 
-def _tasks(probe: Probe | None, shots: list[Shot], parts: list[Part]) -> list[CaptureTask]:
+def _tasks(probe: Probe | None, version: str, shots: list[Shot], parts: list[Part]) -> list[CaptureTask]:
     """Split shots into tasks contiguous in time: see MAX_SHOTS_PER_TASK."""
     if not shots:
         return []
@@ -235,7 +236,8 @@ def _tasks(probe: Probe | None, shots: list[Shot], parts: list[Part]) -> list[Ca
     groups.append(current)
     by_job = {part.job_id: part for part in parts}
     source = parts[0].request.input
-    return [CaptureTask(source, probe.span(group[0].target_pts, group[-1].target_pts, any(s.black for s in group)),
+    return [CaptureTask(source, version, probe.span(group[0].target_pts, group[-1].target_pts,
+                                                    any(s.black for s in group)),
                         tuple(group), tuple(by_job[o] for o in sorted({s.owner for s in group})))
             for group in groups]
 
@@ -261,7 +263,7 @@ def run_task(task: CaptureTask, buckets: Buckets, limits: Limits = Limits()) -> 
     no more of its shots; the other jobs go on. A failure of the input itself is raised."""
     parts = {part.job_id: part for part in task.parts}
     failed: set[str] = set()
-    with buckets.open(task.input) as reader:
+    with buckets.open(task.input, task.input_version) as reader:
         counted = 0
         for captured in media.capture(reader, task.shots, task.probe, limits, skip=failed.__contains__):
             owner = captured.shot.owner
@@ -405,14 +407,18 @@ def _check_output_pixels(config: spec.SnapshotConfig, size: tuple[int, int], lay
                                                  f"{limits.max_output_pixels}")
 
 
-def _check_roles(request: Request, buckets: Buckets) -> None:
-    """Every RoleArn must be one the deployment knows, before any I/O."""
+def _check_before_io(request: Request, buckets: Buckets) -> None:
+    """Every RoleArn must be one the deployment knows, and every bucket and name one that its
+    storage accepts (GCS's rules), before any I/O."""
     config = request.config
-    refs = {"Input": request.input, "SnapshotConfig.OutputFile": config.output,
-            "SnapshotConfig.TileOutputFile": config.tile_output}
-    for field_name, ref in refs.items():
+    refs = {"Input": (request.input, request.input.name),
+            "SnapshotConfig.OutputFile": (config.output, naming.expand(config.output.name, request.input.name)),
+            "SnapshotConfig.TileOutputFile": (config.tile_output, config.tile_output and naming.expand(
+                config.tile_output.name, request.input.name))}
+    for field_name, (ref, name) in refs.items():
         if ref is not None:
             buckets.check_role(ref.role_arn, f"{field_name}.RoleArn")
+            buckets.location(ref.bucket, name, f"{field_name}.Bucket")
 
 
 def _coded(error: Exception, step: str) -> SnapshotError:

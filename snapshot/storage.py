@@ -37,6 +37,26 @@ def check_bucket_name(bucket: str, field: str) -> None:
                             f"{field} must be letters, digits, '.', '_' or '-' (starting with a letter or digit)")
 
 
+_GCS_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+_IP = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_GOOGLE = re.compile(r"g[o0]{2}g(?:l|1)e")
+
+
+def check_gcs_location(location: str, field: str) -> None:
+    """Refuse, before any request, what GCS itself would refuse: a bucket name against its
+    rules (3-63 characters of a-z, 0-9, '-', '_' and '.', or up to 222 in dot-separated parts
+    of at most 63; a letter or digit at each end; not an IP address; no 'goog' prefix and no
+    'google'), and an object name over 1,024 bytes."""
+    bucket, _, name = location[len("gs://"):].partition("/")
+    if (not _GCS_BUCKET.fullmatch(bucket) or any(len(part) > 63 for part in bucket.split("."))
+            or (len(bucket) > 63 and "." not in bucket) or ".." in bucket or _IP.fullmatch(bucket)
+            or bucket.startswith("goog") or _GOOGLE.search(bucket)):
+        raise SnapshotError(errors.INVALID_PARAMETER, f"{field}: {bucket!r} is not a valid GCS bucket name")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise SnapshotError(errors.INVALID_PARAMETER, f"{field} is longer than {MAX_NAME_BYTES} bytes in its GCS "
+                                                      f"bucket")
+
+
 def check_object_name(name: str, field: str) -> None:
     """Reject a name that is malformed or would leave its bucket."""
     if name.startswith("/") or ".." in name.split("/"):
@@ -52,11 +72,12 @@ def check_object_name(name: str, field: str) -> None:
 
 
 class CountingReader(io.RawIOBase):
-    """A seekable binary reader that counts the bytes it hands out."""
+    """A seekable binary reader that counts the bytes it hands out. `version` tells one
+    content of the object from another: a GCS generation, or a local file's size and time."""
 
-    def __init__(self, raw: BinaryIO):
+    def __init__(self, raw: BinaryIO, version: str = ""):
         super().__init__()
-        self.raw = raw
+        self.raw, self.version = raw, version
         self.bytes_read = 0
 
     def readable(self) -> bool:
@@ -93,7 +114,7 @@ class LocalRoot:
     def __init__(self, folder: str):
         self.folder = Path(folder).absolute()
 
-    def open(self, name: str) -> CountingReader:
+    def open(self, name: str, version: str | None = None) -> CountingReader:
         check_object_name(name, "Object")
         folders, leaf = _split(name)
         try:
@@ -105,10 +126,15 @@ class LocalRoot:
             stream = os.fdopen(fd, "rb", buffering=0)
         except OSError as error:
             raise _failure(error, name, writing=False) from None
-        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+        status = os.fstat(stream.fileno())
+        if not stat.S_ISREG(status.st_mode):
             stream.close()
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"object {name!r} is not a regular file")
-        return CountingReader(stream)
+        found = f"{status.st_size}:{status.st_mtime_ns}"
+        if version is not None and found != version:
+            stream.close()
+            raise changed()
+        return CountingReader(stream, found)
 
     def write(self, name: str, data: bytes) -> str:
         check_object_name(name, "Object")
@@ -228,19 +254,26 @@ class Buckets:
         if role_arn and role_arn not in self.roles:
             raise SnapshotError(errors.ENTITY_NOT_EXIST_ROLE, f"{field_name} {role_arn!r} is not a known role")
 
-    def open(self, ref) -> CountingReader:
-        """A seekable reader of the object `ref` (bucket, name, role_arn); the caller closes it."""
-        return self._root(ref.bucket, ref.role_arn).open(ref.name)
+    def open(self, ref, version: str | None = None) -> CountingReader:
+        """A seekable reader of the object `ref` (bucket, name, role_arn); the caller closes it.
+        With `version` (a reader's `version` from before), the content must not have changed
+        since: `ResourceContentBad` if it has."""
+        return self._root(ref.bucket, ref.role_arn).open(ref.name, version)
 
     def write(self, where, name: str, data: bytes) -> str:
         """Write object `name` atomically into the bucket of `where` (bucket, role_arn); its URL."""
         return self._root(where.bucket, where.role_arn).write(name, data)
 
-    def location(self, bucket: str, name: str) -> str:
+    def location(self, bucket: str, name: str, field: str = "Object") -> str:
         """Where object `name` of `bucket` lives: two names are the same object exactly when
-        their locations are equal, whatever the bucket map says."""
+        their locations are equal, whatever the bucket map says. A GCS location is checked
+        against GCS's rules."""
         root = self._location(bucket)
-        return f"{root.rstrip('/')}/{name}" if _is_gcs(root) else (Path(root).absolute() / name).as_uri()
+        if not _is_gcs(root):
+            return (Path(root).absolute() / name).as_uri()
+        location = f"{root.rstrip('/')}/{name}"
+        check_gcs_location(location, field)
+        return location
 
     def _location(self, bucket: str) -> str:
         check_bucket_name(bucket, "Bucket")
@@ -260,6 +293,10 @@ class Buckets:
             else:
                 self._roots[key] = LocalRoot(location)
         return self._roots[key]
+
+
+def changed() -> SnapshotError:
+    return SnapshotError(errors.RESOURCE_CONTENT_BAD, "the input changed during the job")
 
 
 class PartialWrite(Exception):

@@ -250,3 +250,29 @@ def test_writes_are_single_uploads_and_reruns_rewrite_the_same_bytes(gcs, videos
     assert [gcs.download(out, f"0000{n}.jpg") for n in (1, 2, 3)] == images
     assert first.to_record()["Snapshots"] == second.to_record()["Snapshots"]
     assert FileSystems.match([f"gs://{out}/*"])[0].metadata_list.__len__() == 3
+
+
+def test_an_input_replaced_after_planning_is_caught_by_its_generation(gcs, videos):
+    media, out = gcs.bucket("media"), gcs.bucket("out")
+    gcs.upload(media, "v.mp4", videos("long_gop.mp4"))
+    buckets = gcs_buckets()
+    job = jobs.read_job(ManifestLine("m", 1, line(media, "v.mp4", out, Time=9000, FrameType="normal")), "now")
+    _, (task,) = jobs.plan_input([job], buckets)
+    assert task.input_version.isdigit()
+    gcs.upload(media, "v.mp4", videos("h264.mp4"))  # a 3 s video in its place: a new generation
+    ((_, outcome),) = jobs.run_task_guarded(task, buckets, assemble.Limits(isolate=False))
+    assert (outcome.error.code, outcome.error.message) == (errors.RESOURCE_CONTENT_BAD,
+                                                           "the input changed during the job")
+    assert not list(gcs.client.bucket(out).list_blobs())
+
+
+@pytest.mark.parametrize("bucket", ["Media", "_media", "media_", "goog-media", "my-google-media", "192.168.5.4",
+                                    "ab", "m" * 64, "a..b"])
+def test_names_that_gcs_refuses_are_refused_before_any_request(gcs, bucket):
+    for text in (line(bucket, "v.mp4", "out-bucket", Time=0), line("in-bucket", "v.mp4", bucket, Time=0)):
+        result = run_job(text, gcs_buckets())
+        assert (result.state, result.code) == ("Fail", errors.INVALID_PARAMETER), result.message
+    long_prefix = Buckets("./unused", {"*": "gs://in-bucket/" + "p" * 1000}, retry=FAST_RETRY)
+    result = run_job(line("media", "v" * 30 + ".mp4", "out", Time=0), long_prefix)
+    assert (result.state, result.code) == ("Fail", errors.INVALID_PARAMETER) and "1024 bytes" in result.message
+    assert gcs.proxy.seen == []

@@ -136,3 +136,17 @@ def test_assemble_run_uses_the_same_guards(bucket_root, text):
                           Limits(isolate=False))
     assert (result.state, result.count) == ("Success", 1)
     assert json.loads(result.to_record()["SnapshotConfig"])["Time"] == 1010
+
+
+def test_an_input_replaced_between_planning_and_capture_fails_its_jobs(bucket_root, videos):
+    buckets = Buckets(str(bucket_root))
+    job = jobs.read_job(ManifestLine("m", 1, request_line(output="late.jpg", Time=2500, FrameType="normal")), "now")
+    _, (task,) = jobs.plan_input([job], buckets)
+    import os
+    import shutil
+    shutil.copy(videos("vfr.mp4"), bucket_root / "in" / "v" / "h264.mp4")  # another video under the same name
+    os.utime(bucket_root / "in" / "v" / "h264.mp4", ns=(1, 1))
+    ((_, outcome),) = jobs.run_task_guarded(task, buckets, Limits(isolate=False))
+    assert (outcome.error.code, outcome.error.message) == (errors.RESOURCE_CONTENT_BAD,
+                                                           "the input changed during the job")
+    assert not (bucket_root / "out" / "late.jpg").exists()

@@ -59,6 +59,7 @@ def test_vtt_track_parses_and_covers_the_video():
     cues = webvtt.from_string(text, strict=True).captions
     assert [(c.start, c.end, c.text) for c in cues] == [
         ("00:00:00.000", "00:00:05.000", "a.jpg"), ("00:00:05.000", "01:02:05.042", "b.jpg"),
+        ("00:00:05.000", "01:02:05.042", "dup.jpg"),  # one cue per image: the same time shares its span
         ("01:02:05.042", "01:03:20.000", "c.jpg#xywh=0,0,8,8")]
 
 
