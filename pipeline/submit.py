@@ -2,9 +2,10 @@
 
 Runs a single SubmitSnapshotJob request in this process, without a Beam pipeline, through
 the same code as the pipeline, and prints the API's response JSON: {"RequestId": ...,
-"SnapshotJob": {...}}, every scalar a string. Exit code: 0 when the job succeeded, 1 when it
-failed (the response says why), 2 when the command line is wrong (as for `python -m pipeline`:
-a bucket root that is not a folder, an unreadable bucket map, roles or pipelines file).
+"SnapshotJob": {...}}, in the shapes of the official SDK's model. Exit code: 0 when the job
+succeeded, 1 when it failed (the response says why), 2 when the command line is wrong (as
+for `python -m pipeline`: a bucket root that is not a folder, an unreadable bucket map,
+roles or pipelines file).
 """
 from __future__ import annotations
 
