@@ -159,3 +159,33 @@ def test_a_run_with_a_hanging_target_ends_in_time(tmp_path, bucket_root, target)
     found = read_results(str(tmp_path / "res"))
     assert len(found) == 200 and all(r["MNSMessageResult"]["ErrorCode"] for r in found)
     assert len(target.received) <= QUICK.attempts * (QUICK.concurrency + QUICK.down_after)
+
+
+def submit(*args: str, cwd) -> "subprocess.CompletedProcess":
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run([sys.executable, "-m", "pipeline.submit", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": root})
+
+
+@pytest.mark.parametrize("target", ["drip", "hang"], indirect=True)
+def test_the_sync_commands_time_limit_covers_its_notification(tmp_path, bucket_root, target):
+    (tmp_path / "pipelines.json").write_text(json.dumps({"p": target.url}))
+    started = time.monotonic()
+    done = submit("--input", json.dumps({"Bucket": "in", "Location": "l", "Object": "v/h264.mp4"}),
+                  "--config", json.dumps({"OutputFile": {"Bucket": "out", "Location": "l", "Object": "x.jpg"},
+                                          "Time": 0}),
+                  "--pipeline-id", "p", "--pipelines", str(tmp_path / "pipelines.json"),
+                  "--bucket_root", str(bucket_root), "--timeout", "2", cwd=tmp_path)
+    took = time.monotonic() - started
+    job = json.loads(done.stdout)["SnapshotJob"]
+    assert (done.returncode, job["State"]) == (0, "Success")
+    assert job["MNSMessageResult"]["ErrorCode"] in ("Timeout", "NotifyFailed")
+    assert took < 2 + 6  # the limit, plus the start of two Python processes
+
+
+def test_the_sync_command_refuses_a_missing_bucket_root_like_the_pipeline(tmp_path):
+    done = submit("--input", "{}", "--config", "{}", "--bucket_root", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert done.returncode == 2 and "not a folder" in done.stderr and not done.stdout
+    assert not (tmp_path / "nowhere").exists()
