@@ -12,22 +12,14 @@ import sys
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import (
-    DirectOptions,
-    PipelineOptions,
-    StandardOptions,
-)
+from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import graph
+from pipeline import accounting, graph, local
 from snapshot import isolation
 from snapshot.limits import Limits
 from snapshot.notify import Delivery, Targets
 from snapshot.storage import Buckets, Retry
 
-# The DirectRunner of Beam 2.77 first tries to download the Prism runner binary; its batch
-# engine, the FnApiRunner, needs nothing from outside, so it is the local default.
-DEFAULT_RUNNER = "FnApiRunner"
-LOCAL_RUNNERS = {"FnApiRunner", "DirectRunner", "BundleBasedDirectRunner"}
 
 # flag -> Limits field
 LIMIT_FLAGS = {"sync_timeout": "sync_timeout_s", "async_timeout": "async_timeout_s",
@@ -79,9 +71,7 @@ def make_buckets(args: argparse.Namespace) -> Buckets:
 
 
 def beam_options(beam_args: list[str]) -> PipelineOptions:
-    if not any(arg == "--runner" or arg.startswith("--runner=") for arg in beam_args):
-        beam_args = ["--runner", DEFAULT_RUNNER, *beam_args]
-    return PipelineOptions(beam_args, save_main_session=False)
+    return PipelineOptions(local.with_defaults(beam_args), save_main_session=False)
 
 
 def check_run_can_happen(args: argparse.Namespace) -> str | None:
@@ -121,15 +111,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {reason}", file=sys.stderr)
         return 2
     options, limits = beam_options(beam_args), make_limits(args)
-    direct = options.view_as(DirectOptions)
-    if (limits.isolate and options.view_as(StandardOptions).runner in LOCAL_RUNNERS
-            and direct.direct_running_mode != "multi_processing"):
-        # the worker threads run in this process: start their decoding processes meanwhile
-        isolation.prestart(direct.direct_num_workers or 1, limits.decoder_memory_mb)
-    p = beam.Pipeline(options=options)
+    runner = None
+    if local.is_local(options):
+        runner = local.runner(options)
+        if limits.isolate:  # the worker threads run in this process: start their decoding processes meanwhile
+            isolation.prestart(local.workers(options), limits.decoder_memory_mb)
+    p = beam.Pipeline(runner=runner, options=options)
     graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args), limits)
     outcome = p.run()
     outcome.wait_until_finish()
+    lost = accounting.unaccounted(args.manifest, args.results)
+    if lost:
+        print(f"error: {lost}", file=sys.stderr)
+        return 1
     print(f"{summary(outcome)}; results in {args.results}-*.avro")
     return 0
 

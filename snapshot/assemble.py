@@ -7,7 +7,7 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import replace
 
-from snapshot import images, naming, results, vtt
+from snapshot import errors, images, naming, results, vtt
 from snapshot.errors import SnapshotError
 from snapshot.jobs import Job, Outcome, Planned, internal_error, plan_input_guarded, run_task_guarded
 from snapshot.limits import Limits
@@ -50,7 +50,7 @@ def _check_complete(job: Job, outcomes: list[Outcome], shots: list[Outcome]) -> 
     planned = next((o.planned for o in outcomes if o.planned is not None), None)
     if planned is None or len(shots) != planned.shots:
         log.error("job %s: %s shots arrived of %s planned", job.id, len(shots), planned and planned.shots)
-        raise internal_error()
+        raise SnapshotError(errors.INTERNAL_ERROR, "a capture result was lost")
     return planned
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+from collections.abc import Iterator
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -30,19 +31,25 @@ def source_name(path: str, folder: str) -> str:
     return path[len(folder):] if path.startswith(folder) else path.rpartition("/")[2]
 
 
-def numbered_lines(readable: fileio.ReadableFile, folder: str):
+def lines_of(stream) -> Iterator[tuple[int, str, bool]]:
+    """(1-based number, text, is UTF-8) of each non-blank line of a manifest file."""
+    for number, raw in enumerate(stream, start=1):
+        if number == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM):]
+        try:
+            text, utf8 = raw.decode("utf-8"), True
+        except UnicodeDecodeError:
+            text, utf8 = raw.decode("utf-8", errors="replace"), False
+        text = text.strip()
+        if text:
+            yield number, text, utf8
+
+
+def numbered_lines(readable: fileio.ReadableFile, folder: str) -> Iterator[ManifestLine]:
     source = source_name(readable.metadata.path, folder)
     with readable.open() as stream:
-        for number, raw in enumerate(stream, start=1):
-            if number == 1 and raw.startswith(BOM):
-                raw = raw[len(BOM):]
-            try:
-                text, utf8 = raw.decode("utf-8"), True
-            except UnicodeDecodeError:
-                text, utf8 = raw.decode("utf-8", errors="replace"), False
-            text = text.strip()
-            if text:
-                yield ManifestLine(source, number, text, utf8)
+        for number, text, utf8 in lines_of(stream):
+            yield ManifestLine(source, number, text, utf8)
 
 
 class ReadManifest(beam.PTransform):

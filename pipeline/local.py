@@ -1,0 +1,49 @@
+"""The local runner: Beam's FnApiRunner with one worker thread per core, each with an
+embedded gRPC data channel that flushes by size only. (Beam 2.77's DirectRunner first tries to
+download the Prism runner binary; its batch engine, the FnApiRunner, needs nothing from outside.)
+
+Beam 2.77's embedded channel also flushes on a timer thread every second, and that flush races
+with the thread that writes elements: bytes written between the timer's read of the buffer and
+its clearing are dropped, so large elements are silently lost (docs/beam-local-data-loss.md).
+With the timer pushed past any run's length, flushes happen only at element boundaries.
+"""
+from __future__ import annotations
+
+import os
+
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.transforms.environments import EmbeddedPythonGrpcEnvironment
+
+NO_TIMER_MS = 10**10  # the embedded channel's time-based flush: never, in practice (0 means its default)
+LOCAL_RUNNERS = {"FnApiRunner", "DirectRunner"}  # what the command runs with pipeline.local
+
+
+def is_local(options: PipelineOptions) -> bool:
+    """The run uses the local runner, in its threaded mode (not worker processes)."""
+    direct = options.view_as(DirectOptions)
+    return (options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+            and direct.direct_running_mode in (None, "in_memory", "multi_threading"))
+
+
+def workers(options: PipelineOptions) -> int:
+    """The worker threads: --direct_num_workers, or one per core for 0 (the command's default)."""
+    return options.view_as(DirectOptions).direct_num_workers or os.cpu_count() or 1
+
+
+def with_defaults(beam_args: list[str]) -> list[str]:
+    """The command's Beam arguments: the FnApiRunner and a worker per core unless they say
+    otherwise."""
+    given = {arg.split("=", 1)[0] for arg in beam_args}
+    return [*(["--runner", "FnApiRunner"] if "--runner" not in given else []),
+            *(["--direct_num_workers", "0"] if "--direct_num_workers" not in given else []), *beam_args]
+
+
+def runner(options: PipelineOptions) -> FnApiRunner:
+    """The local runner for `options`, which it changes so that Beam keeps its environment:
+    worker threads, `workers(options)` of them."""
+    direct = options.view_as(DirectOptions)
+    direct.direct_num_workers = workers(options)
+    direct.direct_running_mode = None  # a mode would make Beam replace the environment below
+    return FnApiRunner(default_environment=EmbeddedPythonGrpcEnvironment(
+        state_cache_size=None, data_buffer_time_limit_ms=NO_TIMER_MS))
