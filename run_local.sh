@@ -5,6 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/venv.sh
 python examples/make_samples.py buckets
-python -m pipeline --manifest examples/manifest.jsonl --results results/example --bucket_root buckets \
-  --direct_num_workers 2 --direct_running_mode multi_threading "$@"
+python -m pipeline --manifest examples/manifest.jsonl --results results/example --bucket_root buckets "$@"
 python -m pipeline.show results/example

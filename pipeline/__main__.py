@@ -1,13 +1,19 @@
 """python -m pipeline --manifest PATH_OR_GLOB --results PREFIX [--bucket_root DIR] [Beam options]
 
-Exits 0 when every job got its result, good or bad; non-zero, with a one-line reason, only
-when the run itself cannot happen.
+Exits 0 when every job got its result, good or bad. Otherwise one line on stderr says why:
+exit 2 when the run cannot start (no manifest, an unwritable results folder, ...), and 1 when
+it failed or a line has no result; the details are then in the log file that line names.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import logging
 import os
+import posixpath
+import re
+import shutil
 import sys
 
 import apache_beam as beam
@@ -15,6 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import accounting, graph, local
+from pipeline.runlog import RunLog
 from snapshot import isolation
 from snapshot.limits import Limits
 from snapshot.notify import Delivery, Targets
@@ -101,15 +108,31 @@ def check_run_can_happen(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # Worker processes relay their logs through this logger; keep their errors, drop the
-    # start-up warnings every local worker prints.
-    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
     args, beam_args = parse_args(sys.argv[1:] if argv is None else argv)
     reason = check_run_can_happen(args)
     if reason:
         print(f"error: {reason}", file=sys.stderr)
         return 2
+    log = RunLog()
+    try:
+        with log.capturing_stderr():
+            outcome = run(args, beam_args)
+        lost = accounting.unaccounted(args.manifest, args.results)
+    except Exception as error:  # noqa: BLE001 - the run itself failed: one line here, the rest in the log
+        log.add_traceback(error)
+        remove_temporary_results(args.results)
+        print(f"error: the run failed ({cause(error)}); details in {log.close(keep=True)}", file=sys.stderr)
+        return 1
+    path = log.close(keep=bool(lost))
+    if lost:
+        print(f"error: {lost}; details in {path}", file=sys.stderr)
+        return 1
+    print(f"{summary(outcome)}; results in {args.results}-*.avro")
+    return 0
+
+
+def run(args: argparse.Namespace, beam_args: list[str]):
+    """Build and run the pipeline; its finished result."""
     options, limits = beam_options(beam_args), make_limits(args)
     runner = None
     if local.is_local(options):
@@ -120,12 +143,26 @@ def main(argv: list[str] | None = None) -> int:
     graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args), limits)
     outcome = p.run()
     outcome.wait_until_finish()
-    lost = accounting.unaccounted(args.manifest, args.results)
-    if lost:
-        print(f"error: {lost}", file=sys.stderr)
-        return 1
-    print(f"{summary(outcome)}; results in {args.results}-*.avro")
-    return 0
+    return outcome
+
+
+def cause(error: BaseException) -> str:
+    """The innermost 'SomeError: message' line of an error that Beam wrapped, cut short."""
+    found = re.findall(r"^(?:\w+\.)*\w+(?:Error|Exception): .*$", str(error), re.MULTILINE)
+    text = found[-1] if found else f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return re.sub(r" \[while running .*", "", text)[:200]
+
+
+def remove_temporary_results(prefix: str) -> None:
+    """Beam's temporary result files (beam-temp-PREFIX-*), which a failed write leaves behind."""
+    folder, name = posixpath.split(prefix)
+    pattern = posixpath.join(folder or ".", f"beam-temp-{name}-*")
+    if "://" in prefix:
+        with contextlib.suppress(Exception):
+            FileSystems.delete([m.path for m in FileSystems.match([pattern + "/*"])[0].metadata_list])
+        return
+    for path in glob.glob(pattern):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def summary(outcome) -> str:

@@ -11,6 +11,7 @@ import os
 import resource
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import GeneratorType
 from typing import Any
@@ -25,7 +26,11 @@ START_TIMEOUT_S = 120  # a new decoding process imports PyAV, Pillow and NumPy b
 _DECODER_CRASHES = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL}
 
 
-def _serve(connection, memory_mb: int) -> None:
+ORPHAN_CHECK_S = 0.2  # how often a decoding process looks for its parent
+
+
+def _serve(connection, memory_mb: int, parent: int) -> None:
+    _exit_when_orphaned(parent)
     if memory_mb:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -46,6 +51,17 @@ def _serve(connection, memory_mb: int) -> None:
         except BaseException as error:  # noqa: BLE001 - everything goes back to the parent
             answer = (FAILED, error)
         connection.send(answer)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """Exit as soon as the parent is gone (killed by the OOM killer, say), whatever this process
+    is doing: a thread watches getppid(). (prctl's PR_SET_PDEATHSIG would fire when the parent's
+    *thread* that started this process ends, and short-lived threads start these processes.)"""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_CHECK_S)
+        os._exit(1)
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 class Worker:
@@ -83,7 +99,7 @@ class Worker:
 
     def start(self) -> None:
         parent, child = self.context.Pipe()
-        self.process = self.context.Process(target=_serve, args=(child, self.memory_mb), daemon=True)
+        self.process = self.context.Process(target=_serve, args=(child, self.memory_mb, os.getpid()), daemon=True)
         self.process.start()
         child.close()
         self.connection = parent

@@ -71,8 +71,8 @@ def test_a_lost_line_fails_the_command_naming_it(tmp_path, bucket_root):
     done = run_dropping_line_2("--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "res"),
                                "--bucket_root", str(bucket_root))
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == (
-        "error: 1 of 3 lines have no result (m.jsonl:2): the runner lost them")
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: 1 of 3 lines have no result (m.jsonl:2): the runner lost them; details in ")
 
 
 def test_results_are_counted_against_the_manifest(tmp_path, bucket_root):
@@ -88,3 +88,26 @@ def test_results_are_counted_against_the_manifest(tmp_path, bucket_root):
         manifest.write("late\n")
     assert accounting.unaccounted(str(tmp_path / "m.jsonl"), str(tmp_path / "res")) == \
         "1 of 3 lines have no result (m.jsonl:4): the runner lost them"
+
+
+def test_a_full_disk_for_the_results_gives_one_line_and_leaves_no_debris(tmp_path, bucket_root):
+    """The command may write files of 50,000 bytes at most (RLIMIT_FSIZE): the results are larger."""
+    lines = ['{"UserData": "' + os.urandom(500).hex() + '", "Input": 1}' for _ in range(200)]  # incompressible
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "out").mkdir()
+    code = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+from pipeline import __main__ as command
+sys.exit(command.main(sys.argv[1:]))
+"""
+    done = subprocess.run([sys.executable, "-c", code, "--manifest", str(tmp_path / "m.jsonl"), "--results",
+                           str(tmp_path / "out" / "res"), "--bucket_root", str(bucket_root)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    (message,) = done.stderr.strip().splitlines()
+    assert message.startswith("error: the run failed (") and "File too large" in message, message
+    log = message.rsplit("details in ", 1)[1]
+    assert "Traceback" in open(log).read()
+    os.unlink(log)
+    assert os.listdir(tmp_path / "out") == []  # no beam-temp-* folder, no partial results

@@ -150,3 +150,38 @@ def test_an_input_replaced_between_planning_and_capture_fails_its_jobs(bucket_ro
     assert (outcome.error.code, outcome.error.message) == (errors.RESOURCE_CONTENT_BAD,
                                                            "the input changed during the job")
     assert not (bucket_root / "out" / "late.jpg").exists()
+
+
+def test_decoding_processes_die_with_their_parent(tmp_path):
+    """The parent is SIGKILLed, as the OOM killer does, while its child decodes (here: sleeps)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    code = """
+import sys, threading, time
+from snapshot import isolation
+worker = isolation.Worker("spawn")
+worker.start()
+print(worker.process.pid, flush=True)
+worker.call(time.sleep, (60,), 120)
+"""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parent = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    time.sleep(0.5)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,56 @@
+"""The run's log: every record, tracebacks included, goes to a log file; stderr gets one
+line per message of this project, and none of Beam's walls of text (Beam's workers also print
+tracebacks straight to stderr: while the run lasts, stderr is the log file)."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+import traceback
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname} {record.name}: {record.getMessage().splitlines()[0][:300]}"
+
+
+class RunLog:
+    """Installs the handlers on the root logger; `path` is the log file."""
+
+    def __init__(self):
+        fd, self.path = tempfile.mkstemp(prefix="snapshot-run-", suffix=".log")
+        os.close(fd)
+        to_file = logging.FileHandler(self.path)
+        to_file.setFormatter(logging.Formatter(FORMAT))
+        to_stderr = logging.StreamHandler(sys.stderr)
+        to_stderr.setFormatter(_OneLine())
+        to_stderr.addFilter(lambda record: not record.name.startswith("apache_beam"))
+        root = logging.getLogger()
+        root.setLevel(logging.WARNING)
+        for handler in (to_file, to_stderr):
+            handler.setLevel(logging.WARNING)
+            root.addHandler(handler)
+        self.handlers = (to_file, to_stderr)
+
+    @contextlib.contextmanager
+    def capturing_stderr(self):
+        with open(self.path, "a") as sink, contextlib.redirect_stderr(sink):
+            yield
+
+    def add_traceback(self, error: BaseException) -> None:
+        with open(self.path, "a") as sink:
+            sink.write("".join(traceback.format_exception(error)))
+
+    def close(self, keep: bool) -> str:
+        """Remove the handlers, and the log file unless `keep`; its path."""
+        root = logging.getLogger()
+        for handler in self.handlers:
+            root.removeHandler(handler)
+            handler.close()
+        if not keep:
+            os.unlink(self.path)
+        return self.path
