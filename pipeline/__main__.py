@@ -30,7 +30,7 @@ from snapshot.storage import Buckets, Retry
 
 # flag -> Limits field
 LIMIT_FLAGS = {"sync_timeout": "sync_timeout_s", "async_timeout": "async_timeout_s",
-               "max_input_pixels": "max_input_pixels", "max_points": "max_points",
+               "probe_timeout": "probe_timeout_s", "max_input_pixels": "max_input_pixels", "max_points": "max_points",
                "max_output_pixels": "max_output_pixels", "max_sheet_pixels": "max_sheet_pixels",
                "max_frames_per_point": "max_frames_per_point", "decoder_threads": "decoder_threads",
                "decoder_memory_mb": "decoder_memory_mb"}

@@ -21,7 +21,7 @@ def build(p: beam.Pipeline, manifest: str, results_prefix: str, buckets: Buckets
     captured = planned.tasks | "Capture" >> Capture(buckets, limits)
     outcomes = (planned.outcomes, captured) | "Outcomes" >> beam.Flatten()
     return ((parsed, outcomes)
-            | "AssembleResults" >> AssembleResults(buckets)
+            | "AssembleResults" >> AssembleResults(buckets, limits)
             | "Notify" >> Notify(targets)
             | "WriteResults" >> WriteResults(results_prefix))
 

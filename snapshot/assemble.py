@@ -7,7 +7,7 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import replace
 
-from snapshot import errors, images, naming, results, vtt
+from snapshot import errors, images, isolation, naming, results, vtt
 from snapshot.errors import SnapshotError
 from snapshot.jobs import Job, Outcome, Planned, internal_error, plan_input_guarded, run_task_guarded
 from snapshot.limits import Limits
@@ -16,6 +16,21 @@ from snapshot.storage import Buckets
 from snapshot.tiles import SheetLayout
 
 log = logging.getLogger(__name__)
+
+
+def finish_guarded(job: Job, outcomes: Iterable[Outcome], buckets: Buckets, limits: Limits) -> JobResult:
+    """`finish`; for a job with sprite sheets, in a decoding process, so that the process's
+    memory cap bounds the sheets and the job's time limit their composing."""
+    outcomes = list(outcomes)
+    if job.error is not None or job.request.config.tile is None or not limits.isolate:
+        return finish(job, outcomes, buckets)
+    try:
+        return isolation.run(finish, (job, outcomes, buckets), limits.timeout_s(job.request.config.is_async),
+                             limits.decoder_memory_mb)
+    except SnapshotError as error:
+        shots = sorted((o for o in outcomes if o.image is not None), key=lambda o: o.seq)
+        return replace(failed(job, error), snapshots=tuple(o.image for o in shots),
+                       bytes_read=sum(o.bytes_read for o in outcomes))
 
 
 def finish(job: Job, outcomes: Iterable[Outcome], buckets: Buckets) -> JobResult:
@@ -104,7 +119,7 @@ def run(job: Job, buckets: Buckets, limits: Limits = Limits()) -> JobResult:
     outcomes, tasks = plan_input_guarded([job], buckets, limits)
     for task in tasks:
         outcomes += run_task_guarded(task, buckets, limits)
-    return finish(job, [outcome for _, outcome in outcomes], buckets)
+    return finish_guarded(job, [outcome for _, outcome in outcomes], buckets, limits)
 
 
 def failed(job: Job, error: SnapshotError) -> JobResult:

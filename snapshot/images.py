@@ -14,7 +14,7 @@ CELL_QUALITY = 95      # cells travel between steps as JPEG, nearly lossless
 def encode_jpeg(image: Image.Image, quality: int) -> bytes:
     """Baseline JPEG with libjpeg-turbo (Pillow's wheel) and 4:2:0 chroma subsampling."""
     out = io.BytesIO()
-    image.convert("RGB").save(out, format="JPEG", quality=quality)
+    (image if image.mode == "RGB" else image.convert("RGB")).save(out, format="JPEG", quality=quality)
     return out.getvalue()
 
 

@@ -236,8 +236,8 @@ def _tasks(probe: Probe | None, version: str, shots: list[Shot], parts: list[Par
     groups.append(current)
     by_job = {part.job_id: part for part in parts}
     source = parts[0].request.input
-    return [CaptureTask(source, version, probe.span(group[0].target_pts, group[-1].target_pts,
-                                                    any(s.black for s in group)),
+    return [CaptureTask(source, version,
+                        probe.for_targets((s.target_pts for s in group), any(s.black for s in group)),
                         tuple(group), tuple(by_job[o] for o in sorted({s.owner for s in group})))
             for group in groups]
 
@@ -294,9 +294,9 @@ def _keep(part: Part, probe: Probe, captured: media.Captured, buckets: Buckets) 
 
 def plan_input_guarded(jobs: list[Job], buckets: Buckets, limits: Limits) \
         -> tuple[list[tuple[str, Outcome]], list[CaptureTask]]:
-    """plan_input in a decoding process that is killed past the most generous time limit of
-    the jobs: they share the probe."""
-    seconds = max(limits.timeout_s(job.request.config.is_async) for job in jobs)
+    """plan_input in a decoding process that is killed past the most generous probe limit of
+    the jobs (they share the probe): a stalled input holds back the run for that long only."""
+    seconds = max(limits.probe_timeout(job.request.config.is_async) for job in jobs)
     try:
         if not limits.isolate:
             return plan_input(jobs, buckets, limits)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 class Limits:
     sync_timeout_s: float = 5.0             # each step of a synchronous job (no Interval, Num, TimeArray)
     async_timeout_s: float = 600.0          # each step of any other job
+    probe_timeout_s: float = 60.0           # planning (probing) an input of async jobs; sync ones: sync_timeout_s
     max_input_pixels: int = 8192 * 4320     # width x height of the input video, checked before decoding
     max_points: int = 10_000                # snapshots per job
     max_output_pixels: int = 10_000_000_000  # width x height summed over a job's images and sheets
@@ -19,3 +20,6 @@ class Limits:
 
     def timeout_s(self, is_async: bool) -> float:
         return self.async_timeout_s if is_async else self.sync_timeout_s
+
+    def probe_timeout(self, is_async: bool) -> float:
+        return min(self.probe_timeout_s, self.async_timeout_s) if is_async else self.sync_timeout_s

@@ -66,15 +66,15 @@ class Probe:
         index = bisect.bisect_right(self.keyframes, pts)
         return self.keyframes[max(index - 1, 0)]
 
-    def span(self, first: int, last: int, from_start: bool = False) -> Probe:
-        """The probe with only the keyframes that capturing targets from `first` to `last`
-        can use (and those of the black-frame window, with `from_start`): what a capture task
-        carries, small whatever the length of the video."""
-        low = self.start_pts if from_start else first
-        high = max(last, self.start_pts + int(BLACK_WINDOW_S / self.time_base)) if from_start else last
-        begin = max(bisect.bisect_right(self.keyframes, low) - 1, 0)
-        end = bisect.bisect_right(self.keyframes, high)
-        return replace(self, keyframes=self.keyframes[begin:end])
+    def for_targets(self, targets: Iterable[int], black_window: bool = False) -> Probe:
+        """The probe with only the keyframes that capturing `targets` uses: the one at or
+        before each (and those of the black-frame window, with `black_window`). What a
+        capture task carries: small, whatever the length of the video."""
+        kept = {self.keyframe_at_or_before(target) for target in targets}
+        if black_window:
+            end = bisect.bisect_left(self.keyframes, self.start_pts + int(BLACK_WINDOW_S / self.time_base))
+            kept.update(self.keyframes[:end])
+        return replace(self, keyframes=tuple(sorted(kept)))
 
 
 @dataclass(frozen=True)

@@ -79,13 +79,13 @@ def test_tasks_are_cut_by_count_and_cost_inside_a_gop(bucket_root):
     assert len(tasks) > 1 and all(len(t.shots) < 30 for t in tasks)
 
 
-def test_a_task_carries_only_the_keyframes_of_its_span(bucket_root):
+def test_a_task_carries_only_the_keyframes_its_shots_use(bucket_root, videos):
     texts = [request_line(obj="v/long_gop.mp4", output="a.jpg", Time=9000, FrameType="normal"),
-             request_line(output="b.jpg", Time=2500, FrameType="normal")]
-    for text in texts:
+             request_line(output="b/{Count}.jpg", TimeArray={"TimePointList": [100, 2900]}, FrameType="normal")]
+    for text, kept in zip(texts, [(0,), (0, 2 * 15360)], strict=True):
         job = jobs.read_job(ManifestLine("m", 1, text), "now")
         _, (task,) = jobs.plan_input([job], Buckets(str(bucket_root)))
-        assert len(task.probe.keyframes) == 1
+        assert task.probe.keyframes == kept  # not the keyframe at 1 s, which no shot needs
 
 
 def test_identical_shots_are_decoded_and_encoded_once(videos, monkeypatch):
@@ -185,3 +185,32 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_stalled_input_holds_back_the_run_only_for_its_probe_limit(tmp_path, bucket_root):
+    import os
+
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline import local
+    os.mkfifo(bucket_root / "in" / "v" / "stalled.mp4")  # reading it never ends
+    quick = [request_line(output=f"q/{n}.jpg", Time=(n * 7) % 2900, FrameType="normal", Width=64) for n in range(400)]
+    stalled = request_line(obj="v/stalled.mp4", output="s/{Count}.jpg", Num=3)
+    limits = Limits(probe_timeout_s=3)
+
+    def run(texts, name) -> float:
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(texts) + "\n")
+        options = PipelineOptions(local.with_defaults([]))
+        started = time.monotonic()
+        with beam.Pipeline(runner=local.runner(options), options=options) as p:
+            graph.build(p, str(tmp_path / f"{name}.jsonl"), str(tmp_path / name), Buckets(str(bucket_root)),
+                        limits=limits)
+        return time.monotonic() - started
+
+    alone = run(quick, "alone")
+    together = run([*quick, stalled], "together")
+    found = {r["Source"]: r for r in read_results(str(tmp_path / "together"))}
+    assert found["together.jsonl:401"]["Code"] == errors.SNAPSHOT_TIMEOUT
+    assert sum(r["State"] == "Success" for r in found.values()) == 400
+    assert together < alone + limits.probe_timeout_s + 3, (alone, together)

@@ -210,3 +210,30 @@ def test_quality_sets_the_jpeg_quality(bucket_root):
     for bad in (0, 101, "high"):
         result = run_job(bucket_root, request_line(output="x.jpg", Time=0, Quality=bad))
         assert result.code in (errors.OUT_OF_RANGE, errors.INVALID_PARAMETER) and "Quality" in result.message
+
+
+def test_sheets_are_composed_inside_the_capped_decoding_process(bucket_root):
+    """A 12,288 x 6,912 sheet (85 MP, 255 MB as RGB): the worker's own memory never holds it."""
+    import os
+    import subprocess
+    import sys
+    code = f"""
+import json
+from snapshot import assemble, jobs
+from snapshot.jobs import ManifestLine
+from snapshot.limits import Limits
+from snapshot.storage import Buckets
+line = {sprite_line({"Lines": 3, "Columns": 3}, output="big/{{Count}}.jpg", tiles="big/sheet.jpg",
+                    Time=0, Num=9, Interval=0.3, FrameType="normal", Width=4096)!r}
+result = assemble.run(jobs.read_job(ManifestLine("m", 1, line), "now"), Buckets({str(bucket_root)!r}), Limits())
+peak_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps([result.state, result.message, peak_kb // 1024]))
+"""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    state, message, peak_mb = json.loads(done.stdout)
+    assert state == "Success", message
+    assert peak_mb < 200, peak_mb
+    sheet = Image.open(bucket_root / "out" / "big" / "sheet.jpg")
+    assert sheet.size == (3 * 4096, 3 * 2304)
+    assert synth.read_index(sheet.crop((2 * 4096, 2 * 2304, 3 * 4096, 3 * 2304))) == 72

@@ -74,25 +74,25 @@ class Capture(beam.PTransform):
                 | "Decode" >> beam.FlatMap(_capture, self.buckets, self.limits))
 
 
-def _finish(keyed, buckets: Buckets):
-    """One result per job. Two identical lines at the same place of two manifests of the same
-    name share an id: one request, captured once, and each line gets its result."""
+def _finish(keyed, buckets: Buckets, limits: Limits):
+    """One result per job. Two identical lines at the same place of a manifest share an id:
+    one request, captured once, and each line gets its result."""
     _job_id, grouped = keyed
     outcomes = list({outcome.seq: outcome for outcome in grouped[OUTCOMES]}.values())
     for job in grouped["job"]:
-        yield assemble.finish(job, outcomes, buckets)
+        yield assemble.finish_guarded(job, outcomes, buckets, limits)
 
 
 class AssembleResults(beam.PTransform):
     """(jobs, outcomes) -> exactly one JobResult per job, sprites and VTT written."""
 
-    def __init__(self, buckets: Buckets):
+    def __init__(self, buckets: Buckets, limits: Limits = Limits()):
         super().__init__()
-        self.buckets = buckets
+        self.buckets, self.limits = buckets, limits
 
     def expand(self, inputs):
         parsed, outcomes = inputs
         keyed = parsed | "KeyJobs" >> beam.Map(lambda job: (job.id, job))
         return ({"job": keyed, OUTCOMES: outcomes}
                 | "Group" >> beam.CoGroupByKey()
-                | "Finish" >> beam.FlatMap(_finish, self.buckets))
+                | "Finish" >> beam.FlatMap(_finish, self.buckets, self.limits))
