@@ -48,8 +48,10 @@ def main() -> None:
     job = jobs.read_job(ManifestLine("long.jsonl", 1, line), "now")
     _, tasks = jobs.plan_input([job], Buckets(buckets), Limits(isolate=False))
     sizes = sorted(len(pickle.dumps(task)) for task in tasks)
+    outcomes = [len(pickle.dumps(o)) for o in jobs.run_task_guarded(tasks[0], Buckets(buckets), Limits(isolate=False))]
     print(f"capture tasks: {len(tasks)}, pickled: largest {sizes[-1] / 1024:.1f} KB, "
-          f"total {sum(sizes) / 1024:.0f} KB")
+          f"total {sum(sizes) / 1024:.0f} KB; outcomes of one task: {len(outcomes)}, largest "
+          f"{max(outcomes) / 1024:.1f} KB")
 
     results = os.path.join(args.workdir, "results", "long")
     seconds, peaks, done = run_measured([sys.executable, "-m", "pipeline", "--manifest", manifest,
