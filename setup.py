@@ -18,7 +18,9 @@ setup(
         "fastavro>=1.9,<2",
     ],
     extras_require={
+        # what launching on Dataflow with --setup_file needs (Beam stages this package with it)
+        "dataflow": ["build>=1"],
         "test": ["pytest>=8", "alibabacloud-mts20140618>=6,<7", "webvtt-py>=0.5,<1",
-                 "gcp-storage-emulator>=2024.8", "cryptography>=42", "hypothesis>=6.100"],
+                 "gcp-storage-emulator>=2024.8", "cryptography>=42", "hypothesis>=6.100", "build>=1"],
     },
 )

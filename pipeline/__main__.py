@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
-import logging
 import os
 import posixpath
 import re
@@ -18,70 +17,42 @@ import sys
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
-from pipeline import accounting, graph, local
+from pipeline import accounting, graph, local, options
+from pipeline.options import SnapshotOptions
 from pipeline.runlog import RunLog
+from pipeline.show import read_results
 from snapshot import isolation
-from snapshot.limits import Limits
 from snapshot.notify import Delivery, Targets
+from snapshot.results import SUCCESS
 from snapshot.storage import Buckets, Retry
 
 
-# flag -> Limits field
-LIMIT_FLAGS = {"sync_timeout": "sync_timeout_s", "async_timeout": "async_timeout_s",
-               "probe_timeout": "probe_timeout_s", "max_input_pixels": "max_input_pixels", "max_points": "max_points",
-               "max_output_pixels": "max_output_pixels", "max_sheet_pixels": "max_sheet_pixels",
-               "max_frames_per_point": "max_frames_per_point", "decoder_threads": "decoder_threads",
-               "decoder_memory_mb": "decoder_memory_mb"}
+def parse_args(argv: list[str]) -> SnapshotOptions:
+    """The command line as options: the pipeline's own (SnapshotOptions) and Beam's, with the
+    local defaults. --help lists the pipeline's own."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0],
+                                     epilog="Any other flag goes to Beam (--runner, --project, ...).")
+    SnapshotOptions._add_argparse_args(parser)  # noqa: SLF001 - Beam's way to declare options
+    known, _ = parser.parse_known_args(argv)
+    missing = [flag for flag in ("manifest", "results") if not getattr(known, flag)]
+    if missing:
+        parser.error("the following arguments are required: " + ", ".join(f"--{flag}" for flag in missing))
+    return PipelineOptions(local.with_defaults(argv), save_main_session=False).view_as(SnapshotOptions)
 
 
-def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
-    parser.add_argument("--manifest", required=True, help="JSON Lines manifest: a path or a glob")
-    parser.add_argument("--results", required=True, help="results prefix: writes PREFIX-*.avro")
-    parser.add_argument("--bucket_root", default="./buckets",
-                        help="folder or gs://bucket[/prefix] holding one sub-folder per bucket (default: ./buckets)")
-    parser.add_argument("--bucket_map", help="JSON file: bucket name (or \"*\") -> local folder or gs:// root")
-    parser.add_argument("--roles", help="JSON file: RoleArn -> {\"key_file\": ...} or {\"impersonate\": ...}")
-    parser.add_argument("--storage_retries", type=int, default=Retry.attempts,
-                        help=f"attempts per remote storage request (default: {Retry.attempts})")
-    parser.add_argument("--storage_timeout", type=float, default=Retry.timeout_s,
-                        help=f"seconds per remote storage request (default: {Retry.timeout_s:g})")
-    parser.add_argument("--pipelines", help="JSON file: PipelineId -> notification target "
-                                             "(http(s) URL, .jsonl file, pubsub://projects/P/topics/T)")
-    parser.add_argument("--notify_attempts", type=int, default=Delivery.attempts,
-                        help=f"attempts per notification (default: {Delivery.attempts})")
-    parser.add_argument("--notify_timeout", type=float, default=Delivery.timeout_s,
-                        help=f"seconds per notification attempt (default: {Delivery.timeout_s:g})")
-    caps = parser.add_argument_group("limits (README: Limits)")
-    for name, field in LIMIT_FLAGS.items():
-        default = getattr(Limits, field)
-        caps.add_argument(f"--{name}", type=type(default), default=default, help=f"default: {default}")
-    caps.add_argument("--no_isolation", action="store_true",
-                      help="decode in the worker itself (faster to start; no time limits, no crash containment)")
-    return parser.parse_known_args(argv)
-
-
-def make_limits(args: argparse.Namespace) -> Limits:
-    return Limits(isolate=not args.no_isolation, **{field: getattr(args, name) for name, field in LIMIT_FLAGS.items()})
-
-
-def make_targets(args: argparse.Namespace) -> Targets:
+def make_targets(args: SnapshotOptions) -> Targets:
     delivery = Delivery(attempts=max(1, args.notify_attempts), timeout_s=args.notify_timeout)
     return Targets.from_file(graph.default_messages_file(args.results), args.pipelines, delivery)
 
 
-def make_buckets(args: argparse.Namespace) -> Buckets:
+def make_buckets(args: SnapshotOptions) -> Buckets:
     retry = Retry(attempts=max(1, args.storage_retries), timeout_s=args.storage_timeout)
     return Buckets.from_files(args.bucket_root, args.bucket_map, args.roles, retry)
 
 
-def beam_options(beam_args: list[str]) -> PipelineOptions:
-    return PipelineOptions(local.with_defaults(beam_args), save_main_session=False)
-
-
-def check_run_can_happen(args: argparse.Namespace) -> str | None:
+def check_run_can_happen(args: SnapshotOptions) -> str | None:
     """A one-line reason why the run cannot happen, or None."""
     try:
         matched = FileSystems.match([args.manifest])[0].metadata_list
@@ -108,42 +79,77 @@ def check_run_can_happen(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, beam_args = parse_args(sys.argv[1:] if argv is None else argv)
+    log = RunLog()  # first: Beam's PipelineOptions installs a handler of its own on a root without one
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit:  # --help, or a wrong command line
+        log.close(keep=False)
+        raise
     reason = check_run_can_happen(args)
     if reason:
+        log.close(keep=False)
         print(f"error: {reason}", file=sys.stderr)
         return 2
-    log = RunLog()
-    try:
-        with log.capturing_stderr():
-            outcome = run(args, beam_args)
-        lost = accounting.unaccounted(args.manifest, args.results)
-    except Exception as error:  # noqa: BLE001 - the run itself failed: one line here, the rest in the log
-        log.add_traceback(error)
-        remove_temporary_results(args.results)
-        print(f"error: the run failed ({cause(error)}); details in {log.close(keep=True)}", file=sys.stderr)
-        return 1
-    path = log.close(keep=bool(lost))
-    if lost:
-        print(f"error: {lost}; details in {path}", file=sys.stderr)
-        return 1
-    print(f"{summary(outcome)}; results in {args.results}-*.avro")
+    with log.capturing_stderr():  # until the end: Beam's worker threads may still print after a failure
+        try:
+            outcome = launch(args)
+            if args.view_as(TestOptions).dry_run:
+                log.close(keep=False)
+                print(f"translated for Dataflow: {translated(outcome)}; nothing was submitted")
+                return 0
+            if args.no_wait:
+                log.close(keep=False)
+                print(f"submitted: job {job_id(outcome)}; results will be in {args.results}-*.avro")
+                return 0
+            records = read_results(args.results)
+            lost = accounting.unaccounted(args.manifest, records)
+        except Exception as error:  # noqa: BLE001 - the run itself failed: one line here, the rest in the log
+            log.add_traceback(error)
+            remove_temporary_results(args.results)
+            print(f"error: the run failed ({cause(error)}); details in {log.close(keep=True)}", file=log.terminal)
+            return 1
+        path = log.close(keep=bool(lost))
+        if lost:
+            print(f"error: {lost}; details in {path}", file=log.terminal)
+            return 1
+    print(f"{summary(records)}; results in {args.results}-*.avro")
     return 0
 
 
-def run(args: argparse.Namespace, beam_args: list[str]):
-    """Build and run the pipeline; its finished result."""
-    options, limits = beam_options(beam_args), make_limits(args)
+def launch(args: SnapshotOptions):
+    """Build the pipeline and run it; its result, finished unless --no_wait or a dry run."""
+    limits = options.limits(args)
     runner = None
-    if local.is_local(options):
-        runner = local.runner(options)
+    if local.is_local(args):
+        runner = local.runner(args)
         if limits.isolate:  # the worker threads run in this process: start their decoding processes meanwhile
-            isolation.prestart(local.workers(options), limits.decoder_memory_mb)
-    p = beam.Pipeline(runner=runner, options=options)
+            isolation.prestart(local.workers(args), limits.decoder_memory_mb)
+    p = beam.Pipeline(runner=runner, options=args)
     graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args), limits)
     outcome = p.run()
-    outcome.wait_until_finish()
+    if not args.no_wait:
+        outcome.wait_until_finish()
     return outcome
+
+
+def summary(records: list[dict]) -> str:
+    """'N jobs: S succeeded, F failed'."""
+    succeeded = sum(r["State"] == SUCCESS for r in records)
+    return f"{len(records)} jobs: {succeeded} succeeded, {len(records) - succeeded} failed"
+
+
+def translated(outcome) -> str:
+    """What a dry run made: the job's name and the pipeline's steps."""
+    pipeline = outcome.job.proto_pipeline
+    transforms = pipeline.components.transforms
+    steps = [transforms[child].unique_name for root in pipeline.root_transform_ids
+             for child in transforms[root].subtransforms]
+    return f"job {outcome.job.proto.name} with {len(steps)} steps ({', '.join(steps)})"
+
+
+def job_id(outcome) -> str:
+    found = getattr(outcome, "job_id", None)
+    return str(found() if callable(found) else found or getattr(outcome, "_job_id", "unknown"))
 
 
 def cause(error: BaseException) -> str:
@@ -163,13 +169,6 @@ def remove_temporary_results(prefix: str) -> None:
         return
     for path in glob.glob(pattern):
         shutil.rmtree(path, ignore_errors=True)
-
-
-def summary(outcome) -> str:
-    """'N jobs: S succeeded, F failed', from the pipeline's counters."""
-    counters = {c.key.metric.name: c.committed for c in outcome.metrics().query()["counters"]}
-    succeeded, failed = counters.get("jobs_succeeded", 0), counters.get("jobs_failed", 0)
-    return f"{succeeded + failed} jobs: {succeeded} succeeded, {failed} failed"
 
 
 if __name__ == "__main__":

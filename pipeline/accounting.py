@@ -9,7 +9,6 @@ from collections import Counter
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.show import read_results
 from transforms.manifest import lines_of, pattern_folder, source_name
 
 
@@ -24,10 +23,11 @@ def manifest_sources(pattern: str) -> list[str]:
     return sources
 
 
-def unaccounted(pattern: str, results_prefix: str) -> str | None:
-    """A one-line reason when some line has no result, or more than one; None when all is well."""
+def unaccounted(pattern: str, records: list[dict]) -> str | None:
+    """A one-line reason when some line has no result record, or more than one; None when all
+    is well."""
     expected = Counter(manifest_sources(pattern))
-    found = Counter(record["Source"] for record in read_results(results_prefix))
+    found = Counter(record["Source"] for record in records)
     missing = sorted((expected - found).elements())
     extra = sorted((found - expected).elements())
     if not missing and not extra:

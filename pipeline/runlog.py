@@ -18,6 +18,22 @@ class _OneLine(logging.Formatter):
         return f"{record.levelname} {record.name}: {record.getMessage().splitlines()[0][:300]}"
 
 
+class _Quiet:
+    """A text stream that drops what it cannot write (the disk may be the full one)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.flush()
+
+
 class RunLog:
     """Installs the handlers on the root logger; `path` is the log file."""
 
@@ -26,7 +42,8 @@ class RunLog:
         os.close(fd)
         to_file = logging.FileHandler(self.path)
         to_file.setFormatter(logging.Formatter(FORMAT))
-        to_stderr = logging.StreamHandler(sys.stderr)
+        self.terminal = sys.stderr  # where the one-line messages go, also while stderr is captured
+        to_stderr = logging.StreamHandler(self.terminal)
         to_stderr.setFormatter(_OneLine())
         to_stderr.addFilter(lambda record: not record.name.startswith("apache_beam"))
         root = logging.getLogger()
@@ -38,7 +55,7 @@ class RunLog:
 
     @contextlib.contextmanager
     def capturing_stderr(self):
-        with open(self.path, "a") as sink, contextlib.redirect_stderr(sink):
+        with open(self.path, "a") as sink, contextlib.redirect_stderr(_Quiet(sink)):
             yield
 
     def add_traceback(self, error: BaseException) -> None:

@@ -11,6 +11,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import accounting, local
+from pipeline.show import read_results
 
 from .conftest import request_line
 
@@ -83,10 +84,10 @@ def test_results_are_counted_against_the_manifest(tmp_path, bucket_root):
     (tmp_path / "m.jsonl").write_bytes(b"\xef\xbb\xbfoops\n\n[]\n")
     with TestPipeline(runner="FnApiRunner") as p:
         graph.build(p, str(tmp_path / "m.jsonl"), str(tmp_path / "res"), Buckets(str(bucket_root)))
-    assert accounting.unaccounted(str(tmp_path / "m.jsonl"), str(tmp_path / "res")) is None
+    assert accounting.unaccounted(str(tmp_path / "m.jsonl"), read_results(str(tmp_path / "res"))) is None
     with open(tmp_path / "m.jsonl", "a") as manifest:
         manifest.write("late\n")
-    assert accounting.unaccounted(str(tmp_path / "m.jsonl"), str(tmp_path / "res")) == \
+    assert accounting.unaccounted(str(tmp_path / "m.jsonl"), read_results(str(tmp_path / "res"))) == \
         "1 of 3 lines have no result (m.jsonl:4): the runner lost them"
 
 
