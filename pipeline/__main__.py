@@ -23,7 +23,6 @@ from pipeline import accounting, graph, local, options
 from pipeline.options import SnapshotOptions
 from pipeline.runlog import RunLog
 from pipeline.show import read_results
-from snapshot import isolation
 from snapshot.notify import Delivery, Targets
 from snapshot.results import SUCCESS
 from snapshot.storage import Buckets, Retry
@@ -119,11 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 def launch(args: SnapshotOptions):
     """Build the pipeline and run it; its result, finished unless --no_wait or a dry run."""
     limits = options.limits(args)
-    runner = None
-    if local.is_local(args):
-        runner = local.runner(args)
-        if limits.isolate:  # the worker threads run in this process: start their decoding processes meanwhile
-            isolation.prestart(local.workers(args), limits.decoder_memory_mb)
+    runner = local.runner(args) if local.is_local(args) else None
     p = beam.Pipeline(runner=runner, options=args)
     graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args), limits)
     outcome = p.run()

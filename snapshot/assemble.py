@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from snapshot import errors, images, isolation, naming, results, vtt
 from snapshot.errors import SnapshotError
-from snapshot.jobs import Job, Outcome, Planned, internal_error, plan_input_guarded, run_task_guarded
+from snapshot.jobs import Job, Outcome, Planned, decoders, internal_error, plan_input_guarded, run_task_guarded
 from snapshot.limits import Limits
 from snapshot.results import JobResult
 from snapshot.storage import Buckets
@@ -18,15 +18,17 @@ from snapshot.tiles import SheetLayout
 log = logging.getLogger(__name__)
 
 
-def finish_guarded(job: Job, outcomes: Iterable[Outcome], buckets: Buckets, limits: Limits) -> JobResult:
-    """`finish`; for a job with sprite sheets, in a decoding process, so that the process's
-    memory cap bounds the sheets and the job's time limit their composing."""
+def finish_guarded(job: Job, outcomes: Iterable[Outcome], buckets: Buckets, limits: Limits,
+                   pool: isolation.Pool | None = None) -> JobResult:
+    """`finish`; for a job with sprite sheets, in a decoding process of `pool` (of its own
+    without one), so that the process's memory cap bounds the sheets and the job's time limit
+    their composing."""
     outcomes = list(outcomes)
     if job.error is not None or job.request.config.tile is None or not limits.isolate:
         return finish(job, outcomes, buckets)
     try:
-        return isolation.run(finish, (job, outcomes, buckets), limits.timeout_s(job.request.config.is_async),
-                             limits.decoder_memory_mb)
+        with decoders(pool, limits) as using:
+            return using.run(finish, (job, outcomes, buckets), limits.timeout_s(job.request.config.is_async))
     except SnapshotError as error:
         shots = sorted((o for o in outcomes if o.image is not None), key=lambda o: o.seq)
         return replace(failed(job, error), snapshots=tuple(o.image for o in shots),
@@ -116,10 +118,11 @@ def run(job: Job, buckets: Buckets, limits: Limits = Limits()) -> JobResult:
     """All of a job's steps, one after the other (decoding isolated as `limits` say)."""
     if job.error is not None:
         return failed(job, job.error)
-    outcomes, tasks = plan_input_guarded([job], buckets, limits)
-    for task in tasks:
-        outcomes += run_task_guarded(task, buckets, limits)
-    return finish_guarded(job, [outcome for _, outcome in outcomes], buckets, limits)
+    with decoders(None, limits) as pool:
+        outcomes, tasks = plan_input_guarded([job], buckets, limits, pool)
+        for task in tasks:
+            outcomes += run_task_guarded(task, buckets, limits, pool)
+        return finish_guarded(job, [outcome for _, outcome in outcomes], buckets, limits, pool)
 
 
 def failed(job: Job, error: SnapshotError) -> JobResult:

@@ -6,12 +6,15 @@ it serves call after call, and is replaced when it is killed or dies.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import multiprocessing
 import os
 import resource
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from types import GeneratorType
 from typing import Any
@@ -19,7 +22,7 @@ from typing import Any
 from snapshot import errors
 from snapshot.errors import SnapshotError
 
-ITEM, DONE, FAILED = "item", "done", "failed"  # what the child answers
+ITEM, DONE, FAILED, LOG = "item", "done", "failed", "log"  # what the child answers
 START_TIMEOUT_S = 120  # a new decoding process imports PyAV, Pillow and NumPy before it is ready
 
 # Signals that mean the decoder itself broke on the input, not the machine.
@@ -31,6 +34,7 @@ ORPHAN_CHECK_S = 0.2  # how often a decoding process looks for its parent
 
 def _serve(connection, memory_mb: int, parent: int) -> None:
     _exit_when_orphaned(parent)
+    _relay_logs(connection)
     if memory_mb:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -51,6 +55,33 @@ def _serve(connection, memory_mb: int, parent: int) -> None:
         except BaseException as error:  # noqa: BLE001 - everything goes back to the parent
             answer = (FAILED, error)
         connection.send(answer)
+
+
+class _Relay(logging.Handler):
+    """Sends this process's log records to the parent, which logs them as its own: they reach
+    the worker's log on every runner, tracebacks included."""
+
+    def __init__(self, connection):
+        super().__init__(logging.INFO)
+        self.connection = connection
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\n" + "".join(traceback.format_exception(*record.exc_info))
+            self.connection.send((LOG, {"name": record.name, "levelno": record.levelno,
+                                        "levelname": record.levelname, "msg": text, "pathname": record.pathname,
+                                        "lineno": record.lineno, "funcName": record.funcName,
+                                        "created": record.created, "processName": "decoding process"}))
+        except Exception:  # noqa: BLE001 - a log line must never break a call
+            pass
+
+
+def _relay_logs(connection) -> None:
+    root = logging.getLogger()
+    root.handlers[:] = [_Relay(connection)]
+    root.setLevel(logging.INFO)
 
 
 def _exit_when_orphaned(parent: int) -> None:
@@ -149,14 +180,21 @@ class _Stream:
                 self.worker.close()  # abandoned mid-way or broken: the child's answers are no use
 
     def _next(self):
+        """The child's next answer; its log records on the way are logged here."""
         worker, seconds = self.worker, self.seconds()
-        if not worker.connection.poll(max(0.0, seconds)):
-            worker.close()
-            raise SnapshotError(errors.SNAPSHOT_TIMEOUT, f"the job ran past its time limit of {seconds:g} s")
-        try:
-            return worker.connection.recv()
-        except EOFError:
-            raise worker._died() from None
+        deadline = time.monotonic() + seconds
+        while True:
+            if not worker.connection.poll(max(0.0, deadline - time.monotonic())):
+                worker.close()
+                raise SnapshotError(errors.SNAPSHOT_TIMEOUT, f"the job ran past its time limit of {seconds:g} s")
+            try:
+                kind, value = worker.connection.recv()
+            except EOFError:
+                raise worker._died() from None
+            if kind != LOG:
+                return kind, value
+            record = logging.makeLogRecord(value)
+            logging.getLogger(record.name).handle(record)
 
 
 def _describe(exitcode: int | None) -> str:
@@ -168,56 +206,72 @@ def _describe(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
-_idle: list[Worker] = []
-_idle_lock = threading.Lock()
+class Pool:
+    """The decoding processes of one owner, such as a worker's DoFn, from its `setup` to its
+    `teardown`: its threads share them (a call takes an idle one, or starts one, and gives it
+    back), so there are only as many as calls that ran at the same time, and `close` ends them
+    all. A process is started again when this process's environment changed."""
 
+    def __init__(self, memory_mb: int = 0):
+        self.memory_mb = memory_mb
+        self._idle: list[Worker] = []
+        self._all: list[Worker] = []
+        self._lock = threading.Lock()
 
-def run(function: Callable, args: tuple, seconds: float, memory_mb: int = 0) -> Any:
-    """`function(*args)` in a persistent decoding process of this worker.
+    def run(self, function: Callable, args: tuple, seconds: float) -> Any:
+        """`function(*args)` in one of the processes; see `Worker.call`."""
+        worker = self._take()
+        try:
+            return worker.call(function, args, seconds)
+        finally:
+            self._give_back(worker)
 
-    Processes are shared by the threads of this process: a call takes an idle one (or starts
-    one) and gives it back, so there are only as many as calls run at the same time. A
-    process is started again when the memory cap or this process's environment changed.
-    """
-    worker = _take(memory_mb)
-    try:
-        return worker.call(function, args, seconds)
-    finally:
-        _give_back(worker)
+    def stream(self, function: Callable, args: tuple, seconds: Callable[[], float]) -> Iterator:
+        """The items of generator `function(*args)` from one of the processes; see `Worker.stream`."""
+        worker = self._take()
+        try:
+            yield from worker.stream(function, args, seconds)
+        finally:
+            self._give_back(worker)
 
+    def prestart(self, count: int) -> None:
+        """Start `count` processes in the background: their start overlaps what the owner does
+        meanwhile."""
+        def start():
+            worker = self._new()
+            with contextlib.suppress(SnapshotError):
+                worker.start()
+            self._give_back(worker)
+        for _ in range(count):
+            threading.Thread(target=start, daemon=True).start()
 
-def stream(function: Callable, args: tuple, seconds: Callable[[], float], memory_mb: int = 0) -> Iterator:
-    """The items of generator `function(*args)` from a persistent decoding process, as `run`
-    does for a function; see `Worker.stream` for `seconds`."""
-    worker = _take(memory_mb)
-    try:
-        yield from worker.stream(function, args, seconds)
-    finally:
-        _give_back(worker)
-
-
-def _take(memory_mb: int) -> Worker:
-    with _idle_lock:
-        worker = _idle.pop() if _idle else None
-    if worker is None or worker.memory_mb != memory_mb or worker.environment != os.environ:
-        if worker is not None:
+    def close(self) -> None:
+        with self._lock:
+            workers, self._all, self._idle = self._all, [], []
+        for worker in workers:
             worker.close()
-        worker = Worker("spawn", memory_mb)
-    return worker
 
+    def __enter__(self) -> Pool:
+        return self
 
-def _give_back(worker: Worker) -> None:
-    with _idle_lock:
-        _idle.append(worker)
+    def __exit__(self, *exc) -> None:
+        self.close()
 
+    def _take(self) -> Worker:
+        with self._lock:
+            worker = self._idle.pop() if self._idle else None
+        if worker is not None and worker.environment != os.environ:
+            worker.close()
+            worker = None
+        return worker or self._new()
 
-def prestart(count: int, memory_mb: int = 0) -> None:
-    """Start `count` decoding processes in the background, for the calls to come: their start
-    then overlaps whatever this process does meanwhile."""
-    def start():
-        worker = Worker("spawn", memory_mb)
-        worker.start()
-        with _idle_lock:
-            _idle.append(worker)
-    for _ in range(count):
-        threading.Thread(target=start, daemon=True).start()
+    def _new(self) -> Worker:
+        worker = Worker("spawn", self.memory_mb)
+        with self._lock:
+            self._all.append(worker)
+        return worker
+
+    def _give_back(self, worker: Worker) -> None:
+        with self._lock:
+            if worker in self._all:
+                self._idle.append(worker)

@@ -7,6 +7,7 @@ wrappers around these functions; `run` chains them in one process.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -292,21 +293,25 @@ def _keep(part: Part, probe: Probe, captured: media.Captured, buckets: Buckets) 
     return Outcome(shot.seq, image=image, cell=cell)
 
 
-def plan_input_guarded(jobs: list[Job], buckets: Buckets, limits: Limits) \
+def plan_input_guarded(jobs: list[Job], buckets: Buckets, limits: Limits, pool: isolation.Pool | None = None) \
         -> tuple[list[tuple[str, Outcome]], list[CaptureTask]]:
-    """plan_input in a decoding process that is killed past the most generous probe limit of
-    the jobs (they share the probe): a stalled input holds back the run for that long only."""
+    """plan_input in a decoding process of `pool` (of its own without one) that is killed past
+    the most generous probe limit of the jobs (they share the probe): a stalled input holds
+    back the run for that long only."""
     seconds = max(limits.probe_timeout(job.request.config.is_async) for job in jobs)
     try:
         if not limits.isolate:
             return plan_input(jobs, buckets, limits)
-        return isolation.run(plan_input, (jobs, buckets, limits), seconds, limits.decoder_memory_mb)
+        with decoders(pool, limits) as using:
+            return using.run(plan_input, (jobs, buckets, limits), seconds)
     except SnapshotError as error:
         return [(job.id, Outcome(0, error=error)) for job in jobs], []
 
 
-def run_task_guarded(task: CaptureTask, buckets: Buckets, limits: Limits) -> list[tuple[str, Outcome]]:
-    """run_task in a decoding process, each job within its own time limit.
+def run_task_guarded(task: CaptureTask, buckets: Buckets, limits: Limits,
+                     pool: isolation.Pool | None = None) -> list[tuple[str, Outcome]]:
+    """run_task in a decoding process of `pool` (of its own without one), each job within its
+    own time limit.
 
     A job's clock runs while the task works on that job's next shot. When it runs out, the
     process is killed, that job fails with SnapshotTimeOut (keeping the images it has), and
@@ -318,31 +323,44 @@ def run_task_guarded(task: CaptureTask, buckets: Buckets, limits: Limits) -> lis
     spent: dict[str, float] = defaultdict(float)
     limit = {part.job_id: limits.timeout_s(part.request.config.is_async) for part in task.parts}
     remaining: CaptureTask | None = task
-    while remaining is not None:
-        waiting = _Waiting(remaining, failed)
-        try:
-            for job_id, outcome in _run(remaining, buckets, limits, lambda: waiting.seconds(limit, spent)):
-                spent[job_id] += waiting.arrived(job_id, outcome.seq)
-                outcomes.append((job_id, outcome))
-                if outcome.error is not None:
-                    failed.add(job_id)
-            remaining = None
-        except Exception as error:  # noqa: BLE001 - one bad video must never stop the pipeline
-            error = _coded(error, "capture")
-            stalled = waiting.next_shot()
-            if error.code != errors.SNAPSHOT_TIMEOUT or stalled is None:
-                outcomes += _unfinished(remaining, outcomes, failed, error)
-                break
-            outcomes.append((stalled.owner, Outcome(stalled.seq, error=error)))
-            failed.add(stalled.owner)
-            remaining = _without(remaining, outcomes, failed)
+    with decoders(pool, limits) as using:
+        while remaining is not None:
+            waiting = _Waiting(remaining, failed)
+            try:
+                for job_id, outcome in _run(remaining, buckets, limits, using,
+                                            lambda: waiting.seconds(limit, spent)):
+                    spent[job_id] += waiting.arrived(job_id, outcome.seq)
+                    outcomes.append((job_id, outcome))
+                    if outcome.error is not None:
+                        failed.add(job_id)
+                remaining = None
+            except Exception as error:  # noqa: BLE001 - one bad video must never stop the pipeline
+                error = _coded(error, "capture")
+                stalled = waiting.next_shot()
+                if error.code != errors.SNAPSHOT_TIMEOUT or stalled is None:
+                    outcomes += _unfinished(remaining, outcomes, failed, error)
+                    break
+                outcomes.append((stalled.owner, Outcome(stalled.seq, error=error)))
+                failed.add(stalled.owner)
+                remaining = _without(remaining, outcomes, failed)
     return outcomes
 
 
-def _run(task: CaptureTask, buckets: Buckets, limits: Limits, seconds) -> Iterator[tuple[str, Outcome]]:
+def _run(task: CaptureTask, buckets: Buckets, limits: Limits, pool: isolation.Pool | None,
+         seconds) -> Iterator[tuple[str, Outcome]]:
     if not limits.isolate:
         return run_task(task, buckets, limits)
-    return isolation.stream(run_task, (task, buckets, limits), seconds, limits.decoder_memory_mb)
+    return pool.stream(run_task, (task, buckets, limits), seconds)
+
+
+@contextlib.contextmanager
+def decoders(pool: isolation.Pool | None, limits: Limits) -> Iterator[isolation.Pool | None]:
+    """`pool`, or, when isolating without one, a pool of its own that ends with the block."""
+    if pool is not None or not limits.isolate:
+        yield pool
+        return
+    with isolation.Pool(limits.decoder_memory_mb) as own:
+        yield own
 
 
 class _Waiting:

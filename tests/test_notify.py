@@ -223,3 +223,24 @@ def _abort():
 
 def _raise_coded():
     raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "bad")
+
+
+def _log_a_failure():
+    import logging
+    try:
+        raise ValueError("deep inside the decoder")
+    except ValueError:
+        logging.getLogger("snapshot.jobs").exception("capture failed")
+    return 7
+
+
+def test_logs_of_a_decoding_process_reach_the_workers_log(caplog):
+    worker = isolation.Worker("spawn")
+    try:
+        with caplog.at_level("INFO"):
+            assert worker.call(_log_a_failure, (), 30) == 7
+    finally:
+        worker.close()
+    (record,) = [r for r in caplog.records if r.name == "snapshot.jobs"]
+    assert record.levelname == "ERROR" and record.getMessage().startswith("capture failed\nTraceback")
+    assert "ValueError: deep inside the decoder" in record.getMessage()

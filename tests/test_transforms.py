@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import apache_beam as beam
 import pytest
@@ -164,3 +166,29 @@ def test_graph_runs_with_local_workers(tmp_path, bucket_root, workers):
     records = read_results(str(tmp_path / "res"))
     assert [(r["Source"], r["State"], r["Count"]) for r in records] == [("m.jsonl:1", "Success", 5),
                                                                         ("m.jsonl:2", "Fail", 0)]
+
+
+def decoding_processes() -> list[int]:
+    """The live decoding processes below this one (spawned by multiprocessing)."""
+    from benchmarks.common import command_line, descendants
+    return [pid for pid in descendants(os.getpid()) if "multiprocessing" in command_line(pid)
+            and "resource_tracker" not in command_line(pid)]
+
+
+def test_decoding_processes_live_as_long_as_their_dofns(tmp_path, bucket_root):
+    """Many bundles on worker threads reuse their DoFns' processes; teardown ends every one."""
+    from pipeline import graph
+    from pipeline.show import read_results
+    before = decoding_processes()
+    names = ["h264.mp4", "vp9.webm", "hevc10.mkv", "phone.mp4", "ts_from_10s.ts"]
+    texts = [request_line(obj=f"v/{names[n % 5]}", output=f"p/{n}.jpg", Time=100 * n % 2900, FrameType="normal")
+             for n in range(60)]
+    (tmp_path / "m.jsonl").write_text("\n".join(texts) + "\n")
+    options = ["--direct_num_workers", "2", "--direct_running_mode", "multi_threading"]
+    with BeamTestPipeline(runner="FnApiRunner", argv=options) as p:
+        graph.build(p, str(tmp_path / "m.jsonl"), str(tmp_path / "res"), Buckets(str(bucket_root)))
+    assert {r["State"] for r in read_results(str(tmp_path / "res"))} == {"Success"}
+    deadline = time.monotonic() + 10
+    while decoding_processes() != before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert decoding_processes() == before

@@ -8,7 +8,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from snapshot import assemble, jobs, results
+from snapshot import assemble, isolation, jobs, results
 from snapshot.jobs import CaptureTask
 from snapshot.limits import Limits
 from snapshot.notify import Targets
@@ -30,13 +30,31 @@ class ParseJobs(beam.PTransform):
         return lines | beam.Map(lambda line: jobs.read_job(line, results.utc_now(), targets))
 
 
-def _plan(keyed, buckets: Buckets, limits: Limits):
-    _input, jobs_on_input = keyed
-    outcomes, tasks = jobs.plan_input_guarded(list(jobs_on_input), buckets, limits)
-    for job_id, outcome in outcomes:
-        _bytes_read.inc(outcome.bytes_read)
-        yield pvalue.TaggedOutput(OUTCOMES, (job_id, outcome))
-    yield from tasks
+class _Decoding(beam.DoFn):
+    """A step that decodes: its decoding processes live from `setup` to `teardown`, so a
+    worker that runs many bundles reuses them and leaks none."""
+
+    def __init__(self, buckets: Buckets, limits: Limits):
+        self.buckets, self.limits = buckets, limits
+
+    def setup(self):
+        self.pool = isolation.Pool(self.limits.decoder_memory_mb) if self.limits.isolate else None
+        if self.pool is not None:
+            self.pool.prestart(1)
+
+    def teardown(self):
+        if self.pool is not None:
+            self.pool.close()
+
+
+class _Plan(_Decoding):
+    def process(self, keyed):
+        _input, jobs_on_input = keyed
+        outcomes, tasks = jobs.plan_input_guarded(list(jobs_on_input), self.buckets, self.limits, self.pool)
+        for job_id, outcome in outcomes:
+            _bytes_read.inc(outcome.bytes_read)
+            yield pvalue.TaggedOutput(OUTCOMES, (job_id, outcome))
+        yield from tasks
 
 
 class PlanCaptures(beam.PTransform):
@@ -52,13 +70,14 @@ class PlanCaptures(beam.PTransform):
                 | "Valid" >> beam.Filter(lambda job: job.error is None)
                 | "ByInput" >> beam.Map(lambda job: (jobs.input_key(job), job))
                 | "GroupByInput" >> beam.GroupByKey()
-                | "Plan" >> beam.FlatMap(_plan, self.buckets, self.limits).with_outputs(OUTCOMES, main="tasks"))
+                | "Plan" >> beam.ParDo(_Plan(self.buckets, self.limits)).with_outputs(OUTCOMES, main="tasks"))
 
 
-def _capture(task: CaptureTask, buckets: Buckets, limits: Limits):
-    for job_id, outcome in jobs.run_task_guarded(task, buckets, limits):
-        _bytes_read.inc(outcome.bytes_read)
-        yield job_id, outcome
+class _Capture(_Decoding):
+    def process(self, task: CaptureTask):
+        for job_id, outcome in jobs.run_task_guarded(task, self.buckets, self.limits, self.pool):
+            _bytes_read.inc(outcome.bytes_read)
+            yield job_id, outcome
 
 
 class Capture(beam.PTransform):
@@ -71,16 +90,21 @@ class Capture(beam.PTransform):
     def expand(self, tasks):
         return (tasks
                 | "Spread" >> beam.Reshuffle()
-                | "Decode" >> beam.FlatMap(_capture, self.buckets, self.limits))
+                | "Decode" >> beam.ParDo(_Capture(self.buckets, self.limits)))
 
 
-def _finish(keyed, buckets: Buckets, limits: Limits):
+class _Finish(_Decoding):
     """One result per job. Two identical lines at the same place of a manifest share an id:
     one request, captured once, and each line gets its result."""
-    _job_id, grouped = keyed
-    outcomes = list({outcome.seq: outcome for outcome in grouped[OUTCOMES]}.values())
-    for job in grouped["job"]:
-        yield assemble.finish_guarded(job, outcomes, buckets, limits)
+
+    def setup(self):
+        self.pool = isolation.Pool(self.limits.decoder_memory_mb) if self.limits.isolate else None  # for sheets
+
+    def process(self, keyed):
+        _job_id, grouped = keyed
+        outcomes = list({outcome.seq: outcome for outcome in grouped[OUTCOMES]}.values())
+        for job in grouped["job"]:
+            yield assemble.finish_guarded(job, outcomes, self.buckets, self.limits, self.pool)
 
 
 class AssembleResults(beam.PTransform):
@@ -95,4 +119,4 @@ class AssembleResults(beam.PTransform):
         keyed = parsed | "KeyJobs" >> beam.Map(lambda job: (job.id, job))
         return ({"job": keyed, OUTCOMES: outcomes}
                 | "Group" >> beam.CoGroupByKey()
-                | "Finish" >> beam.FlatMap(_finish, self.buckets, self.limits))
+                | "Finish" >> beam.ParDo(_Finish(self.buckets, self.limits)))
