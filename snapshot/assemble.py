@@ -12,7 +12,7 @@ from snapshot.errors import SnapshotError
 from snapshot.jobs import Job, Outcome, Planned, decoders, internal_error, plan_input_guarded, run_task_guarded
 from snapshot.limits import Limits
 from snapshot.results import JobResult
-from snapshot.storage import Buckets
+from snapshot.storage import Buckets, Storage
 from snapshot.tiles import SheetLayout
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,11 @@ def finish(job: Job, outcomes: Iterable[Outcome], buckets: Buckets) -> JobResult
     sheets, vtt_url = [], None
     try:
         planned = _check_complete(job, outcomes, shots)
-        if planned.layout:
-            sheets = _write_sheets(job, planned.layout, shots, buckets)
-        if job.request.config.vtt:
-            vtt_url = _write_vtt(job, planned, shots, [name for name, _ in sheets], buckets)
+        with buckets.connect() as storage:
+            if planned.layout:
+                sheets = _write_sheets(job, planned.layout, shots, storage)
+            if job.request.config.vtt:
+                vtt_url = _write_vtt(job, planned, shots, [name for name, _ in sheets], storage)
         result = JobResult(job.id, job.source, results.SUCCESS, job.created, results.utc_now(), **_echo(job))
     except SnapshotError as error:
         result = failed(job, error)
@@ -72,7 +73,7 @@ def _check_complete(job: Job, outcomes: list[Outcome], shots: list[Outcome]) -> 
 
 
 def _write_sheets(job: Job, layout: SheetLayout, shots: list[Outcome],
-                  buckets: Buckets) -> list[tuple[str, str]]:
+                  storage: Storage) -> list[tuple[str, str]]:
     """Compose and write each sheet; (object name, url) per sheet."""
     config, input_name = job.request.config, job.request.input.name
     cells = [(layout.cell(layout.cell_index(o.seq)), o.cell) for o in shots if o.cell is not None]
@@ -82,12 +83,12 @@ def _write_sheets(job: Job, layout: SheetLayout, shots: list[Outcome],
         size = layout.sheet_size(sheet, len(cells))
         picture = images.compose_sheet(size, color, (((c.x, c.y), jpeg) for c, jpeg in cells if c.sheet == sheet))
         name = naming.expand(config.tile_output.name, input_name, tile_count=sheet)
-        written.append((name, buckets.write(config.tile_output, name, images.encode_jpeg(picture, config.quality))))
+        written.append((name, storage.write(config.tile_output, name, images.encode_jpeg(picture, config.quality))))
     return written
 
 
 def _write_vtt(job: Job, planned: Planned, shots: list[Outcome], sheet_names: list[str],
-               buckets: Buckets) -> str:
+               storage: Storage) -> str:
     """The WebVTT track beside what its cues point to: the first sheet, or the first image."""
     config = job.request.config
     if config.vtt_sprite_fragments:
@@ -104,7 +105,7 @@ def _write_vtt(job: Job, planned: Planned, shots: list[Outcome], sheet_names: li
         name = naming.vtt_name(shots[0].image.object)
         points = [(o.image.time_ms, _relative(o.image.object, name)) for o in shots]
     text = vtt.track(points, planned.duration_ms)
-    return buckets.write(where, name, text.encode("utf-8"))
+    return storage.write(where, name, text.encode("utf-8"))
 
 
 def _relative(name: str, vtt_name: str) -> str:

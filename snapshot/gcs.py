@@ -96,6 +96,9 @@ class GcsRoot:
             raise changed()
         return CountingReader(RangeReader(blob, blob.size, what, self.retry), str(blob.generation))
 
+    def close(self) -> None:
+        self.client.close()
+
     def write(self, name: str, data: bytes) -> str:
         blob = self.bucket.blob(self._blob_name(name))
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"

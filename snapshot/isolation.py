@@ -122,11 +122,12 @@ class Worker:
 
     def close(self) -> None:
         """Kill the child (if any) and reap it."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.join()
-            self.connection.close()
-            self.process = self.connection = None
+        process, connection, self.process, self.connection = self.process, self.connection, None, None
+        if process is not None:
+            with contextlib.suppress(Exception):  # a child still starting in another thread
+                process.kill()
+                process.join()
+            connection.close()
 
     def start(self) -> None:
         parent, child = self.context.Pipe()
@@ -239,8 +240,11 @@ class Pool:
         meanwhile."""
         def start():
             worker = self._new()
-            with contextlib.suppress(SnapshotError):
+            try:
                 worker.start()
+            except Exception:  # noqa: BLE001 - closed meanwhile, or failed: a call starts one when it needs it
+                worker.close()
+                return
             self._give_back(worker)
         for _ in range(count):
             threading.Thread(target=start, daemon=True).start()

@@ -23,7 +23,7 @@ from snapshot.media import Probe, Shot
 from snapshot.notify import Targets
 from snapshot.results import SnapshotImage
 from snapshot.spec import Echo, ObjectRef, Request
-from snapshot.storage import Buckets
+from snapshot.storage import Buckets, Storage
 from snapshot.tiles import SheetLayout
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def plan_input(jobs: list[Job], buckets: Buckets, limits: Limits = Limits()) \
     reader = probe = None
     try:
         if ready:
-            with buckets.open(ready[0].request.input) as reader:
+            with buckets.connect() as storage, storage.open(ready[0].request.input) as reader:
                 probe = media.probe(reader, limits)
                 probe = media.exact_keyframes(reader, probe, _intra_targets(ready, probe, limits), limits)
     except Exception as error:  # noqa: BLE001 - one bad video must never stop the pipeline
@@ -264,12 +264,12 @@ def run_task(task: CaptureTask, buckets: Buckets, limits: Limits = Limits()) -> 
     no more of its shots; the other jobs go on. A failure of the input itself is raised."""
     parts = {part.job_id: part for part in task.parts}
     failed: set[str] = set()
-    with buckets.open(task.input, task.input_version) as reader:
+    with buckets.connect() as storage, storage.open(task.input, task.input_version) as reader:
         counted = 0
         for captured in media.capture(reader, task.shots, task.probe, limits, skip=failed.__contains__):
             owner = captured.shot.owner
             try:
-                outcome = _keep(parts[owner], task.probe, captured, buckets)
+                outcome = _keep(parts[owner], task.probe, captured, storage)
             except Exception as error:  # noqa: BLE001 - one job's failure stays in that job
                 failed.add(owner)
                 outcome = Outcome(captured.shot.seq, error=_coded(error, "writing"))
@@ -277,14 +277,14 @@ def run_task(task: CaptureTask, buckets: Buckets, limits: Limits = Limits()) -> 
             counted = reader.bytes_read
 
 
-def _keep(part: Part, probe: Probe, captured: media.Captured, buckets: Buckets) -> Outcome:
+def _keep(part: Part, probe: Probe, captured: media.Captured, storage: Storage) -> Outcome:
     """Write one captured picture as a single image and/or keep its sprite cell."""
     request, shot = part.request, captured.shot
     config = request.config
     name = url = ""
     if config.writes_images:
         name = naming.expand(config.output.name, request.input.name, shot.seq, shot.requested_ms)
-        url = buckets.write(config.output, name, captured.jpeg(config.quality))
+        url = storage.write(config.output, name, captured.jpeg(config.quality))
     image = SnapshotImage(shot.seq, name, url, shot.requested_ms, round(probe.ms(captured.frame_pts)),
                           *captured.image.size)
     cell = None

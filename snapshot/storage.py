@@ -114,6 +114,9 @@ class LocalRoot:
     def __init__(self, folder: str):
         self.folder = Path(folder).absolute()
 
+    def close(self) -> None:
+        pass
+
     def open(self, name: str, version: str | None = None) -> CountingReader:
         check_object_name(name, "Object")
         folders, leaf = _split(name)
@@ -229,14 +232,14 @@ class Retry:
 
 @dataclass
 class Buckets:
-    """Resolves a bucket (and the RoleArn of a request) to where its objects live."""
+    """Where each bucket lives (and which RoleArns exist): configuration only, which travels
+    with the pipeline. `connect()` gives the Storage that reads and writes."""
     root: str = "./buckets"
     bucket_map: dict[str, str] = field(default_factory=dict)
     roles: dict[str, dict] = field(default_factory=dict)
     retry: Retry = Retry()
 
     def __post_init__(self):
-        self._roots: dict[tuple[str, str], object] = {}
         if not _is_gcs(self.root):
             self.root = str(Path(self.root).absolute())
 
@@ -245,14 +248,39 @@ class Buckets:
                    retry: Retry = Retry()) -> Buckets:
         return cls(root, _load_json(bucket_map_file, "bucket map"), _load_json(roles_file, "roles"), retry)
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_roots"] = {}  # clients are made again where the object lands
-        return state
+    def connect(self) -> Storage:
+        return Storage(self)
 
     def check_role(self, role_arn: str, field_name: str) -> None:
         if role_arn and role_arn not in self.roles:
             raise SnapshotError(errors.ENTITY_NOT_EXIST_ROLE, f"{field_name} {role_arn!r} is not a known role")
+
+    def location(self, bucket: str, name: str, field: str = "Object") -> str:
+        """Where object `name` of `bucket` lives: two names are the same object exactly when
+        their locations are equal, whatever the bucket map says. A GCS location is checked
+        against GCS's rules."""
+        root = self.root_of(bucket)
+        if not _is_gcs(root):
+            return (Path(root).absolute() / name).as_uri()
+        location = f"{root.rstrip('/')}/{name}"
+        check_gcs_location(location, field)
+        return location
+
+    def root_of(self, bucket: str) -> str:
+        """The folder or gs:// root of a bucket."""
+        check_bucket_name(bucket, "Bucket")
+        if bucket in self.bucket_map:
+            return self.bucket_map[bucket]
+        return _join(self.bucket_map.get("*", self.root), bucket)
+
+
+class Storage:
+    """Reads and writes the objects of some Buckets, keeping a root (and its GCS client) per
+    bucket and role until `close()`."""
+
+    def __init__(self, buckets: Buckets):
+        self.buckets = buckets
+        self._roots: dict[tuple[str, str], object] = {}
 
     def open(self, ref, version: str | None = None) -> CountingReader:
         """A seekable reader of the object `ref` (bucket, name, role_arn); the caller closes it.
@@ -264,32 +292,24 @@ class Buckets:
         """Write object `name` atomically into the bucket of `where` (bucket, role_arn); its URL."""
         return self._root(where.bucket, where.role_arn).write(name, data)
 
-    def location(self, bucket: str, name: str, field: str = "Object") -> str:
-        """Where object `name` of `bucket` lives: two names are the same object exactly when
-        their locations are equal, whatever the bucket map says. A GCS location is checked
-        against GCS's rules."""
-        root = self._location(bucket)
-        if not _is_gcs(root):
-            return (Path(root).absolute() / name).as_uri()
-        location = f"{root.rstrip('/')}/{name}"
-        check_gcs_location(location, field)
-        return location
+    def close(self) -> None:
+        roots, self._roots = self._roots, {}
+        for root in roots.values():
+            root.close()
 
-    def _location(self, bucket: str) -> str:
-        check_bucket_name(bucket, "Bucket")
-        if bucket in self.bucket_map:
-            return self.bucket_map[bucket]
-        return _join(self.bucket_map.get("*", self.root), bucket)
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _root(self, bucket: str, role_arn: str):
         key = (bucket, role_arn)
         if key not in self._roots:
-            location = self._location(bucket)
+            location = self.buckets.root_of(bucket)
             if _is_gcs(location):
-                from snapshot import (
-                    gcs,  # google-cloud-storage only where a gs:// root is used
-                )
-                self._roots[key] = gcs.GcsRoot(location, self.roles.get(role_arn), self.retry)
+                from snapshot import gcs  # google-cloud-storage only where a gs:// root is used
+                self._roots[key] = gcs.GcsRoot(location, self.buckets.roles.get(role_arn), self.buckets.retry)
             else:
                 self._roots[key] = LocalRoot(location)
         return self._roots[key]
@@ -315,7 +335,11 @@ def add_to_file(location: str, lines: list[bytes], retry: Retry = Retry()) -> in
     if _is_gcs(location):
         from snapshot import gcs
         folder, _, name = location.rpartition("/")
-        gcs.GcsRoot(folder, None, retry).write(name, data)
+        root = gcs.GcsRoot(folder, None, retry)
+        try:
+            root.write(name, data)
+        finally:
+            root.close()
         return len(lines)
     ends = list(itertools.accumulate(len(line) for line in lines))
     done = 0

@@ -10,20 +10,20 @@ import pytest
 from snapshot import errors
 from snapshot.errors import SnapshotError
 from snapshot.spec import ObjectRef
-from snapshot.storage import Buckets
+from snapshot.storage import Buckets, Storage
 
 
 def ref(bucket: str, name: str = "", role_arn: str = "") -> ObjectRef:
     return ObjectRef(bucket, "local", name, role_arn)
 
 
-def read(buckets: Buckets, bucket: str, name: str) -> bytes:
+def read(buckets: Storage, bucket: str, name: str) -> bytes:
     with buckets.open(ref(bucket, name)) as reader:
         return reader.read()
 
 
 def test_write_creates_folders_and_returns_the_url(tmp_path):
-    buckets = Buckets(str(tmp_path))
+    buckets = Buckets(str(tmp_path)).connect()
     url = buckets.write(ref("out"), "a/b/c.jpg", b"jpeg")
     assert (tmp_path / "out" / "a" / "b" / "c.jpg").read_bytes() == b"jpeg"
     assert url == (tmp_path / "out" / "a" / "b" / "c.jpg").as_uri()
@@ -32,7 +32,7 @@ def test_write_creates_folders_and_returns_the_url(tmp_path):
 
 
 def test_a_write_replaces_atomically(tmp_path, monkeypatch):
-    buckets = Buckets(str(tmp_path))
+    buckets = Buckets(str(tmp_path)).connect()
     buckets.write(ref("out"), "c.jpg", b"old")
     seen = []
     real_replace = os.replace
@@ -51,7 +51,7 @@ def test_a_write_replaces_atomically(tmp_path, monkeypatch):
 def test_reads_are_counted(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "v.bin").write_bytes(bytes(range(256)) * 4)
-    with Buckets(str(tmp_path)).open(ref("in", "v.bin")) as reader:
+    with Buckets(str(tmp_path)).connect().open(ref("in", "v.bin")) as reader:
         reader.seek(1000)
         assert reader.read(100) == bytes(range(232, 256))
         assert reader.bytes_read == 24
@@ -61,7 +61,7 @@ def test_missing_input_is_not_found(tmp_path):
     (tmp_path / "in").mkdir()
     for bucket in ("in", "nobucket"):
         with pytest.raises(SnapshotError) as caught:
-            read(Buckets(str(tmp_path)), bucket, "nope.mp4")
+            read(Buckets(str(tmp_path)).connect(), bucket, "nope.mp4")
         assert caught.value.code == errors.RESOURCE_NOT_FOUND
 
 
@@ -73,7 +73,7 @@ def test_symlinks_out_of_the_bucket_are_refused(tmp_path):
     bucket.mkdir(parents=True)
     os.symlink(outside, bucket / "link")
     os.symlink(outside / "secret.mp4", bucket / "file.mp4")
-    buckets = Buckets(str(tmp_path / "root"))
+    buckets = Buckets(str(tmp_path / "root")).connect()
     for call in (lambda: buckets.write(ref("b"), "link/x.jpg", b"x"),
                  lambda: buckets.write(ref("b"), "file.mp4", b"x"),
                  lambda: read(buckets, "b", "link/secret.mp4"),
@@ -86,7 +86,7 @@ def test_symlinks_out_of_the_bucket_are_refused(tmp_path):
 
 
 def test_names_are_checked_before_any_io(tmp_path):
-    buckets = Buckets(str(tmp_path))
+    buckets = Buckets(str(tmp_path)).connect()
     for name in ("../x.jpg", "/x.jpg", "a/../../x.jpg"):
         with pytest.raises(SnapshotError) as caught:
             buckets.write(ref("out"), name, b"x")
@@ -100,12 +100,12 @@ def test_names_are_checked_before_any_io(tmp_path):
 def test_bucket_map_sends_buckets_to_their_roots(tmp_path):
     bucket_map = tmp_path / "map.json"
     bucket_map.write_text(json.dumps({"special": str(tmp_path / "elsewhere"), "*": str(tmp_path / "star")}))
-    buckets = Buckets.from_files(str(tmp_path / "default"), str(bucket_map))
+    buckets = Buckets.from_files(str(tmp_path / "default"), str(bucket_map)).connect()
     buckets.write(ref("special"), "a.jpg", b"1")
     buckets.write(ref("other"), "b.jpg", b"2")
     assert (tmp_path / "elsewhere" / "a.jpg").read_bytes() == b"1"    # a mapped bucket is its root
     assert (tmp_path / "star" / "other" / "b.jpg").read_bytes() == b"2"  # "*" is a root of buckets
-    assert Buckets(str(tmp_path / "default")).write(ref("plain"), "c.jpg", b"3").endswith("/default/plain/c.jpg")
+    assert Buckets(str(tmp_path / "default")).connect().write(ref("plain"), "c.jpg", b"3").endswith("/default/plain/c.jpg")
 
 
 def test_unknown_roles(tmp_path):
@@ -127,7 +127,7 @@ def test_a_symlink_swapped_in_during_writes_and_reads_never_leads_outside(tmp_pa
     bucket = tmp_path / "root" / "b"
     (bucket / "d").mkdir(parents=True)
     (bucket / "d" / "x.jpg").write_bytes(b"inside")
-    buckets, stop = Buckets(str(tmp_path / "root")), threading.Event()
+    buckets, stop = Buckets(str(tmp_path / "root")).connect(), threading.Event()
 
     os.symlink(outside, bucket / "link")
 
@@ -175,6 +175,6 @@ def test_a_symlink_swapped_in_between_check_and_write_changes_nothing_outside(tm
 
     monkeypatch.setattr(os, "open", swap_then_open)
     with contextlib.suppress(SnapshotError):
-        Buckets(str(tmp_path / "root")).write(ref("b"), "d/x.jpg", b"x")
+        Buckets(str(tmp_path / "root")).connect().write(ref("b"), "d/x.jpg", b"x")
     assert list(outside.iterdir()) == []
     assert (bucket / "real" / "x.jpg").read_bytes() == b"x"  # it went where the check said
