@@ -157,7 +157,7 @@ def exact_keyframes(source: BinaryIO, probe_: Probe, targets: Iterable[int],
             for index in sorted(near):
                 # the MP4 demuxer seeks on the same estimated timeline, so this lands on that keyframe
                 container.seek(keyframes[index], stream=stream, backward=True)
-                packet = next((p for p in container.demux(stream) if p.pts is not None), None)
+                packet = next((p for p in _packets(container, stream) if p.pts is not None), None)
                 if packet is not None and packet.is_keyframe:
                     keyframes[index] = packet.pts
         except av.FFmpegError:
@@ -168,7 +168,7 @@ def exact_keyframes(source: BinaryIO, probe_: Probe, targets: Iterable[int],
 def _first_frame(container, stream):
     """(first packet with a timestamp, first decoded frame)."""
     first_packet = None
-    for packet in container.demux(stream):
+    for packet in _packets(container, stream):
         if first_packet is None and packet.pts is not None:
             first_packet = packet
         for frame in packet.decode():
@@ -199,7 +199,7 @@ def _from_index(container, stream, first_packet, start: int) -> dict | None:
         return None
     container.seek(index[-1], stream=stream, backward=True)
     end = None
-    for packet in container.demux(stream):
+    for packet in _packets(container, stream):
         if packet.pts is None:
             continue
         if packet.is_keyframe and min(packet.pts, packet.dts if packet.dts is not None else packet.pts) > index[-1]:
@@ -215,7 +215,7 @@ def _from_index(container, stream, first_packet, start: int) -> dict | None:
 def _from_packets(container, stream, start: int) -> dict:
     """Keyframes and end from every packet's timestamps."""
     keyframes, end = [], None
-    for packet in container.demux(stream):
+    for packet in _packets(container, stream):
         pts = packet.pts if packet.pts is not None else packet.dts
         if pts is None:
             continue
@@ -276,7 +276,7 @@ def _keyframe(container, stream, probe_: Probe, target: int, limits: Limits):
     so no frame after it is decoded. Falls back to decoding forward when the demuxer does not
     land on it."""
     container.seek(target, stream=stream, backward=True)
-    packet = next((p for p in container.demux(stream) if p.pts is not None), None)
+    packet = next((p for p in _packets(container, stream) if p.pts is not None), None)
     if packet is not None and packet.is_keyframe and packet.pts == target:
         decoder = stream.codec_context
         decoded = [*decoder.decode(packet), *decoder.decode(None)]
@@ -340,7 +340,7 @@ def _frames_from(container, stream, probe_: Probe, keyframe: int, target: int):
     for _ in range(SEEK_ATTEMPTS):
         try:
             container.seek(offset, stream=stream, backward=True)
-            frames = container.decode(stream)
+            frames = _frames(container, stream)
             first = next(frames, None)
         except av.FFmpegError:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded after seeking") from None
@@ -352,8 +352,8 @@ def _frames_from(container, stream, probe_: Probe, keyframe: int, target: int):
 
 def _advance(frames: Iterator, last, ahead, target: int, max_frames: int):
     """Decode forward to `target`: (last frame with pts <= target, the next one or None)."""
-    if ahead is not None:
-        if ahead.pts is not None and ahead.pts > target:
+    if ahead is not None and ahead.pts is not None:
+        if ahead.pts > target:
             return last, ahead
         last = ahead
     if last is not None and last.pts == target:
@@ -370,6 +370,23 @@ def _advance(frames: Iterator, last, ahead, target: int, max_frames: int):
         if frame.pts == target:
             break
     return last, None
+
+
+def _packets(container, stream):
+    """The stream's packets. PyAV fails with IndexError when the container gains a stream
+    mid-file (damaged MPEG-TS): that is damage, not a bug."""
+    try:
+        yield from container.demux(stream)
+    except IndexError:
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the container's streams change mid-file") from None
+
+
+def _frames(container, stream):
+    """The stream's decoded frames; see _packets."""
+    try:
+        yield from container.decode(stream)
+    except IndexError:
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the container's streams change mid-file") from None
 
 
 def _picture(frame, size: tuple[int, int]) -> Image.Image:
@@ -395,7 +412,7 @@ def _open(source: BinaryIO):
     if hasattr(source, "seek"):
         source.seek(0)
     try:
-        return av.open(source, mode="r", buffer_size=IO_BUFFER, io_open=refuse_nested_open,
+        return av.open(source, mode="r", buffer_size=IO_BUFFER, io_open=refuse_nested_open, metadata_errors="replace",
                        options={"format_whitelist": ",".join(sorted(ALLOWED_FORMATS))})
     except (av.FFmpegError, OSError):
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the input is not a readable video") from None
@@ -413,10 +430,14 @@ def _video_stream(container, limits: Limits):
     if not videos:
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the input has no video stream")
     stream = videos[0]
-    pixels = stream.codec_context.width * stream.codec_context.height
+    context = stream.codec_context
+    if context is None or not context.width or not context.height:
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video stream has no codec parameters (is the file cut "
+                                                         "short?)")
+    pixels = context.width * context.height
     if pixels > limits.max_input_pixels:
-        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"the video is {stream.codec_context.width}x"
-                                                         f"{stream.codec_context.height}, over the cap of "
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"the video is {context.width}x"
+                                                         f"{context.height}, over the cap of "
                                                          f"{limits.max_input_pixels} pixels")
     stream.thread_type = "SLICE"
     stream.thread_count = limits.decoder_threads
