@@ -12,6 +12,7 @@ PERMISSION_DENIED = "PermissionDenied.ResourceAccess"
 ENTITY_NOT_EXIST_ROLE = "EntityNotExist.Role"
 SNAPSHOT_TIMEOUT = "SnapshotTimeOut"
 TRANSIENT_NETWORK_ERROR = "TransientNetWorkError"
+STORAGE_FULL = "StorageFull"  # ext: the output storage has no room (a full disk, a file-size or quota limit)
 INTERNAL_ERROR = "InternalError"
 
 

@@ -217,7 +217,7 @@ def _failure(error: OSError, name: str, writing: bool) -> SnapshotError:
     if writing and code == errno.ENOENT:
         return SnapshotError(errors.INTERNAL_ERROR, f"writing {name!r} failed: its folder was removed meanwhile")
     if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return SnapshotError(errors.INTERNAL_ERROR, f"writing {name!r} failed: the storage is full")
+        return SnapshotError(errors.STORAGE_FULL, f"writing {name!r} failed: {os.strerror(code)}")
     raise error
 
 

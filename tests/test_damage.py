@@ -94,3 +94,31 @@ def test_successful_images_decode(campaign):
             with Image.open(io.BytesIO((root / "buckets" / "out" / snapshot["Object"]).read_bytes())) as image:
                 image.load()
                 assert image.size == (snapshot["Width"], snapshot["Height"])
+
+
+def test_a_full_output_disk_fails_the_jobs_that_could_not_write(tmp_path, bucket_root):
+    """The command may write files of 30,000 bytes at most (RLIMIT_FSIZE, a real fault): small
+    pictures fit, 4096-wide ones do not."""
+    import os
+    import subprocess
+    import sys
+    from .conftest import request_line
+    lines = [request_line(output="small.jpg", Time=1010, FrameType="normal", Width=64),
+             request_line(output="big.jpg", Time=1010, FrameType="normal", Width=4096)]
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    code = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
+from pipeline import __main__ as command
+sys.exit(command.main(sys.argv[1:]))
+"""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", code, "--manifest", str(tmp_path / "m.jsonl"), "--results",
+                           str(tmp_path / "res"), "--bucket_root", str(bucket_root)],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    found = {r["Source"]: r for r in read_results(str(tmp_path / "res"))}
+    assert found["m.jsonl:1"]["State"] == "Success"
+    assert (found["m.jsonl:2"]["Code"], found["m.jsonl:2"]["Message"]) == (
+        errors.STORAGE_FULL, "writing 'big.jpg' failed: File too large")
+    assert sorted(p.name for p in (bucket_root / "out").iterdir()) == ["small.jpg"]  # no partial file
