@@ -16,6 +16,7 @@ setup(
         "numpy>=1.24",
         "google-cloud-storage>=2.10,<4",
         "fastavro>=1.9,<2",
+        "tqdm>=4.60",
     ],
     extras_require={
         # what launching on Dataflow with --setup_file needs (Beam stages this package with it)

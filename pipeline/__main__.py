@@ -16,15 +16,17 @@ import shutil
 import sys
 
 import apache_beam as beam
+import fastavro
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
 from pipeline import accounting, graph, local, options
 from pipeline.options import SnapshotOptions
+from pipeline.progress import Progress
 from pipeline.runlog import RunLog
-from pipeline.show import read_results
+from pipeline.show import read_results, result_files
 from snapshot.notify import Delivery, Targets
-from snapshot.results import SUCCESS
+from snapshot.results import SUCCESS, load_schema
 from snapshot.storage import Buckets, Retry
 
 
@@ -74,7 +76,33 @@ def check_run_can_happen(args: SnapshotOptions) -> str | None:
         make_targets(args)
     except (OSError, ValueError) as error:
         return f"cannot read the bucket map, roles or pipelines file: {error}"
+    return resume_problem(args.resume, args.results) if args.resume else None
+
+
+def resume_problem(previous: str, results: str) -> str | None:
+    """Why --resume PREVIOUS cannot be used, or None."""
+    if _same_place(previous, results):
+        return f"--resume {previous} is --results itself; name the earlier run's prefix"
+    try:
+        files = result_files(previous)
+    except Exception as error:  # noqa: BLE001 - any failure to list means no results
+        return f"cannot read the results of --resume {previous}: {error}"
+    if not files:
+        return f"--resume {previous} matches no results ({previous}-SSSSS-of-NNNNN.avro)"
+    try:
+        with FileSystems.open(files[0]) as stream:
+            schema = fastavro.reader(stream).writer_schema
+    except Exception:  # noqa: BLE001 - not Avro at all
+        schema = None
+    expected = fastavro.parse_schema(load_schema())
+    if not isinstance(schema, dict) or schema.get("name") != expected["name"] or \
+            [f["name"] for f in schema.get("fields", [])] != [f["name"] for f in expected["fields"]]:
+        return f"{files[0]} is not a results file of this pipeline"
     return None
+
+
+def _same_place(a: str, b: str) -> bool:
+    return (a if "://" in a else os.path.abspath(a)) == (b if "://" in b else os.path.abspath(b))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with log.capturing_stderr():  # until the end: Beam's worker threads may still print after a failure
         try:
-            outcome = launch(args)
+            outcome = launch(args, log.terminal)
             if args.view_as(TestOptions).dry_run:
                 log.close(keep=False)
                 print(f"translated for Dataflow: {translated(outcome)}; nothing was submitted")
@@ -102,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             records = read_results(args.results)
             lost = accounting.unaccounted(args.manifest, records)
+            carried = carried_over(args.resume, records) if args.resume else 0
         except Exception as error:  # noqa: BLE001 - the run itself failed: one line here, the rest in the log
             log.add_traceback(error)
             remove_temporary_results(args.results)
@@ -111,26 +140,42 @@ def main(argv: list[str] | None = None) -> int:
         if lost:
             print(f"error: {lost}; details in {path}", file=log.terminal)
             return 1
-    print(f"{summary(records)}; results in {args.results}-*.avro")
+    print(f"{summary(records, carried)}; results in {args.results}-*.avro")
     return 0
 
 
-def launch(args: SnapshotOptions):
-    """Build the pipeline and run it; its result, finished unless --no_wait or a dry run."""
+def launch(args: SnapshotOptions, terminal=None):
+    """Build the pipeline and run it; its result, finished unless --no_wait or a dry run. A
+    local run shows its progress on `terminal` unless --quiet."""
     limits = options.limits(args)
     runner = local.runner(args) if local.is_local(args) else None
-    p = beam.Pipeline(runner=runner, options=args)
-    graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args), limits)
-    outcome = p.run()
-    if not args.no_wait:
-        outcome.wait_until_finish()
-    return outcome
+    progress = None
+    if local.on_this_machine(args) and not args.quiet and not args.no_wait:
+        progress = Progress(len(accounting.manifest_sources(args.manifest)), terminal)
+    try:
+        p = beam.Pipeline(runner=runner, options=args)
+        graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args), limits, args.resume,
+                    progress and progress.path)
+        outcome = p.run()
+        if not args.no_wait:
+            outcome.wait_until_finish()
+        return outcome
+    finally:
+        if progress is not None:
+            progress.close()
 
 
-def summary(records: list[dict]) -> str:
-    """'N jobs: S succeeded, F failed'."""
-    succeeded = sum(r["State"] == SUCCESS for r in records)
-    return f"{len(records)} jobs: {succeeded} succeeded, {len(records) - succeeded} failed"
+def summary(records: list[dict], carried: int = 0) -> str:
+    """'N jobs: S succeeded, F failed', or 'N jobs: C carried over, S succeeded, F failed'."""
+    succeeded = sum(r["State"] == SUCCESS for r in records) - carried
+    over = f"{carried} carried over, " if carried else ""
+    return f"{len(records)} jobs: {over}{succeeded} succeeded, {len(records) - carried - succeeded} failed"
+
+
+def carried_over(previous: str, records: list[dict]) -> int:
+    """How many of the new records are those of an earlier run's successes, carried over."""
+    before = {r["Id"]: r["FinishTime"] for r in read_results(previous) if r["State"] == SUCCESS}
+    return sum(before.get(r["Id"]) == r["FinishTime"] for r in records)
 
 
 def translated(outcome) -> str:

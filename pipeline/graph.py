@@ -9,21 +9,28 @@ from snapshot.storage import Buckets
 from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures
 from transforms.manifest import ReadManifest
 from transforms.notify import Notify
+from transforms.resume import CarryOver
 from transforms.results import WriteResults
 
 
 def build(p: beam.Pipeline, manifest: str, results_prefix: str, buckets: Buckets,
-          targets: Targets | None = None, limits: Limits = Limits()):
-    """Without `targets`, messages go to PREFIX-messages.jsonl."""
+          targets: Targets | None = None, limits: Limits = Limits(), resume: str | None = None,
+          progress: str | None = None):
+    """Without `targets`, messages go to PREFIX-messages.jsonl. With `resume` (the results
+    prefix of an earlier run), the jobs that succeeded there are carried over, not run. With
+    `progress` (a socket of pipeline.progress), each finished job is told there."""
     targets = targets or Targets(default_messages_file(results_prefix))
     parsed = p | "ReadManifest" >> ReadManifest(manifest) | "ParseJobs" >> ParseJobs(targets)
+    carried = None
+    if resume:
+        parsed, carried = parsed | "CarryOver" >> CarryOver(resume)
     planned = parsed | "PlanCaptures" >> PlanCaptures(buckets, limits)
     captured = planned.tasks | "Capture" >> Capture(buckets, limits)
     outcomes = (planned.outcomes, captured) | "Outcomes" >> beam.Flatten()
     return ((parsed, outcomes)
             | "AssembleResults" >> AssembleResults(buckets, limits)
             | "Notify" >> Notify(targets)
-            | "WriteResults" >> WriteResults(results_prefix))
+            | "WriteResults" >> WriteResults(results_prefix, carried, progress))
 
 
 def default_messages_file(results_prefix: str) -> str:

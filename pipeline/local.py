@@ -26,6 +26,11 @@ def is_local(options: PipelineOptions) -> bool:
             and direct.direct_running_mode in (None, "in_memory", "multi_threading"))
 
 
+def on_this_machine(options: PipelineOptions) -> bool:
+    """The run's workers are threads or processes of this machine."""
+    return options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+
+
 def workers(options: PipelineOptions) -> int:
     """The worker threads: --direct_num_workers, or one per core for 0 (the command's default)."""
     return options.view_as(DirectOptions).direct_num_workers or os.cpu_count() or 1

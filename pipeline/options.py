@@ -36,6 +36,11 @@ class SnapshotOptions(PipelineOptions):
                             help=f"attempts per notification (default: {Delivery.attempts})")
         parser.add_argument("--notify_timeout", type=float, default=Delivery.timeout_s,
                             help=f"seconds per notification attempt (default: {Delivery.timeout_s:g})")
+        parser.add_argument("--resume", metavar="PREVIOUS_PREFIX",
+                            help="the results prefix of an earlier run of this manifest: the jobs that "
+                                 "succeeded there are carried over, not run again")
+        parser.add_argument("--quiet", action="store_true", default=False,
+                            help="no progress line during a local run")
         parser.add_argument("--no_wait", action="store_true", default=False,
                             help="submit the job and return with its id, without waiting for it "
                                  "(Dataflow, Flex templates, a Flink cluster)")

@@ -2,22 +2,19 @@
 from __future__ import annotations
 
 import posixpath
-import re
 import sys
 
 import fastavro
 from apache_beam.io.filesystems import FileSystems
 
-
-_SHARD = re.compile(r"-\d+-of-\d+\.avro")
+from snapshot.results import is_shard
 
 
 def result_files(prefix: str) -> list[str]:
-    """The shards PREFIX-SSSSS-of-NNNNN.avro, and not those of a longer prefix (PREFIX-v2-...)."""
+    """The result shards of a prefix."""
     name = posixpath.basename(prefix)
     matched = FileSystems.match([f"{prefix}-*-of-*.avro"])[0].metadata_list
-    return sorted(m.path for m in matched
-                  if _SHARD.fullmatch(posixpath.basename(m.path).removeprefix(name)))
+    return sorted(m.path for m in matched if is_shard(posixpath.basename(m.path), name))
 
 
 def read_results(prefix: str) -> list[dict]:

@@ -14,6 +14,15 @@ SUCCESS, FAIL = "Success", "Fail"
 SCHEMA_FILE = "snapshot_job.avsc"
 
 
+_SHARD = re.compile(r"-\d+-of-\d+\.avro")
+
+
+def is_shard(file_name: str, prefix_name: str) -> bool:
+    """`file_name` is a results file PREFIX-SSSSS-of-NNNNN.avro of this prefix, not of a
+    longer one (PREFIX-v2-...)."""
+    return file_name.startswith(prefix_name) and bool(_SHARD.fullmatch(file_name[len(prefix_name):]))
+
+
 def load_schema() -> dict:
     return json.loads(resources.files("snapshot").joinpath(SCHEMA_FILE).read_text())
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import apache_beam as beam
+import pytest
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -112,3 +114,42 @@ sys.exit(command.main(sys.argv[1:]))
     assert "Traceback" in open(log).read()
     os.unlink(log)
     assert os.listdir(tmp_path / "out") == []  # no beam-temp-* folder, no partial results
+
+
+@pytest.mark.parametrize("mode", [[], ["--direct_running_mode", "multi_processing"]])
+def test_a_local_run_on_a_terminal_shows_its_progress(tmp_path, bucket_root, mode):
+    """The command under a pseudo-terminal: tqdm's line reaches N/N."""
+    import pty
+    lines = [request_line(output=f"p/{n}.jpg", Time=100 * n, FrameType="normal") for n in range(12)] + ["oops"]
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    leader, follower = pty.openpty()
+    run = subprocess.Popen([sys.executable, "-m", "pipeline", "--manifest", str(tmp_path / "m.jsonl"),
+                            "--results", str(tmp_path / "res"), "--bucket_root", str(bucket_root), *mode],
+                           cwd=ROOT, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the command ended and closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert run.wait(timeout=300) == 0
+    os.close(leader)
+    text = shown.decode(errors="replace")
+    assert "13/13" in text and "12 images, 1 failed" in text, text[-2000:]
+
+
+def test_without_a_terminal_the_progress_is_a_plain_line(tmp_path, bucket_root):
+    from pipeline.progress import Progress
+    from transforms.results import tell
+    import io
+    out = io.StringIO()
+    progress = Progress(3, out, plain_every_s=0.05)
+    for failed, images in ((False, 2), (True, 0), (False, 1)):
+        tell(progress.path, failed, images)
+    time.sleep(0.3)
+    progress.close()
+    assert out.getvalue().splitlines()[-1].startswith("progress: 3/3 jobs, 3 images, 1 failed, ")

@@ -4,6 +4,8 @@ Each step is a few lines around a function of `snapshot.jobs`; failures are data
 """
 from __future__ import annotations
 
+import time
+
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
@@ -16,6 +18,7 @@ from snapshot.storage import Buckets
 
 OUTCOMES = "outcomes"
 _bytes_read = Metrics.counter("snapshot", "input_bytes_read")
+_capture_ms = Metrics.distribution("snapshot", "capture_ms_per_snapshot")
 
 
 class ParseJobs(beam.PTransform):
@@ -75,7 +78,10 @@ class PlanCaptures(beam.PTransform):
 
 class _Capture(_Decoding):
     def process(self, task: CaptureTask):
-        for job_id, outcome in jobs.run_task_guarded(task, self.buckets, self.limits, self.pool):
+        started = time.monotonic()
+        outcomes = jobs.run_task_guarded(task, self.buckets, self.limits, self.pool)
+        _capture_ms.update(round((time.monotonic() - started) * 1000 / max(1, len(task.shots))))
+        for job_id, outcome in outcomes:
             _bytes_read.inc(outcome.bytes_read)
             yield job_id, outcome
 

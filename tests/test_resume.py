@@ -1,0 +1,85 @@
+"""--resume: a batch run again after a partial failure runs only what failed."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from PIL import Image
+
+from pipeline import graph
+from pipeline.show import read_results
+from snapshot import synth
+from snapshot.storage import Buckets
+
+from .conftest import request_line
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def command(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def run_in_process(tmp_path, bucket_root, results: str, resume: str | None = None) -> int:
+    """A run in this process; the input bytes it read (the snapshot:input_bytes_read counter)."""
+    p = BeamTestPipeline(runner="FnApiRunner")
+    graph.build(p, str(tmp_path / "m.jsonl"), str(tmp_path / results), Buckets(str(bucket_root)), resume=resume)
+    outcome = p.run()
+    outcome.wait_until_finish()
+    counters = outcome.metrics().query(MetricsFilter().with_name("input_bytes_read"))["counters"]
+    return sum(c.committed for c in counters)
+
+
+def images(folder) -> dict[str, tuple[int, bytes]]:
+    return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.rglob("*.jpg")}
+
+
+def test_a_resumed_run_runs_only_what_failed(tmp_path, bucket_root):
+    lines = [request_line(output="a/{Count}.jpg", Time=0, Num=3, Interval=1, FrameType="normal"),
+             request_line(output="b.jpg", Time=1010, FrameType="normal"),
+             request_line(obj="v/late.mp4", output="late/{Count}.jpg", TimeArray={"TimePointList": [2017, 500]},
+                          FrameType="normal"),
+             request_line(obj="v/late.mp4", output="late-poster.jpg", Time=1010, FrameType="normal"),
+             "not json"]
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    first = command("--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "r1"),
+                    "--bucket_root", str(bucket_root))
+    assert first.returncode == 0 and "5 jobs: 2 succeeded, 3 failed" in first.stdout
+    before = images(bucket_root / "out")
+    shutil.copy(bucket_root / "in" / "v" / "h264.mp4", bucket_root / "in" / "v" / "late.mp4")  # the input is fixed
+
+    resumed = command("--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "r2"),
+                      "--bucket_root", str(bucket_root), "--resume", str(tmp_path / "r1"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "5 jobs: 2 carried over, 2 succeeded, 1 failed" in resumed.stdout
+    old = {r["Source"]: r for r in read_results(str(tmp_path / "r1"))}
+    new = {r["Source"]: r for r in read_results(str(tmp_path / "r2"))}
+    assert sorted(new) == [f"m.jsonl:{n}" for n in range(1, 6)]  # one record per line
+    assert new["m.jsonl:1"] == old["m.jsonl:1"] and new["m.jsonl:2"] == old["m.jsonl:2"]  # carried unchanged
+    assert [new[f"m.jsonl:{n}"]["State"] for n in (3, 4, 5)] == ["Success", "Success", "Fail"]
+    after = images(bucket_root / "out")
+    assert {name: after[name] for name in before} == before  # not written again: same times, same bytes
+    assert synth.read_index(Image.open(bucket_root / "out" / "late" / "00001.jpg")) == 60
+    assert synth.read_index(Image.open(bucket_root / "out" / "late-poster.jpg")) == 30
+
+    full = run_in_process(tmp_path, bucket_root, "r3")
+    again = run_in_process(tmp_path, bucket_root, "r4", resume=str(tmp_path / "r2"))
+    assert 0 == again < full  # everything succeeded in r2: nothing left to read
+    assert len(read_results(str(tmp_path / "r4"))) == 5
+
+
+def test_resume_refuses_what_it_cannot_use(tmp_path, bucket_root):
+    (tmp_path / "m.jsonl").write_text(request_line() + "\n")
+    (tmp_path / "other-00000-of-00001.avro").write_bytes(b"not avro at all")
+    base = ["--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "r"), "--bucket_root", str(bucket_root)]
+    for previous, reason in [(tmp_path / "none", "matches no results"), (tmp_path / "r", "is --results itself"),
+                             (tmp_path / "other", "is not a results file of this pipeline")]:
+        done = command(*base, "--resume", str(previous))
+        assert done.returncode == 2 and reason in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("r-*"))

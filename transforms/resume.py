@@ -1,0 +1,50 @@
+"""CarryOver: with the results of an earlier run, the jobs that succeeded there are not run
+again; their old records are carried into the new results unchanged."""
+from __future__ import annotations
+
+import posixpath
+
+import apache_beam as beam
+import fastavro
+from apache_beam import pvalue
+from apache_beam.io import fileio
+
+from snapshot import results
+from snapshot.results import is_shard
+
+CARRIED = "carried"
+
+
+def _records(readable: fileio.ReadableFile):
+    with readable.open() as stream:
+        yield from fastavro.reader(stream)
+
+
+def _split(keyed):
+    """A job with an old Success record is carried (its record); any other is to run."""
+    _job_id, grouped = keyed
+    old = next(iter(grouped["old"]), None)
+    for job in grouped["job"]:
+        yield job if old is None else pvalue.TaggedOutput(CARRIED, old)
+
+
+class CarryOver(beam.PTransform):
+    """Jobs -> the jobs still to run (main output) and the carried records (CARRIED)."""
+
+    def __init__(self, previous_prefix: str):
+        super().__init__()
+        self.previous = previous_prefix
+
+    def expand(self, parsed):
+        name = posixpath.basename(self.previous)
+        old = (parsed.pipeline
+               | "MatchPrevious" >> fileio.MatchFiles(f"{self.previous}-*-of-*.avro")
+               | "OwnShards" >> beam.Filter(lambda m: is_shard(posixpath.basename(m.path), name))
+               | "OpenPrevious" >> fileio.ReadMatches()
+               | "ReadPrevious" >> beam.FlatMap(_records)
+               | "Succeeded" >> beam.Filter(lambda record: record["State"] == results.SUCCESS)
+               | "ById" >> beam.Map(lambda record: (record["Id"], record)))
+        jobs = parsed | "JobsById" >> beam.Map(lambda job: (job.id, job))
+        return ({"job": jobs, "old": old}
+                | "Join" >> beam.CoGroupByKey()
+                | "Split" >> beam.FlatMap(_split).with_outputs(CARRIED, main="todo"))
