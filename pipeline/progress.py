@@ -35,7 +35,7 @@ class Progress:
         self.started = time.monotonic()
         width = shutil.get_terminal_size((100, 20)).columns  # a terminal that says 0 columns gets 100
         self.bar = tqdm(total=total, unit="job", file=self.stream, ncols=width) if self.stream.isatty() else None
-        self.plain_every_s = plain_every_s
+        self.plain_every_s, self.plain_lines = plain_every_s, 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._receive, name="progress", daemon=True)
         self.thread.start()
@@ -49,8 +49,8 @@ class Progress:
             os.rmdir(self.folder)
         if self.bar is not None:
             self.bar.close()
-        else:
-            self._plain()
+        elif self.plain_lines:
+            self._plain()  # the last figures, after the ones printed every PLAIN_EVERY_S
 
     def line(self) -> str:
         seconds = time.monotonic() - self.started
@@ -76,4 +76,5 @@ class Progress:
                 last_plain = time.monotonic()
 
     def _plain(self) -> None:
+        self.plain_lines += 1
         print(f"progress: {self.line()}", file=self.stream, flush=True)
