@@ -1,9 +1,10 @@
-"""Load: a 1,000-job manifest of good and bad jobs through the pipeline with 2 local workers.
+"""Load: a manifest of good and bad jobs (1,000 by default) through the pipeline with local
+worker processes.
 
     .venv/bin/python benchmarks/load.py [--jobs 1000] [--workdir /tmp/snapshot-load]
 
-Reports: results == lines, no duplicate ids, the codes, wall time, jobs/s, and peak RSS per
-worker process and per decoding process.
+Reports: results == lines, no duplicate ids, the codes, wall time, jobs/s, CPU seconds and
+input bytes read per snapshot, and peak RSS per worker process and per decoding process.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import collections
 import json
 import os
 import random
+import resource
 import shutil
 import sys
 
@@ -76,7 +78,10 @@ def main() -> None:
     command = [sys.executable, "-m", "pipeline", "--manifest", manifest, "--results", results,
                "--bucket_root", os.path.join(work, "buckets"),
                "--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     seconds, peaks, done = run_measured(command, cwd=ROOT)
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     if done.returncode:
         sys.exit(done.stderr)
     records = read_results(results)
@@ -85,8 +90,10 @@ def main() -> None:
     decoders = [mb for mb, line in peaks.values() if "multiprocessing" in line]
     workers = [mb for mb, line in peaks.values() if "sdk_worker" in line or "worker_pool_main" in line]
     print(f"jobs: {args.jobs}, results: {len(records)}, duplicate ids: {len(ids) - len(set(ids))}")
-    print(f"wall time: {seconds:.1f} s, {args.jobs / seconds:.1f} jobs/s, "
-          f"{sum(r['Count'] for r in records) / seconds:.1f} images/s")
+    images = sum(r["Count"] for r in records)
+    print(f"wall time: {seconds:.1f} s, {args.jobs / seconds:.1f} jobs/s, {images / seconds:.1f} images/s")
+    print(f"CPU: {cpu:.0f} s in all, {1000 * cpu / max(1, images):.1f} ms per image; input read: "
+          f"{sum(r['BytesRead'] for r in records) / max(1, images) / 1024:.0f} KB per image")
     print(f"peak RSS: launcher {peaks[min(peaks)][0]:.0f} MB; "
           f"per worker max {max(workers, default=0):.0f} MB ({len(workers)} workers); "
           f"per decoding process max {max(decoders, default=0):.0f} MB ({len(decoders)} processes)")
