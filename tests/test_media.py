@@ -21,8 +21,8 @@ def probe_file(path: str) -> media.Probe:
         return media.probe(source)
 
 
-def captured(path: str, **fields) -> list[tuple[int, int, tuple[int, int]]]:
-    """(requested ms, frame index shown, image size) for each shot, in {Count} order."""
+def capture_file(path: str, **fields) -> tuple[media.Probe, list[media.Captured]]:
+    """The probe of a video file and its captured pictures for a config, in {Count} order."""
     config = SnapshotConfig(output=OUT, **fields)
     with open(path, "rb") as source:
         probe = media.probe(source)
@@ -30,9 +30,14 @@ def captured(path: str, **fields) -> list[tuple[int, int, tuple[int, int]]]:
             targets = [probe.pts(point) for point in plan.time_points(config, probe.duration_ms)]
             probe = media.exact_keyframes(source, probe, targets)
         shots = plan.shots(config, probe)
-        images = media.capture(source, shots, probe)
-        found = sorted(images, key=lambda c: c.shot.seq)
+        found = sorted(media.capture(source, shots, probe), key=lambda c: c.shot.seq)
     assert [c.shot.seq for c in found] == list(range(1, len(shots) + 1))
+    return probe, found
+
+
+def captured(path: str, **fields) -> list[tuple[int, int, tuple[int, int]]]:
+    """(requested ms, frame index shown, image size) for each shot, in {Count} order."""
+    _, found = capture_file(path, **fields)
     return [(c.shot.requested_ms, synth.read_index(c.image), c.image.size) for c in found]
 
 

@@ -3,24 +3,17 @@ from __future__ import annotations
 
 import pytest
 
-from snapshot import media, plan, synth
-from snapshot.spec import INTRA, NORMAL, ObjectRef, SnapshotConfig
+from snapshot import media, synth
+from snapshot.spec import INTRA, NORMAL
 
 from . import wild
-
-OUT = ObjectRef("out", "x", "{Count}.jpg")
+from .test_media import capture_file
 POINTS = (0, 410, 1010, 1990, 2500, 3010, 3700)
 
 
 def shots_taken(path: str, **fields) -> list[tuple[int, int, int]]:
     """(requested ms, frame index shown, FrameTime ms) for each image, in {Count} order."""
-    config = SnapshotConfig(output=OUT, **fields)
-    with open(path, "rb") as source:
-        probe = media.probe(source)
-        if config.frame_type == INTRA:
-            targets = [probe.pts(point) for point in plan.time_points(config, probe.duration_ms)]
-            probe = media.exact_keyframes(source, probe, targets)
-        found = sorted(media.capture(source, plan.shots(config, probe), probe), key=lambda c: c.shot.seq)
+    probe, found = capture_file(path, **fields)
     return [(c.shot.requested_ms, synth.read_index(c.image), round(probe.ms(c.frame_pts))) for c in found]
 
 
