@@ -17,6 +17,7 @@ from snapshot.notify import Targets
 from snapshot.storage import Buckets
 
 OUTCOMES = "outcomes"
+PLAN_CHUNK = 1000  # jobs on one input planned in one call
 _bytes_read = Metrics.counter("snapshot", "input_bytes_read")
 _capture_ms = Metrics.distribution("snapshot", "capture_ms_per_snapshot")
 
@@ -52,8 +53,20 @@ class _Decoding(beam.DoFn):
 
 class _Plan(_Decoding):
     def process(self, keyed):
+        """The jobs on one input, planned PLAN_CHUNK at a time: a hot input (thousands of jobs)
+        never makes one huge call, at the cost of one probe per chunk."""
         _input, jobs_on_input = keyed
-        outcomes, tasks = jobs.plan_input_guarded(list(jobs_on_input), self.buckets, self.limits, self.pool)
+        chunk = []
+        for job in jobs_on_input:
+            chunk.append(job)
+            if len(chunk) == PLAN_CHUNK:
+                yield from self._plan(chunk)
+                chunk = []
+        if chunk:
+            yield from self._plan(chunk)
+
+    def _plan(self, chunk):
+        outcomes, tasks = jobs.plan_input_guarded(chunk, self.buckets, self.limits, self.pool)
         for job_id, outcome in outcomes:
             _bytes_read.inc(outcome.bytes_read)
             yield pvalue.TaggedOutput(OUTCOMES, (job_id, outcome))
