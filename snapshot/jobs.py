@@ -28,6 +28,8 @@ from snapshot.tiles import SheetLayout
 
 log = logging.getLogger(__name__)
 
+LINES_PER_GROUP = 5000  # manifest lines whose jobs on one input are planned together
+
 # A task ends at the first keyframe boundary past MAX_SHOTS_PER_TASK shots, and anywhere
 # once it holds MAX_SHOTS_IN_A_GOP shots or its estimated work passes TASK_COST: a long GOP
 # shared by many jobs is then decoded once per task, which beats one unbounded task.
@@ -122,9 +124,12 @@ def read_job(line: ManifestLine, created: str, targets: Targets | None = None) -
 
 
 def input_key(job: Job) -> str:
-    """Jobs with the same key read the same object with the same credentials."""
+    """Jobs with the same key read the same object with the same credentials, and stand in the
+    same block of LINES_PER_GROUP lines of their manifest: a hot input's jobs form groups of
+    bounded size (each probes the input once), never one group of the whole batch."""
     source = job.request.input
-    return json.dumps([source.bucket, source.name, source.role_arn])
+    manifest, _, line = job.source.rpartition(":")
+    return json.dumps([source.bucket, source.name, source.role_arn, manifest, int(line) // LINES_PER_GROUP])
 
 
 def plan_input(jobs: list[Job], buckets: Buckets, limits: Limits = Limits()) \
