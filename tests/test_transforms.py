@@ -192,3 +192,11 @@ def test_decoding_processes_live_as_long_as_their_dofns(tmp_path, bucket_root):
     while decoding_processes() != before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert decoding_processes() == before
+
+
+def test_jobs_on_one_input_are_grouped_by_blocks_of_lines():
+    text = request_line()
+    key = {n: jobs.input_key(jobs.read_job(ManifestLine("m.jsonl", n, text), "now")) for n in (1, 4999, 5000, 12000)}
+    assert key[1] == key[4999] != key[5000] != key[12000]
+    other = jobs.input_key(jobs.read_job(ManifestLine("m.jsonl", 1, request_line(obj="v/vp9.webm")), "now"))
+    assert other != key[1]
