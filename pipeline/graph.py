@@ -9,8 +9,8 @@ from snapshot.storage import Buckets
 from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures
 from transforms.manifest import ReadManifest
 from transforms.notify import Notify
-from transforms.resume import CarryOver
 from transforms.results import WriteResults
+from transforms.resume import CarryOver
 
 
 def build(p: beam.Pipeline, manifest: str, results_prefix: str, buckets: Buckets,

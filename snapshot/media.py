@@ -240,7 +240,7 @@ def capture(source: BinaryIO, shots: Iterable[Shot], probe_: Probe, limits: Limi
     with _open(source) as container:
         stream = _video_stream(container, limits)
         frames: Iterator | None = None
-        last = ahead = previous = None
+        last = ahead = previous = previous_frame = None
         try:
             for shot in sorted(shots, key=lambda s: s.target_pts):
                 if skip(shot.owner):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import bisect
 import contextlib
 import errno
-import itertools
 import io
+import itertools
 import json
 import os
 import re

@@ -143,9 +143,10 @@ def test_a_local_run_on_a_terminal_shows_its_progress(tmp_path, bucket_root, mod
 
 
 def test_without_a_terminal_the_progress_is_a_plain_line(tmp_path, bucket_root):
+    import io
+
     from pipeline.progress import Progress
     from transforms.results import tell
-    import io
     out = io.StringIO()
     progress = Progress(3, out, plain_every_s=0.05)
     for failed, images in ((False, 2), (True, 0), (False, 1)):

@@ -102,6 +102,7 @@ def test_a_full_output_disk_fails_the_jobs_that_could_not_write(tmp_path, bucket
     import os
     import subprocess
     import sys
+
     from .conftest import request_line
     lines = [request_line(output="small.jpg", Time=1010, FrameType="normal", Width=64),
              request_line(output="big.jpg", Time=1010, FrameType="normal", Width=4096)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -161,9 +163,7 @@ def test_a_run_with_a_hanging_target_ends_in_time(tmp_path, bucket_root, target)
     assert len(target.received) <= QUICK.attempts * (QUICK.concurrency + QUICK.down_after)
 
 
-def submit(*args: str, cwd) -> "subprocess.CompletedProcess":
-    import subprocess
-    import sys
+def submit(*args: str, cwd) -> subprocess.CompletedProcess:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return subprocess.run([sys.executable, "-m", "pipeline.submit", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=120, env={**os.environ, "PYTHONPATH": root})

@@ -8,6 +8,7 @@ from snapshot.spec import INTRA, NORMAL
 
 from . import wild
 from .test_media import capture_file
+
 POINTS = (0, 410, 1010, 1990, 2500, 3010, 3700)
 
 
