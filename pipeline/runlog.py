@@ -1,6 +1,7 @@
 """The run's log: every record, tracebacks included, goes to a log file; stderr gets one
-line per message of this project, and none of Beam's walls of text (Beam's workers also print
-tracebacks straight to stderr: while the run lasts, stderr is the log file)."""
+line per message of this project, and none of Beam's walls of text. Beam's workers also print
+tracebacks straight to stderr, and worker processes write to the file descriptor they
+inherit: while the run lasts, file descriptor 2 is the log file."""
 from __future__ import annotations
 
 import contextlib
@@ -42,7 +43,8 @@ class RunLog:
         os.close(fd)
         to_file = logging.FileHandler(self.path)
         to_file.setFormatter(logging.Formatter(FORMAT))
-        self.terminal = sys.stderr  # where the one-line messages go, also while stderr is captured
+        # where the one-line messages (and the progress line) go, also while stderr is captured
+        self.terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
         to_stderr = logging.StreamHandler(self.terminal)
         to_stderr.setFormatter(_OneLine())
         to_stderr.addFilter(lambda record: not record.name.startswith("apache_beam"))
@@ -55,8 +57,18 @@ class RunLog:
 
     @contextlib.contextmanager
     def capturing_stderr(self):
-        with open(self.path, "a") as sink, contextlib.redirect_stderr(_Quiet(sink)):
-            yield
+        with open(self.path, "a") as sink:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            os.dup2(sink.fileno(), 2)
+            try:
+                with contextlib.redirect_stderr(_Quiet(sink)):
+                    yield
+            finally:
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
 
     def add_traceback(self, error: BaseException) -> None:
         with open(self.path, "a") as sink:
