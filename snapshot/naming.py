@@ -1,4 +1,4 @@
-"""Output names: literal expansion of the placeholders of SPEC.md section 2.1.
+"""Output names: literal expansion of the placeholders of docs/manifest.md (Output names).
 
 Never `str.format`: only these tokens are replaced, everything else stays as written.
 """

@@ -1,4 +1,4 @@
-"""Parsing and validating one SubmitSnapshotJob request (SPEC.md sections 1 and 2).
+"""Parsing and validating one SubmitSnapshotJob request (docs/manifest.md).
 
 `parse_request` turns a manifest line into a frozen `Request` or raises `SnapshotError`
 with the documented code and a message naming the field. `decode_echo` recovers what can
@@ -39,7 +39,7 @@ class ObjectRef:
 
 @dataclass(frozen=True)
 class TileSpec:
-    """TileOut: how snapshots are laid out on sprite sheets (SPEC.md section 2.2)."""
+    """TileOut: how snapshots are laid out on sprite sheets (docs/manifest.md, Sprite sheets)."""
     lines: int = 10
     columns: int = 10
     cell_width: int | None = None    # default: the snapshot size
@@ -53,7 +53,7 @@ class TileSpec:
 
 @dataclass(frozen=True)
 class BlackFilter:
-    """Skip black frames for the first image (SPEC.md section 2.4)."""
+    """Skip black frames for the first image (docs/manifest.md, Black frames)."""
     level: int = 98        # percent of black pixels that makes a frame black
     threshold: int = 32    # a pixel with luma below this is black
 
@@ -77,7 +77,7 @@ class SnapshotConfig:
 
     @property
     def is_async(self) -> bool:
-        """Async as soon as Interval, Num or TimeArray is present (SPEC.md section 2)."""
+        """Async as soon as Interval, Num or TimeArray is present (docs/manifest.md, Which times)."""
         return self.interval_ms is not None or self.num is not None or self.time_array is not None
 
     @property

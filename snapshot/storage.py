@@ -1,4 +1,4 @@
-"""Buckets (SPEC.md section 5): safe names, and where each bucket lives.
+"""Buckets (docs/manifest.md, Names and buckets; docs/gcs.md): safe names, and where each bucket lives.
 
 A bucket is a local folder or a `gs://` root. By default bucket `B` is `<bucket_root>/B/`; a
 bucket map sends one bucket (`"B": ROOT`: object `N` is `ROOT/N`) or every other bucket

@@ -1,4 +1,4 @@
-"""Sprite sheet geometry (SPEC.md section 2.2): which snapshot goes in which cell, where."""
+"""Sprite sheet geometry (docs/manifest.md, Sprite sheets): which snapshot goes in which cell, where."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""The WebVTT thumbnail track (SPEC.md section 2.3)."""
+"""The WebVTT thumbnail track (docs/manifest.md, WebVTT)."""
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -1,4 +1,4 @@
-"""Output names: literal placeholder expansion (SPEC.md section 2.1)."""
+"""Output names: literal placeholder expansion (docs/manifest.md, Output names)."""
 from __future__ import annotations
 
 import pytest

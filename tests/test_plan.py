@@ -1,4 +1,4 @@
-"""Time points, shots and output sizes (SPEC.md section 2): pure arithmetic on a made-up probe."""
+"""Time points, shots and output sizes (docs/manifest.md): pure arithmetic on a made-up probe."""
 from __future__ import annotations
 
 from fractions import Fraction
