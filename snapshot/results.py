@@ -187,7 +187,7 @@ def _json_or_none(value: dict | None) -> str | None:
                                                   allow_nan=False)
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # what no encoder can write
 
 
 def writable(value):
@@ -195,7 +195,7 @@ def writable(value):
     float finite (NaN and infinities become their names): what Avro and JSON can hold. The
     one sanitizer that every echoed field goes through."""
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
+        return LONE_SURROGATE.sub("\ufffd", value)
     if isinstance(value, dict):
         return {writable(key): writable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

@@ -17,6 +17,7 @@ from PIL import ImageColor
 
 from snapshot import errors, naming, storage
 from snapshot.errors import SnapshotError
+from snapshot.results import LONE_SURROGATE
 
 INTRA, NORMAL = "intra", "normal"
 MIN_SIZE, MAX_SIZE = 8, 4096
@@ -305,17 +306,14 @@ def _not_json(constant: str):
     raise ValueError(f"{constant} is not JSON")
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _lone_surrogate(value: Any, path: str) -> str | None:
     """The path of the first key or string holding a lone surrogate, or None."""
     if isinstance(value, str):
-        return path if _SURROGATE.search(value) else None
+        return path if LONE_SURROGATE.search(value) else None
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
         inner = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
-        if isinstance(key, str) and _SURROGATE.search(key):
+        if isinstance(key, str) and LONE_SURROGATE.search(key):
             return inner
         found = _lone_surrogate(item, inner)
         if found is not None:
