@@ -6,6 +6,7 @@ Plans the jobs per input in this process, runs the capture tasks over 2 processe
 finishes each job, exactly as the pipeline's steps do, but without a runner, shuffles,
 isolation or result files.
 """
+
 from __future__ import annotations
 
 import multiprocessing

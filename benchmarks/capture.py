@@ -12,6 +12,7 @@ and prints snapshots/s, the ratios, whether (a) and (b) captured the same frames
 Every point is a multiple of 100 ms, so "the frame shown at T" (ours) and "the first frame at
 or after T" (ffmpeg's -ss) are the same frame at 30 fps.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import av
 import numpy as np
@@ -72,10 +74,16 @@ def make_video(path: str, width: int, height: int, seconds: int, gop: int) -> No
 
 
 def request(video: str, n: int, **config) -> str:
-    return json.dumps({"Input": {"Bucket": "in", "Location": "l", "Object": video},
-                       "SnapshotConfig": {"OutputFile": {"Bucket": "out", "Location": "l",
-                                                         "Object": f"{n:04d}/{{Count}}.jpg"},
-                                          "Width": WIDTH, **config}})
+    return json.dumps(
+        {
+            "Input": {"Bucket": "in", "Location": "l", "Object": video},
+            "SnapshotConfig": {
+                "OutputFile": {"Bucket": "out", "Location": "l", "Object": f"{n:04d}/{{Count}}.jpg"},
+                "Width": WIDTH,
+                **config,
+            },
+        }
+    )
 
 
 def scenarios(quick: bool) -> dict[str, list[str]]:
@@ -83,19 +91,34 @@ def scenarios(quick: bool) -> dict[str, list[str]]:
     rng = random.Random(5)
     short = [v for v in CORPUS if CORPUS[v][2] == 30]
     scale = 4 if quick else 1
-    single = [request(v, n, Time=rng.randrange(0, CORPUS[v][2] * 10) * 100, FrameType="normal")
-              for n, v in enumerate(rng.choice(list(CORPUS)) for _ in range(240 // scale))]
-    sparse = [request(v, n, Time=rng.randrange(0, 20) * 100, Num=10, Interval=CORPUS[v][2] // 10, FrameType="normal")
-              for n, v in enumerate(rng.choice(list(CORPUS)) for _ in range(64 // scale))]
+    single = [
+        request(v, n, Time=rng.randrange(0, CORPUS[v][2] * 10) * 100, FrameType="normal")
+        for n, v in enumerate(rng.choice(list(CORPUS)) for _ in range(240 // scale))
+    ]
+    sparse = [
+        request(v, n, Time=rng.randrange(0, 20) * 100, Num=10, Interval=CORPUS[v][2] // 10, FrameType="normal")
+        for n, v in enumerate(rng.choice(list(CORPUS)) for _ in range(64 // scale))
+    ]
     dense = [request(v, n, Time=0, Interval=1, FrameType="normal") for n, v in enumerate(short * (32 // scale))]
-    intra = [request(v, n, Time=rng.randrange(0, 20) * 100, Num=10, Interval=CORPUS[v][2] // 10)
-             for n, v in enumerate(rng.choice(list(CORPUS)) for _ in range(240 // scale))]
-    length = {length: [request(v, n, Time=t * 100, FrameType="normal")
-                       for n, t in enumerate(rng.randrange(0, 300) for _ in range(480 // scale))]
-              for length, v in (("30s", "1080p-30s-gop2.mp4"), ("10m", "1080p-10m-gop2.mp4"))}
-    return {"single frames (sync, normal)": single, "Num=10 sparse (normal)": sparse,
-            "dense 1/s (normal)": dense, "Num=10 sparse (intra)": intra,
-            "length: 30 s input": length["30s"], "length: 10 min input": length["10m"]}
+    intra = [
+        request(v, n, Time=rng.randrange(0, 20) * 100, Num=10, Interval=CORPUS[v][2] // 10)
+        for n, v in enumerate(rng.choice(list(CORPUS)) for _ in range(240 // scale))
+    ]
+    length = {
+        length: [
+            request(v, n, Time=t * 100, FrameType="normal")
+            for n, t in enumerate(rng.randrange(0, 300) for _ in range(480 // scale))
+        ]
+        for length, v in (("30s", "1080p-30s-gop2.mp4"), ("10m", "1080p-10m-gop2.mp4"))
+    }
+    return {
+        "single frames (sync, normal)": single,
+        "Num=10 sparse (normal)": sparse,
+        "dense 1/s (normal)": dense,
+        "Num=10 sparse (intra)": intra,
+        "length: 30 s input": length["30s"],
+        "length: 10 min input": length["10m"],
+    }
 
 
 def run_pipeline(work: str, name: str, lines: list[str]) -> dict:
@@ -105,9 +128,23 @@ def run_pipeline(work: str, name: str, lines: list[str]) -> dict:
     shutil.rmtree(os.path.join(work, "buckets", "out"), ignore_errors=True)
     prefix = os.path.join(work, "results", name)
     seconds, peaks, done = run_measured(
-        [sys.executable, "-m", "pipeline", "--manifest", manifest, "--results", prefix,
-         "--bucket_root", os.path.join(work, "buckets"), "--direct_num_workers", "2",
-         "--direct_running_mode", "multi_threading"], cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "--manifest",
+            manifest,
+            "--results",
+            prefix,
+            "--bucket_root",
+            os.path.join(work, "buckets"),
+            "--direct_num_workers",
+            "2",
+            "--direct_running_mode",
+            "multi_threading",
+        ],
+        cwd=ROOT,
+    )
     if done.returncode:
         sys.exit(done.stderr)
     records = read_results(prefix)
@@ -120,21 +157,42 @@ def run_pipeline(work: str, name: str, lines: list[str]) -> dict:
         config = json.loads(record["SnapshotConfig"])
         for snapshot in record["Snapshots"]:
             path = os.path.join(work, "buckets", "out", snapshot["Object"])
-            shots.append(dict(video=source, frame=synth.read_index(Image.open(path)),
-                              intra=config.get("FrameType", "intra") == "intra", size=(snapshot["Width"],
-                                                                                       snapshot["Height"])))
+            shots.append(
+                {
+                    "video": source,
+                    "frame": synth.read_index(Image.open(path)),
+                    "intra": config.get("FrameType", "intra") == "intra",
+                    "size": (snapshot["Width"], snapshot["Height"]),
+                }
+            )
     decoders = [mb for mb, line in peaks.values() if "multiprocessing" in line]
     workers = [mb for mb, line in peaks.values() if "multiprocessing" not in line]
-    return dict(seconds=seconds, shots=shots, worker_mb=max(workers), decoder_mb=max(decoders, default=0))
+    return {"seconds": seconds, "shots": shots, "worker_mb": max(workers), "decoder_mb": max(decoders, default=0)}
 
 
 def ffmpeg_point(work: str, video: str, frame: int, intra: bool, size: tuple[int, int], out: str) -> None:
     # a keyframe: seek to it without decoding further; any other frame: the first at or after
     # half a frame before it, which is that frame
     seek = ["-noaccurate_seek", "-ss", f"{frame / FPS:.4f}"] if intra else ["-ss", f"{(frame - 0.5) / FPS:.4f}"]
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *seek,
-                    "-i", os.path.join(work, "buckets", "in", video), "-frames:v", "1",
-                    "-vf", f"scale={size[0]}:{size[1]}", "-q:v", "3", out], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            *seek,
+            "-i",
+            os.path.join(work, "buckets", "in", video),
+            "-frames:v",
+            "1",
+            "-vf",
+            f"scale={size[0]}:{size[1]}",
+            "-q:v",
+            "3",
+            out,
+        ],
+        check=True,
+    )
 
 
 def run_ffmpeg(work: str, shots: list[dict]) -> dict:
@@ -145,11 +203,15 @@ def run_ffmpeg(work: str, shots: list[dict]) -> dict:
     outs = [os.path.join(folder, f"{n:05d}.jpg") for n in range(len(shots))]
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda a: ffmpeg_point(work, *a), [(s["video"], s["frame"], s["intra"], s["size"], out)
-                                                         for s, out in zip(shots, outs, strict=True)]))
+        list(
+            pool.map(
+                lambda a: ffmpeg_point(work, *a),
+                [(s["video"], s["frame"], s["intra"], s["size"], out) for s, out in zip(shots, outs, strict=True)],
+            )
+        )
     seconds = time.monotonic() - started
     same = sum(synth.read_index(Image.open(out)) == s["frame"] for s, out in zip(shots, outs, strict=True))
-    return dict(seconds=seconds, same=same)
+    return {"seconds": seconds, "same": same}
 
 
 def run_fps_pass(work: str, lines: list[str]) -> float:
@@ -162,9 +224,22 @@ def run_fps_pass(work: str, lines: list[str]) -> float:
         n, line = n_line
         video = json.loads(line)["Input"]["Object"]
         width, height = CORPUS[video][:2]
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", os.path.join(work, "buckets", "in", video),
-                        "-vf", f"fps=1,scale={WIDTH}:{round(WIDTH * height / width)}", "-q:v", "3",
-                        os.path.join(folder, f"{n:03d}-%05d.jpg")], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                os.path.join(work, "buckets", "in", video),
+                "-vf",
+                f"fps=1,scale={WIDTH}:{round(WIDTH * height / width)}",
+                "-q:v",
+                "3",
+                os.path.join(folder, f"{n:03d}-%05d.jpg"),
+            ],
+            check=True,
+        )
 
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -175,9 +250,11 @@ def run_fps_pass(work: str, lines: list[str]) -> float:
 def run_bare(work: str, name: str) -> float:
     """benchmarks/bare.py on the same manifest: the same plan and capture code with no Beam."""
     shutil.rmtree(os.path.join(work, "buckets", "out"), ignore_errors=True)
-    seconds, _, done = run_measured([sys.executable, "-m", "benchmarks.bare", os.path.join(work, f"{name}.jsonl"),
-                                     os.path.join(work, "buckets")], cwd=ROOT)
-    if done.returncode or not done.stdout.startswith(f"{len(open(os.path.join(work, name + '.jsonl')).readlines())} of"):
+    seconds, _, done = run_measured(
+        [sys.executable, "-m", "benchmarks.bare", os.path.join(work, f"{name}.jsonl"), os.path.join(work, "buckets")],
+        cwd=ROOT,
+    )
+    if done.returncode or not done.stdout.startswith(f"{len(Path(work, name + '.jsonl').read_text().splitlines())} of"):
         sys.exit(done.stderr or done.stdout)
     return seconds
 
@@ -188,9 +265,20 @@ def startup(work: str, which: str) -> float:
     with open(manifest, "w") as out:
         out.write("not json\n")
     if which == "pipeline":
-        command = ["-m", "pipeline", "--manifest", manifest, "--results", os.path.join(work, "results", "empty"),
-                   "--bucket_root", os.path.join(work, "buckets"), "--direct_num_workers", "2",
-                   "--direct_running_mode", "multi_threading"]
+        command = [
+            "-m",
+            "pipeline",
+            "--manifest",
+            manifest,
+            "--results",
+            os.path.join(work, "results", "empty"),
+            "--bucket_root",
+            os.path.join(work, "buckets"),
+            "--direct_num_workers",
+            "2",
+            "--direct_running_mode",
+            "multi_threading",
+        ]
     else:
         command = ["-m", "benchmarks.bare", manifest, os.path.join(work, "buckets")]
     seconds, _, _ = run_measured([sys.executable, *command], cwd=ROOT)
@@ -210,14 +298,21 @@ def main() -> None:
         if not os.path.exists(path):
             started = time.monotonic()
             make_video(path, width, height, seconds, gop)
-            print(f"made {name} ({os.path.getsize(path) / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s",
-                  flush=True)
-    print(f"\nffmpeg: {subprocess.run(['ffmpeg', '-version'], capture_output=True, text=True).stdout.split()[2]}, "
-          f"PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info}), {os.cpu_count()} cores\n")
-    header = (f"{'scenario':34} {'shots':>5} {'pipeline/s':>10} {'ffmpeg/s':>9} {'bare/s':>8} "
-              f"{'vs ffmpeg':>9} {'vs bare':>8} {'same':>9} {'RSS MB':>11}")
-    print(f"fixed cost of a run (a manifest of one bad line): pipeline {startup(work, 'pipeline'):.1f} s, "
-          f"bare loop {startup(work, 'bare'):.1f} s\n")
+            print(
+                f"made {name} ({os.path.getsize(path) / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s", flush=True
+            )
+    print(
+        f"\nffmpeg: {subprocess.run(['ffmpeg', '-version'], capture_output=True, text=True).stdout.split()[2]}, "
+        f"PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info}), {os.cpu_count()} cores\n"
+    )
+    header = (
+        f"{'scenario':34} {'shots':>5} {'pipeline/s':>10} {'ffmpeg/s':>9} {'bare/s':>8} "
+        f"{'vs ffmpeg':>9} {'vs bare':>8} {'same':>9} {'RSS MB':>11}"
+    )
+    print(
+        f"fixed cost of a run (a manifest of one bad line): pipeline {startup(work, 'pipeline'):.1f} s, "
+        f"bare loop {startup(work, 'bare'):.1f} s\n"
+    )
     print(header)
     rows = {}
     for name, lines in scenarios(args.quick).items():
@@ -230,9 +325,12 @@ def main() -> None:
             ffmpeg_seconds = min(ffmpeg_seconds, run_fps_pass(work, lines))
         bare = run_bare(work, key)
         rows[name] = ours["seconds"] / count
-        print(f"{name:34} {count:5d} {count / ours['seconds']:10.1f} {count / ffmpeg_seconds:9.1f} "
-              f"{count / bare:8.1f} {ffmpeg_seconds / ours['seconds']:8.2f}x {ours['seconds'] / bare:7.2f}x "
-              f"{theirs['same']:4d}/{count:<4d} {ours['worker_mb']:5.0f}/{ours['decoder_mb']:<5.0f}", flush=True)
+        print(
+            f"{name:34} {count:5d} {count / ours['seconds']:10.1f} {count / ffmpeg_seconds:9.1f} "
+            f"{count / bare:8.1f} {ffmpeg_seconds / ours['seconds']:8.2f}x {ours['seconds'] / bare:7.2f}x "
+            f"{theirs['same']:4d}/{count:<4d} {ours['worker_mb']:5.0f}/{ours['decoder_mb']:<5.0f}",
+            flush=True,
+        )
     ratio = rows["length: 10 min input"] / rows["length: 30 s input"]
     print(f"\nsnapshot cost, 10-min vs 30-s input, same points: {ratio:.2f}x")
     print("RSS MB: peak of a worker process / of a decoding process")

@@ -1,4 +1,5 @@
 """Shared pieces of the benchmarks: process trees, peak memory, timing."""
+
 from __future__ import annotations
 
 import os
@@ -44,7 +45,9 @@ def command_line(pid: int) -> str:
         return ""
 
 
-def run_measured(command: list[str], **kwargs) -> tuple[float, dict[int, tuple[float, str]], subprocess.CompletedProcess]:
+def run_measured(
+    command: list[str], **kwargs
+) -> tuple[float, dict[int, tuple[float, str]], subprocess.CompletedProcess]:
     """Run a command; (wall seconds, {pid: (peak RSS MB, command line)} of it and all below it, result)."""
     peaks: dict[int, tuple[float, str]] = {}
     started = time.monotonic()

@@ -8,6 +8,7 @@ An input for which probing or capturing raises anything but a coded SnapshotErro
 under WORKDIR/found/ (libFuzzer's crash-* files). The repository holds no binaries: turn each
 into a seeded recipe of tests/damage.py, so that the damage campaign makes it again.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,14 +22,16 @@ sys.path.insert(0, ROOT)
 import atheris  # noqa: E402
 
 with atheris.instrument_imports():
-    from snapshot import media, plan, synth  # noqa: E402
-    from snapshot.errors import SnapshotError  # noqa: E402
-    from snapshot.spec import INTRA, NORMAL, ObjectRef, SnapshotConfig  # noqa: E402
+    from snapshot import media, plan, synth
+    from snapshot.errors import SnapshotError
+    from snapshot.spec import INTRA, NORMAL, ObjectRef, SnapshotConfig
 
 from tests.conftest import VIDEOS  # noqa: E402
 
-CONFIGS = [SnapshotConfig(ObjectRef("o", "l", "{Count}.jpg"), time_array=(0, 900, 2100), frame_type=NORMAL),
-           SnapshotConfig(ObjectRef("o", "l", "{Count}.jpg"), time_ms=0, num=3, interval_ms=700, frame_type=INTRA)]
+CONFIGS = [
+    SnapshotConfig(ObjectRef("o", "l", "{Count}.jpg"), time_array=(0, 900, 2100), frame_type=NORMAL),
+    SnapshotConfig(ObjectRef("o", "l", "{Count}.jpg"), time_ms=0, num=3, interval_ms=700, frame_type=INTRA),
+]
 
 
 def one_input(data: bytes) -> None:
@@ -58,8 +61,17 @@ def main() -> None:
         path = os.path.join(corpus, name)
         if name != "grain.mp4" and not os.path.exists(path):
             synth.write_video(path, **{"frames": 90, **settings})
-    atheris.Setup([sys.argv[0], f"-max_total_time={args.seconds}", f"-artifact_prefix={found}/",
-                   "-max_len=2000000", "-rss_limit_mb=4096", corpus], one_input)
+    atheris.Setup(
+        [
+            sys.argv[0],
+            f"-max_total_time={args.seconds}",
+            f"-artifact_prefix={found}/",
+            "-max_len=2000000",
+            "-rss_limit_mb=4096",
+            corpus,
+        ],
+        one_input,
+    )
     atheris.Fuzz()
 
 

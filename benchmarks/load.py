@@ -6,6 +6,7 @@ worker processes.
 Reports: results == lines, no duplicate ids, the codes, wall time, jobs/s, CPU seconds and
 input bytes read per snapshot, and peak RSS per worker process and per decoding process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,10 @@ from pipeline.show import read_results  # noqa: E402
 from snapshot import synth  # noqa: E402
 
 VIDEOS = {
-    "a.mp4": dict(frames=300, size=(640, 360), options={"g": "60", "bf": "2"}),
-    "b.mp4": dict(frames=600, size=(1280, 720), options={"g": "60", "bf": "2"}),
-    "c.webm": dict(frames=300, size=(320, 180), codec="libvpx-vp9", options={"g": "30"}),
-    "d.mp4": dict(frames=150, size=(360, 640), rotation=-90, options={"g": "30"}),
+    "a.mp4": {"frames": 300, "size": (640, 360), "options": {"g": "60", "bf": "2"}},
+    "b.mp4": {"frames": 600, "size": (1280, 720), "options": {"g": "60", "bf": "2"}},
+    "c.webm": {"frames": 300, "size": (320, 180), "codec": "libvpx-vp9", "options": {"g": "30"}},
+    "d.mp4": {"frames": 150, "size": (360, 640), "rotation": -90, "options": {"g": "30"}},
 }
 
 
@@ -42,9 +43,15 @@ def job(rng: random.Random, n: int) -> str:
     elif kind < 0.6:
         config = {"Time": 0, "Num": rng.randrange(2, 8), "Interval": rng.choice([1, 2, 3]), "Width": 160}
     elif kind < 0.75:
-        config = {"Time": 0, "Interval": 1, "FrameType": "normal", "Width": 128,
-                  "TileOut": {"Lines": 3, "Columns": 4}, "Format": "vtt",
-                  "TileOutputFile": {"Bucket": "out", "Location": "l", "Object": f"{n:04d}/s-{{TileCount}}.jpg"}}
+        config = {
+            "Time": 0,
+            "Interval": 1,
+            "FrameType": "normal",
+            "Width": 128,
+            "TileOut": {"Lines": 3, "Columns": 4},
+            "Format": "vtt",
+            "TileOutputFile": {"Bucket": "out", "Location": "l", "Object": f"{n:04d}/s-{{TileCount}}.jpg"},
+        }
     elif kind < 0.82:
         return "{ not json " + str(n)
     elif kind < 0.88:
@@ -75,9 +82,21 @@ def main() -> None:
     with open(manifest, "w") as out:
         out.write("\n".join(job(rng, n) for n in range(args.jobs)) + "\n")
     results = os.path.join(work, "results", "load")
-    command = [sys.executable, "-m", "pipeline", "--manifest", manifest, "--results", results,
-               "--bucket_root", os.path.join(work, "buckets"),
-               "--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "--manifest",
+        manifest,
+        "--results",
+        results,
+        "--bucket_root",
+        os.path.join(work, "buckets"),
+        "--direct_num_workers",
+        "2",
+        "--direct_running_mode",
+        "multi_processing",
+    ]
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     seconds, peaks, done = run_measured(command, cwd=ROOT)
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -92,11 +111,15 @@ def main() -> None:
     print(f"jobs: {args.jobs}, results: {len(records)}, duplicate ids: {len(ids) - len(set(ids))}")
     images = sum(r["Count"] for r in records)
     print(f"wall time: {seconds:.1f} s, {args.jobs / seconds:.1f} jobs/s, {images / seconds:.1f} images/s")
-    print(f"CPU: {cpu:.0f} s in all, {1000 * cpu / max(1, images):.1f} ms per image; input read: "
-          f"{sum(r['BytesRead'] for r in records) / max(1, images) / 1024:.0f} KB per image")
-    print(f"peak RSS: launcher {peaks[min(peaks)][0]:.0f} MB; "
-          f"per worker max {max(workers, default=0):.0f} MB ({len(workers)} workers); "
-          f"per decoding process max {max(decoders, default=0):.0f} MB ({len(decoders)} processes)")
+    print(
+        f"CPU: {cpu:.0f} s in all, {1000 * cpu / max(1, images):.1f} ms per image; input read: "
+        f"{sum(r['BytesRead'] for r in records) / max(1, images) / 1024:.0f} KB per image"
+    )
+    print(
+        f"peak RSS: launcher {peaks[min(peaks)][0]:.0f} MB; "
+        f"per worker max {max(workers, default=0):.0f} MB ({len(workers)} workers); "
+        f"per decoding process max {max(decoders, default=0):.0f} MB ({len(decoders)} processes)"
+    )
     for code, count in codes.most_common():
         print(f"  {count:5d}  {code}")
     assert len(records) == args.jobs and len(set(ids)) == len(ids)

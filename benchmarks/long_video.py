@@ -7,6 +7,7 @@ of what travels between the steps.
 Reports: the result's state and count, wall time, peak RSS of the command, its worker
 threads' process and each decoding process, and the pickled size of the capture tasks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,18 @@ def main() -> None:
     os.makedirs(os.path.dirname(video), exist_ok=True)
     if not os.path.exists(video):
         synth.write_video(video, frames=FRAMES, size=(64, 36), options={"g": "1", "preset": "ultrafast"})
-    line = json.dumps({"Input": {"Bucket": "in", "Location": "l", "Object": "hour.mp4"},
-                       "SnapshotConfig": {"OutputFile": {"Bucket": "out", "Location": "l", "Object": "{Count}.jpg"},
-                                          "Time": 0, "Num": args.num, "Interval": 0, "FrameType": "intra"}})
+    line = json.dumps(
+        {
+            "Input": {"Bucket": "in", "Location": "l", "Object": "hour.mp4"},
+            "SnapshotConfig": {
+                "OutputFile": {"Bucket": "out", "Location": "l", "Object": "{Count}.jpg"},
+                "Time": 0,
+                "Num": args.num,
+                "Interval": 0,
+                "FrameType": "intra",
+            },
+        }
+    )
     manifest = os.path.join(args.workdir, "long.jsonl")
     with open(manifest, "w") as out:
         out.write(line + "\n")
@@ -49,21 +59,29 @@ def main() -> None:
     _, tasks = jobs.plan_input([job], Buckets(buckets), Limits(isolate=False))
     sizes = sorted(len(pickle.dumps(task)) for task in tasks)
     outcomes = [len(pickle.dumps(o)) for o in jobs.run_task_guarded(tasks[0], Buckets(buckets), Limits(isolate=False))]
-    print(f"capture tasks: {len(tasks)}, pickled: largest {sizes[-1] / 1024:.1f} KB, "
-          f"total {sum(sizes) / 1024:.0f} KB; outcomes of one task: {len(outcomes)}, largest "
-          f"{max(outcomes) / 1024:.1f} KB")
+    print(
+        f"capture tasks: {len(tasks)}, pickled: largest {sizes[-1] / 1024:.1f} KB, "
+        f"total {sum(sizes) / 1024:.0f} KB; outcomes of one task: {len(outcomes)}, largest "
+        f"{max(outcomes) / 1024:.1f} KB"
+    )
 
     results = os.path.join(args.workdir, "results", "long")
-    seconds, peaks, done = run_measured([sys.executable, "-m", "pipeline", "--manifest", manifest,
-                                         "--results", results, "--bucket_root", buckets], cwd=ROOT)
+    seconds, peaks, done = run_measured(
+        [sys.executable, "-m", "pipeline", "--manifest", manifest, "--results", results, "--bucket_root", buckets],
+        cwd=ROOT,
+    )
     if done.returncode:
         sys.exit(done.stderr)
     (record,) = read_results(results)
     decoders = [mb for mb, command in peaks.values() if "multiprocessing" in command]
-    print(f"result: {record['State']} {record['Code'] or ''} with {record['Count']} images of {args.num} asked "
-          f"({len({s['Object'] for s in record['Snapshots']})} distinct), in {seconds:.1f} s")
-    print(f"peak RSS: command {peaks[min(peaks)][0]:.0f} MB; per decoding process max "
-          f"{max(decoders, default=0):.0f} MB ({len(decoders)} processes)")
+    print(
+        f"result: {record['State']} {record['Code'] or ''} with {record['Count']} images of {args.num} asked "
+        f"({len({s['Object'] for s in record['Snapshots']})} distinct), in {seconds:.1f} s"
+    )
+    print(
+        f"peak RSS: command {peaks[min(peaks)][0]:.0f} MB; per decoding process max "
+        f"{max(decoders, default=0):.0f} MB ({len(decoders)} processes)"
+    )
     assert record["State"] == "Success" and record["Count"] == args.num
 
 

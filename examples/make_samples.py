@@ -2,6 +2,7 @@
 
 Every video is generated here with PyAV (frames show their own index); nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,9 +17,9 @@ def main(root: str) -> None:
     folder = os.path.join(root, "media", "videos")
     os.makedirs(folder, exist_ok=True)
     videos = {
-        "intro.mp4": dict(frames=360, size=(640, 360), options=GOP_2S),
-        "phone.mp4": dict(frames=120, size=(360, 640), rotation=-90, options=GOP_2S),
-        "clip.webm": dict(frames=180, size=(320, 180), codec="libvpx-vp9", options={"g": "60"}),
+        "intro.mp4": {"frames": 360, "size": (640, 360), "options": GOP_2S},
+        "phone.mp4": {"frames": 120, "size": (360, 640), "rotation": -90, "options": GOP_2S},
+        "clip.webm": {"frames": 180, "size": (320, 180), "codec": "libvpx-vp9", "options": {"g": "60"}},
     }
     for name, settings in videos.items():
         path = os.path.join(folder, name)

@@ -4,6 +4,7 @@ Exits 0 when every job got its result, good or bad. Otherwise one line on stderr
 exit 2 when the run cannot start (no manifest, an unwritable results folder, ...), and 1 when
 it failed or a line has no result; the details are then in the log file that line names.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,11 @@ from snapshot.storage import Buckets, Retry
 def parse_args(argv: list[str]) -> SnapshotOptions:
     """The command line as options: the pipeline's own (SnapshotOptions) and Beam's, with the
     local defaults. --help lists the pipeline's own."""
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0],
-                                     epilog="Any other flag goes to Beam (--runner, --project, ...).")
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description=__doc__.splitlines()[0],
+        epilog="Any other flag goes to Beam (--runner, --project, ...).",
+    )
     SnapshotOptions._add_argparse_args(parser)  # noqa: SLF001 - Beam's way to declare options
     known, _ = parser.parse_known_args(argv)
     missing = [flag for flag in ("manifest", "results") if not getattr(known, flag)]
@@ -95,8 +99,11 @@ def resume_problem(previous: str, results: str) -> str | None:
     except Exception:  # noqa: BLE001 - not Avro at all
         schema = None
     expected = fastavro.parse_schema(load_schema())
-    if not isinstance(schema, dict) or schema.get("name") != expected["name"] or \
-            [f["name"] for f in schema.get("fields", [])] != [f["name"] for f in expected["fields"]]:
+    if (
+        not isinstance(schema, dict)
+        or schema.get("name") != expected["name"]
+        or [f["name"] for f in schema.get("fields", [])] != [f["name"] for f in expected["fields"]]
+    ):
         return f"{files[0]} is not a results file of this pipeline"
     return None
 
@@ -154,8 +161,16 @@ def launch(args: SnapshotOptions, terminal=None):
         progress = Progress(len(accounting.manifest_sources(args.manifest)), terminal)
     try:
         p = beam.Pipeline(runner=runner, options=args)
-        graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args), limits, args.resume,
-                    progress and progress.path)
+        graph.build(
+            p,
+            args.manifest,
+            args.results,
+            make_buckets(args),
+            make_targets(args),
+            limits,
+            args.resume,
+            progress and progress.path,
+        )
         outcome = p.run()
         if not args.no_wait:
             outcome.wait_until_finish()
@@ -182,8 +197,11 @@ def translated(outcome) -> str:
     """What a dry run made: the job's name and the pipeline's steps."""
     pipeline = outcome.job.proto_pipeline
     transforms = pipeline.components.transforms
-    steps = [transforms[child].unique_name for root in pipeline.root_transform_ids
-             for child in transforms[root].subtransforms]
+    steps = [
+        transforms[child].unique_name
+        for root in pipeline.root_transform_ids
+        for child in transforms[root].subtransforms
+    ]
     return f"job {outcome.job.proto.name} with {len(steps)} steps ({', '.join(steps)})"
 
 

@@ -3,6 +3,7 @@
 The manifest is read again here, outside Beam, and the results' `Source` fields are compared
 with its non-blank lines. A runner that drops or repeats an element cannot go unnoticed.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -34,8 +35,9 @@ def unaccounted(pattern: str, records: list[dict]) -> str | None:
         return None
     parts = []
     if missing:
-        parts.append(f"{len(missing)} of {sum(expected.values())} lines have no result ({_some(missing)}): "
-                     f"the runner lost them")
+        parts.append(
+            f"{len(missing)} of {sum(expected.values())} lines have no result ({_some(missing)}): the runner lost them"
+        )
     if extra:
         parts.append(f"{len(extra)} results more than lines ({_some(extra)})")
     return "; ".join(parts)

@@ -1,4 +1,5 @@
 """The pipeline graph: manifest lines in, JPGs and one Avro result per line out."""
+
 from __future__ import annotations
 
 import apache_beam as beam
@@ -13,9 +14,16 @@ from transforms.results import WriteResults
 from transforms.resume import CarryOver
 
 
-def build(p: beam.Pipeline, manifest: str, results_prefix: str, buckets: Buckets,
-          targets: Targets | None = None, limits: Limits = Limits(), resume: str | None = None,
-          progress: str | None = None):
+def build(
+    p: beam.Pipeline,
+    manifest: str,
+    results_prefix: str,
+    buckets: Buckets,
+    targets: Targets | None = None,
+    limits: Limits = Limits(),
+    resume: str | None = None,
+    progress: str | None = None,
+):
     """Without `targets`, messages go to PREFIX-messages.jsonl. With `resume` (the results
     prefix of an earlier run), the jobs that succeeded there are carried over, not run. With
     `progress` (a socket of pipeline.progress), each finished job is told there."""
@@ -27,10 +35,12 @@ def build(p: beam.Pipeline, manifest: str, results_prefix: str, buckets: Buckets
     planned = parsed | "PlanCaptures" >> PlanCaptures(buckets, limits)
     captured = planned.tasks | "Capture" >> Capture(buckets, limits)
     outcomes = (planned.outcomes, captured) | "Outcomes" >> beam.Flatten()
-    return ((parsed, outcomes)
-            | "AssembleResults" >> AssembleResults(buckets, limits)
-            | "Notify" >> Notify(targets)
-            | "WriteResults" >> WriteResults(results_prefix, carried, progress))
+    return (
+        (parsed, outcomes)
+        | "AssembleResults" >> AssembleResults(buckets, limits)
+        | "Notify" >> Notify(targets)
+        | "WriteResults" >> WriteResults(results_prefix, carried, progress)
+    )
 
 
 def default_messages_file(results_prefix: str) -> str:

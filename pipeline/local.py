@@ -7,6 +7,7 @@ with the thread that writes elements: bytes written between the timer's read of 
 its clearing are dropped, so large elements are silently lost (docs/beam-local-data-loss.md).
 With the timer pushed past any run's length, flushes happen only at element boundaries.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,11 @@ LOCAL_RUNNERS = {"FnApiRunner", "DirectRunner"}  # what the command runs with pi
 def is_local(options: PipelineOptions) -> bool:
     """The run uses the local runner, in its threaded mode (not worker processes)."""
     direct = options.view_as(DirectOptions)
-    return (options.view_as(StandardOptions).runner in LOCAL_RUNNERS
-            and direct.direct_running_mode in (None, "in_memory", "multi_threading"))
+    return options.view_as(StandardOptions).runner in LOCAL_RUNNERS and direct.direct_running_mode in (
+        None,
+        "in_memory",
+        "multi_threading",
+    )
 
 
 def on_this_machine(options: PipelineOptions) -> bool:
@@ -40,8 +44,11 @@ def with_defaults(beam_args: list[str]) -> list[str]:
     """The command's Beam arguments: the FnApiRunner and a worker per core unless they say
     otherwise."""
     given = {arg.split("=", 1)[0] for arg in beam_args}
-    return [*(["--runner", "FnApiRunner"] if "--runner" not in given else []),
-            *(["--direct_num_workers", "0"] if "--direct_num_workers" not in given else []), *beam_args]
+    return [
+        *(["--runner", "FnApiRunner"] if "--runner" not in given else []),
+        *(["--direct_num_workers", "0"] if "--direct_num_workers" not in given else []),
+        *beam_args,
+    ]
 
 
 def runner(options: PipelineOptions) -> FnApiRunner:
@@ -50,5 +57,6 @@ def runner(options: PipelineOptions) -> FnApiRunner:
     direct = options.view_as(DirectOptions)
     direct.direct_num_workers = workers(options)
     direct.direct_running_mode = None  # a mode would make Beam replace the environment below
-    return FnApiRunner(default_environment=EmbeddedPythonGrpcEnvironment(
-        state_cache_size=None, data_buffer_time_limit_ms=NO_TIMER_MS))
+    return FnApiRunner(
+        default_environment=EmbeddedPythonGrpcEnvironment(state_cache_size=None, data_buffer_time_limit_ms=NO_TIMER_MS)
+    )

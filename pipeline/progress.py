@@ -2,9 +2,11 @@
 so far, the rate and the time left.
 
 Each finished job sends one datagram to a Unix socket of the launching command
-(`transforms.results.tell`); worker threads and local worker processes alike reach it. On a terminal the line is tqdm's; without one (CI,
-a pipe) a plain line every 10 s. Runners on other machines report Beam counters instead.
+(`transforms.results.tell`); worker threads and local worker processes alike reach it. On a
+terminal the line is tqdm's; without one (CI, a pipe) a plain line every 10 s. Runners on
+other machines report Beam counters instead.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,8 +58,10 @@ class Progress:
         seconds = time.monotonic() - self.started
         rate = self.done / seconds if seconds > 0 else 0.0
         left = (self.total - self.done) / rate if rate > 0 else float("nan")
-        return (f"{self.done}/{self.total} jobs, {self.images} images, {self.failed} failed, {rate:.1f} jobs/s, "
-                f"{left:.0f} s left")
+        return (
+            f"{self.done}/{self.total} jobs, {self.images} images, {self.failed} failed, {rate:.1f} jobs/s, "
+            f"{left:.0f} s left"
+        )
 
     def _receive(self) -> None:
         last_plain = time.monotonic()

@@ -6,6 +6,7 @@ of its WebVTT track, with filters by state, code and input and a search box. Ima
 embedded as small JPEG data URIs (from local or gs:// buckets alike), so the file works
 anywhere, offline; past a size budget they are left out, and the page says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,9 @@ class Embedder:
         try:
             with FileSystems.open(_path(url)) as stream, Image.open(io.BytesIO(stream.read())) as picture:
                 scale = min(1.0, width / picture.width)
-                small = picture.convert("RGB").resize((max(1, round(picture.width * scale)),
-                                                       max(1, round(picture.height * scale))))
+                small = picture.convert("RGB").resize(
+                    (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+                )
         except Exception:  # noqa: BLE001 - a missing or damaged picture is shown as missing
             return None
         out = io.BytesIO()
@@ -71,8 +73,13 @@ def cues(vtt_url: str) -> list[tuple[float, float, str]]:
     found = []
     for match in _CUE.finditer(text):
         h1, m1, s1, ms1, h2, m2, s2, ms2 = (int(g) for g in match.groups()[:8])
-        found.append((h1 * 3600 + m1 * 60 + s1 + ms1 / 1000, h2 * 3600 + m2 * 60 + s2 + ms2 / 1000,
-                      urllib.parse.urljoin(vtt_url, match.group(9).strip())))
+        found.append(
+            (
+                h1 * 3600 + m1 * 60 + s1 + ms1 / 1000,
+                h2 * 3600 + m2 * 60 + s2 + ms2 / 1000,
+                urllib.parse.urljoin(vtt_url, match.group(9).strip()),
+            )
+        )
     return found
 
 
@@ -81,10 +88,12 @@ def card(record: dict, embed: Embedder) -> str:
     source = json.loads(record["Input"]) if record["Input"] else {}
     name = source.get("Object", "") if isinstance(source, dict) else ""
     state, code = record["State"], record["Code"] or "Success"
-    parts = [f'<div class="card" data-job-id="{html.escape(record["Id"])}" data-state="{html.escape(state)}" '
-             f'data-code="{html.escape(code)}" data-input="{html.escape(str(name))}">',
-             f'<h3>{html.escape(record["Source"])} <span class="state {state.lower()}">{html.escape(state)}</span></h3>',
-             f'<div class="input">{html.escape(str(name))}</div>']
+    parts = [
+        f'<div class="card" data-job-id="{html.escape(record["Id"])}" data-state="{html.escape(state)}" '
+        f'data-code="{html.escape(code)}" data-input="{html.escape(str(name))}">',
+        f'<h3>{html.escape(record["Source"])} <span class="state {state.lower()}">{html.escape(state)}</span></h3>',
+        f'<div class="input">{html.escape(str(name))}</div>',
+    ]
     if record["Code"]:
         parts.append(f'<div class="error"><b>{html.escape(record["Code"])}</b> {html.escape(record["Message"])}</div>')
     thumbs = {}
@@ -94,8 +103,10 @@ def card(record: dict, embed: Embedder) -> str:
         made = embed.uri(snap["Url"], THUMB_WIDTH)
         if made:
             thumbs[snap["Url"]] = made[0]
-            parts.append(f'<figure><img src="{made[0]}" alt="{html.escape(snap["Object"])}">'
-                         f'<figcaption>{snap["Time"]} ms &rarr; {snap["FrameTime"]} ms</figcaption></figure>')
+            parts.append(
+                f'<figure><img src="{made[0]}" alt="{html.escape(snap["Object"])}">'
+                f"<figcaption>{snap['Time']} ms &rarr; {snap['FrameTime']} ms</figcaption></figure>"
+            )
     sheets = {}
     for url in record["Tiles"]:
         made = embed.uri(url, SHEET_WIDTH)
@@ -122,8 +133,10 @@ def _scrubber(track: list[tuple[float, float, str]], thumbs: dict, sheets: dict,
     if not items:
         return ""
     data = html.escape(json.dumps(items), quote=True)
-    return (f'<div class="vtt" data-cues="{data}"><div class="bar"></div><div class="cue"></div>'
-            f'<div class="when">hover the bar: the WebVTT track ({len(items)} cues)</div></div>')
+    return (
+        f'<div class="vtt" data-cues="{data}"><div class="bar"></div><div class="cue"></div>'
+        f'<div class="when">hover the bar: the WebVTT track ({len(items)} cues)</div></div>'
+    )
 
 
 def summary(records: list[dict]) -> str:
@@ -133,8 +146,10 @@ def summary(records: list[dict]) -> str:
     slowest = collections.defaultdict(float)
     for record in records:
         try:
-            seconds = (datetime.fromisoformat(record["FinishTime"].rstrip("Z"))
-                       - datetime.fromisoformat(record["CreationTime"].rstrip("Z"))).total_seconds()
+            seconds = (
+                datetime.fromisoformat(record["FinishTime"].rstrip("Z"))
+                - datetime.fromisoformat(record["CreationTime"].rstrip("Z"))
+            ).total_seconds()
             source = json.loads(record["Input"] or "{}")
             name = source.get("Object", "?") if isinstance(source, dict) else "?"
         except (ValueError, AttributeError):
@@ -142,12 +157,16 @@ def summary(records: list[dict]) -> str:
         slowest[name] = max(slowest[name], seconds)
     rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{v}</td></tr>" for k, v in states.most_common())
     rows += "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in codes.most_common())
-    slow = "".join(f"<li>{html.escape(str(name))}: {seconds:.0f} s</li>"
-                   for name, seconds in sorted(slowest.items(), key=lambda kv: -kv[1])[:5])
-    return (f'<section class="summary"><h2>{len(records)} jobs</h2><table>{rows}</table>'
-            f"<p>{images} images and {sheets} sprite sheets written.</p>"
-            f"<h3>Slowest inputs (creation to finish)</h3><ol>{slow}</ol>"
-            f"<h3>Snapshots per job</h3>{histogram([r['Count'] for r in records])}</section>")
+    slow = "".join(
+        f"<li>{html.escape(str(name))}: {seconds:.0f} s</li>"
+        for name, seconds in sorted(slowest.items(), key=lambda kv: -kv[1])[:5]
+    )
+    return (
+        f'<section class="summary"><h2>{len(records)} jobs</h2><table>{rows}</table>'
+        f"<p>{images} images and {sheets} sprite sheets written.</p>"
+        f"<h3>Slowest inputs (creation to finish)</h3><ol>{slow}</ol>"
+        f"<h3>Snapshots per job</h3>{histogram([r['Count'] for r in records])}</section>"
+    )
 
 
 def histogram(values: list[int], bins: int = 10) -> str:
@@ -157,9 +176,12 @@ def histogram(values: list[int], bins: int = 10) -> str:
     top = max(values) or 1
     counts = collections.Counter(min(bins - 1, v * bins // (top + 1)) for v in values)
     most = max(counts.values())
-    bars = "".join(f'<rect x="{i * 30}" y="{100 - 100 * counts[i] // most}" width="26" '
-                   f'height="{100 * counts[i] // most}"><title>{i * (top + 1) // bins}-'
-                   f'{(i + 1) * (top + 1) // bins - 1}: {counts[i]} jobs</title></rect>' for i in range(bins))
+    bars = "".join(
+        f'<rect x="{i * 30}" y="{100 - 100 * counts[i] // most}" width="26" '
+        f'height="{100 * counts[i] // most}"><title>{i * (top + 1) // bins}-'
+        f"{(i + 1) * (top + 1) // bins - 1}: {counts[i]} jobs</title></rect>"
+        for i in range(bins)
+    )
     return f'<svg class="chart" width="{bins * 30}" height="100" role="img">{bars}</svg>'
 
 
@@ -167,14 +189,20 @@ def page(records: list[dict], title: str, max_cards: int = MAX_CARDS) -> str:
     embed = Embedder()
     shown = records[:max_cards]
     cards = "\n".join(card(r, embed) for r in shown)
-    options = {key: sorted({c for c in (r[key] or "Success" if key == "Code" else r[key] for r in records)})
-               for key in ("State", "Code")}
-    note = f"<p class=note>Showing the first {len(shown)} of {len(records)} jobs.</p>" if len(shown) < len(records) else ""
+    options = {
+        key: sorted({r[key] or "Success" if key == "Code" else r[key] for r in records}) for key in ("State", "Code")
+    }
+    note = (
+        f"<p class=note>Showing the first {len(shown)} of {len(records)} jobs.</p>" if len(shown) < len(records) else ""
+    )
     if embed.skipped:
         note += f"<p class=note>{embed.skipped} pictures were left out to keep the file small.</p>"
-    select = "".join(f'<select id="{key.lower()}"><option value="">any {key.lower()}</option>'
-                     + "".join(f"<option>{html.escape(v)}</option>" for v in values) + "</select>"
-                     for key, values in options.items())
+    select = "".join(
+        f'<select id="{key.lower()}"><option value="">any {key.lower()}</option>'
+        + "".join(f"<option>{html.escape(v)}</option>" for v in values)
+        + "</select>"
+        for key, values in options.items()
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>{summary(records)}{note}
 <div class="filters">{select}<input id="search" type="search" placeholder="search line, input, message"></div>
@@ -194,16 +222,19 @@ SCRIPT = r"""
 const cards=[...document.querySelectorAll('.card')];
 function apply(){const s=document.getElementById('state').value,c=document.getElementById('code').value,
 q=document.getElementById('search').value.toLowerCase();
-for(const k of cards){const ok=(!s||k.dataset.state===s)&&(!c||k.dataset.code===c)&&(!q||k.textContent.toLowerCase().includes(q));
+for(const k of cards){const ok=(!s||k.dataset.state===s)&&(!c||k.dataset.code===c)
+&&(!q||k.textContent.toLowerCase().includes(q));
 k.style.display=ok?'':'none';}}
 for(const id of ['state','code','search'])document.getElementById(id).addEventListener('input',apply);
 for(const v of document.querySelectorAll('.vtt')){const list=JSON.parse(v.dataset.cues),bar=v.querySelector('.bar'),
 box=v.querySelector('.cue'),when=v.querySelector('.when'),end=list[list.length-1].e;
-bar.addEventListener('mousemove',e=>{const t=end*(e.offsetX/bar.clientWidth),q=list.find(x=>t>=x.s&&t<x.e)||list[list.length-1];
+bar.addEventListener('mousemove',e=>{const t=end*(e.offsetX/bar.clientWidth),
+q=list.find(x=>t>=x.s&&t<x.e)||list[list.length-1];
 when.textContent=t.toFixed(1)+' s';if(q.box){const[x,y,w,h]=q.box;
 box.innerHTML='<div style="width:'+w+'px;height:'+h+'px;background:url('+q.src+') -'+x+'px -'+y+'px"></div>';}
 else box.innerHTML='<img src="'+q.src+'">';});}
-if(location.hash==='#selftest')addEventListener('load',()=>{const imgs=[...document.images],loaded=imgs.filter(i=>i.complete&&i.naturalWidth>0).length;
+if(location.hash==='#selftest')addEventListener('load',()=>{const imgs=[...document.images],
+loaded=imgs.filter(i=>i.complete&&i.naturalWidth>0).length;
 document.getElementById('state').value='Success';apply();
 const failedShown=cards.filter(k=>k.dataset.state!=='Success'&&k.style.display!=='none').length;
 document.getElementById('selftest').textContent=JSON.stringify({cards:cards.length,images:imgs.length,loaded,failedShown});});

@@ -2,6 +2,7 @@
 line per message of this project, and none of Beam's walls of text. Beam's workers also print
 tracebacks straight to stderr, and worker processes write to the file descriptor they
 inherit: while the run lasts, file descriptor 2 is the log file."""
+
 from __future__ import annotations
 
 import contextlib

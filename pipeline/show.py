@@ -1,4 +1,5 @@
 """python -m pipeline.show PREFIX: a short table of the results in PREFIX-*.avro."""
+
 from __future__ import annotations
 
 import posixpath
@@ -36,7 +37,9 @@ def table(records: list[dict]) -> str:
         outputs = " + ".join(part for part in (outputs, ", ".join(extras)) if part)
         rows.append((r["Source"], r["Id"][:8], r["State"], r["Code"] or "-", str(r["Count"]), outputs or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1] for row in rows
+    )
 
 
 if __name__ == "__main__":

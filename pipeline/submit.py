@@ -7,6 +7,7 @@ succeeded, 1 when it failed (the response says why), 2 when the command line is 
 for `python -m pipeline`: a bucket root that is not a folder, an unreadable bucket map,
 roles or pipelines file).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,16 +35,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--pipeline-id", default="", help="PipelineId: where the job's message goes")
     parser.add_argument("--user-data", default="", help="UserData, echoed in the response and the message")
     parser.add_argument("--bucket_root", default="./buckets", help="root of the buckets (default: ./buckets)")
-    parser.add_argument("--bucket_map", help="JSON file: bucket name (or \"*\") -> local folder or gs:// root")
+    parser.add_argument("--bucket_map", help='JSON file: bucket name (or "*") -> local folder or gs:// root')
     parser.add_argument("--roles", help="JSON file: RoleArn -> credentials")
     parser.add_argument("--pipelines", help="JSON file: PipelineId -> notification target")
-    parser.add_argument("--messages", default=DEFAULT_MESSAGES,
-                        help=f"JSON Lines file for messages when no pipelines file is given (default: {DEFAULT_MESSAGES})")
-    parser.add_argument("--timeout", type=float, default=Limits.sync_timeout_s,
-                        help=f"seconds a synchronous job may take (default: {Limits.sync_timeout_s:g})")
-    parser.add_argument("--async-timeout", type=float, default=Limits.async_timeout_s,
-                        help=f"seconds a job with Interval, Num or TimeArray may take "
-                             f"(default: {Limits.async_timeout_s:g})")
+    parser.add_argument(
+        "--messages",
+        default=DEFAULT_MESSAGES,
+        help=f"JSON Lines file for messages when no pipelines file is given (default: {DEFAULT_MESSAGES})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=Limits.sync_timeout_s,
+        help=f"seconds a synchronous job may take (default: {Limits.sync_timeout_s:g})",
+    )
+    parser.add_argument(
+        "--async-timeout",
+        type=float,
+        default=Limits.async_timeout_s,
+        help=f"seconds a job with Interval, Num or TimeArray may take (default: {Limits.async_timeout_s:g})",
+    )
     return parser.parse_args(argv)
 
 
@@ -63,8 +74,9 @@ def run(job: Job, buckets: Buckets, limits: Limits) -> JobResult:
         return assemble.failed(job, job.error)
     worker = isolation.Worker("fork", limits.decoder_memory_mb)
     try:
-        return worker.call(assemble.run, (job, buckets, replace(limits, isolate=False)),
-                           limits.timeout_s(job.request.config.is_async))
+        return worker.call(
+            assemble.run, (job, buckets, replace(limits, isolate=False)), limits.timeout_s(job.request.config.is_async)
+        )
     except SnapshotError as error:
         return assemble.failed(job, error)
     finally:

@@ -1,4 +1,5 @@
 """A job's one result: its outcomes checked, its sprite sheets and WebVTT track written."""
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,9 @@ from snapshot.tiles import SheetLayout
 log = logging.getLogger(__name__)
 
 
-def finish_guarded(job: Job, outcomes: Iterable[Outcome], buckets: Buckets, limits: Limits,
-                   pool: isolation.Pool | None = None) -> JobResult:
+def finish_guarded(
+    job: Job, outcomes: Iterable[Outcome], buckets: Buckets, limits: Limits, pool: isolation.Pool | None = None
+) -> JobResult:
     """`finish`; for a job with sprite sheets, in a decoding process of `pool` (of its own
     without one), so that the process's memory cap bounds the sheets and the job's time limit
     their composing."""
@@ -31,8 +33,9 @@ def finish_guarded(job: Job, outcomes: Iterable[Outcome], buckets: Buckets, limi
             return using.run(finish, (job, outcomes, buckets), limits.timeout_s(job.request.config.is_async))
     except SnapshotError as error:
         shots = sorted((o for o in outcomes if o.image is not None), key=lambda o: o.seq)
-        return replace(failed(job, error), snapshots=tuple(o.image for o in shots),
-                       bytes_read=sum(o.bytes_read for o in outcomes))
+        return replace(
+            failed(job, error), snapshots=tuple(o.image for o in shots), bytes_read=sum(o.bytes_read for o in outcomes)
+        )
 
 
 def finish(job: Job, outcomes: Iterable[Outcome], buckets: Buckets) -> JobResult:
@@ -53,11 +56,16 @@ def finish(job: Job, outcomes: Iterable[Outcome], buckets: Buckets) -> JobResult
         result = JobResult(job.id, job.source, results.SUCCESS, job.created, results.utc_now(), **_echo(job))
     except SnapshotError as error:
         result = failed(job, error)
-    except Exception:  # noqa: BLE001 - one bad job must never stop the pipeline
+    except Exception:
         log.exception("finishing job %s failed", job.id)
         result = failed(job, internal_error())
-    return replace(result, snapshots=tuple(o.image for o in shots), tiles=tuple(url for _, url in sheets),
-                   vtt=vtt_url, bytes_read=sum(o.bytes_read for o in outcomes))
+    return replace(
+        result,
+        snapshots=tuple(o.image for o in shots),
+        tiles=tuple(url for _, url in sheets),
+        vtt=vtt_url,
+        bytes_read=sum(o.bytes_read for o in outcomes),
+    )
 
 
 def _check_complete(job: Job, outcomes: list[Outcome], shots: list[Outcome]) -> Planned:
@@ -72,8 +80,7 @@ def _check_complete(job: Job, outcomes: list[Outcome], shots: list[Outcome]) -> 
     return planned
 
 
-def _write_sheets(job: Job, layout: SheetLayout, shots: list[Outcome],
-                  storage: Storage) -> list[tuple[str, str]]:
+def _write_sheets(job: Job, layout: SheetLayout, shots: list[Outcome], storage: Storage) -> list[tuple[str, str]]:
     """Compose and write each sheet; (object name, url) per sheet."""
     config, input_name = job.request.config, job.request.input.name
     cells = [(layout.cell(layout.cell_index(o.seq)), o.cell) for o in shots if o.cell is not None]
@@ -87,8 +94,7 @@ def _write_sheets(job: Job, layout: SheetLayout, shots: list[Outcome],
     return written
 
 
-def _write_vtt(job: Job, planned: Planned, shots: list[Outcome], sheet_names: list[str],
-               storage: Storage) -> str:
+def _write_vtt(job: Job, planned: Planned, shots: list[Outcome], sheet_names: list[str], storage: Storage) -> str:
     """The WebVTT track beside what its cues point to: the first sheet, or the first image."""
     config = job.request.config
     if config.vtt_sprite_fragments:
@@ -127,11 +133,23 @@ def run(job: Job, buckets: Buckets, limits: Limits = Limits()) -> JobResult:
 
 
 def failed(job: Job, error: SnapshotError) -> JobResult:
-    return JobResult(job.id, job.source, results.FAIL, job.created, results.utc_now(),
-                     code=error.code, message=error.message, **_echo(job))
+    return JobResult(
+        job.id,
+        job.source,
+        results.FAIL,
+        job.created,
+        results.utc_now(),
+        code=error.code,
+        message=error.message,
+        **_echo(job),
+    )
 
 
 def _echo(job: Job) -> dict:
     echo = job.echo
-    return {"input": echo.input, "snapshot_config": echo.config, "pipeline_id": echo.pipeline_id,
-            "user_data": echo.user_data}
+    return {
+        "input": echo.input,
+        "snapshot_config": echo.config,
+        "pipeline_id": echo.pipeline_id,
+        "user_data": echo.user_data,
+    }

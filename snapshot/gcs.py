@@ -3,6 +3,7 @@
 Only the public JSON API is used (through google-cloud-storage), so any GCS server works;
 `STORAGE_EMULATOR_HOST` points the client at a local one.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -28,10 +29,20 @@ READ_CHUNK = 1 << 20  # bytes fetched per ranged GET; a seek outside them fetche
 
 T = TypeVar("T")
 
-_TRANSIENT = (api.TooManyRequests, api.InternalServerError, api.BadGateway, api.ServiceUnavailable,
-              api.GatewayTimeout, requests.ConnectionError, requests.Timeout,
-              requests.exceptions.ChunkedEncodingError, http.client.HTTPException, ConnectionError,
-              TimeoutError, auth_errors.TransportError)
+_TRANSIENT = (
+    api.TooManyRequests,
+    api.InternalServerError,
+    api.BadGateway,
+    api.ServiceUnavailable,
+    api.GatewayTimeout,
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+    auth_errors.TransportError,
+)
 
 
 def call(what: str, action: Callable[[], T], retry: Retry) -> T:
@@ -48,11 +59,11 @@ def call(what: str, action: Callable[[], T], retry: Retry) -> T:
             raise changed() from None
         except _TRANSIENT as error:
             if attempt == retry.attempts:
-                raise SnapshotError(errors.TRANSIENT_NETWORK_ERROR,
-                                    f"{what}: storage kept failing after {attempt} attempts "
-                                    f"({type(error).__name__})") from None
-            log.warning("%s: attempt %d failed (%s); retrying in %.2f s", what, attempt, type(error).__name__,
-                        delay)
+                raise SnapshotError(
+                    errors.TRANSIENT_NETWORK_ERROR,
+                    f"{what}: storage kept failing after {attempt} attempts ({type(error).__name__})",
+                ) from None
+            log.warning("%s: attempt %d failed (%s); retrying in %.2f s", what, attempt, type(error).__name__, delay)
             time.sleep(delay)
             delay = min(delay * 2, retry.maximum_s)
     raise AssertionError("unreachable")
@@ -64,15 +75,20 @@ def credentials_for(role: dict | None):
         return None
     if "key_file" in role:
         from google.oauth2 import service_account
+
         return service_account.Credentials.from_service_account_file(
-            role["key_file"], scopes=["https://www.googleapis.com/auth/devstorage.read_write"])
+            role["key_file"], scopes=["https://www.googleapis.com/auth/devstorage.read_write"]
+        )
     if "impersonate" in role:
         import google.auth
         from google.auth import impersonated_credentials
+
         source, _ = google.auth.default()
         return impersonated_credentials.Credentials(
-            source_credentials=source, target_principal=role["impersonate"],
-            target_scopes=["https://www.googleapis.com/auth/devstorage.read_write"])
+            source_credentials=source,
+            target_principal=role["impersonate"],
+            target_scopes=["https://www.googleapis.com/auth/devstorage.read_write"],
+        )
     raise ValueError("a role needs key_file or impersonate")
 
 
@@ -80,7 +96,7 @@ class GcsRoot:
     """Objects below gs://bucket[/prefix]."""
 
     def __init__(self, location: str, role: dict | None, retry: Retry):
-        bucket, _, prefix = location[len("gs://"):].partition("/")
+        bucket, _, prefix = location[len("gs://") :].partition("/")
         self.bucket_name, self.prefix, self.retry = bucket, prefix.strip("/"), retry
         self.client = storage.Client(credentials=credentials_for(role))
         self.bucket = self.client.bucket(bucket)
@@ -102,10 +118,11 @@ class GcsRoot:
     def write(self, name: str, data: bytes) -> str:
         blob = self.bucket.blob(self._blob_name(name))
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        call(f"writing {name!r}",
-             lambda: blob.upload_from_string(data, content_type=content_type, timeout=self.retry.timeout_s,
-                                             retry=None),
-             self.retry)
+        call(
+            f"writing {name!r}",
+            lambda: blob.upload_from_string(data, content_type=content_type, timeout=self.retry.timeout_s, retry=None),
+            self.retry,
+        )
         return f"gs://{self.bucket_name}/{blob.name}"
 
     def _blob_name(self, name: str) -> str:
@@ -138,7 +155,7 @@ class RangeReader(io.RawIOBase):
             self._fetch(self.position, max(len(buffer), READ_CHUNK))
             offset = 0
         count = min(len(buffer), len(self.chunk) - offset)
-        buffer[:count] = self.chunk[offset:offset + count]
+        buffer[:count] = self.chunk[offset : offset + count]
         self.position += count
         return count
 
@@ -152,7 +169,17 @@ class RangeReader(io.RawIOBase):
 
     def _fetch(self, start: int, length: int) -> None:
         end = min(self.size, start + length) - 1  # inclusive
-        self.chunk = call(self.what, lambda: self.blob.download_as_bytes(
-            start=start, end=end, raw_download=True, checksum=None, timeout=self.retry.timeout_s, retry=None,
-            if_generation_match=self.blob.generation), self.retry)
+        self.chunk = call(
+            self.what,
+            lambda: self.blob.download_as_bytes(
+                start=start,
+                end=end,
+                raw_download=True,
+                checksum=None,
+                timeout=self.retry.timeout_s,
+                retry=None,
+                if_generation_match=self.blob.generation,
+            ),
+            self.retry,
+        )
         self.chunk_start = start

@@ -1,4 +1,5 @@
 """Pillow and NumPy: JPEG encoding, sprite sheets and the black-frame test."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +9,7 @@ from collections.abc import Iterable
 import numpy as np
 from PIL import Image, ImageColor
 
-CELL_QUALITY = 95      # cells travel between steps as JPEG, nearly lossless
+CELL_QUALITY = 95  # cells travel between steps as JPEG, nearly lossless
 
 
 def encode_jpeg(image: Image.Image, quality: int) -> bytes:
@@ -32,8 +33,9 @@ def sheet_color(color: str, seed: str) -> tuple[int, int, int]:
     return ImageColor.getrgb(color)[:3]
 
 
-def compose_sheet(size: tuple[int, int], color: tuple[int, int, int],
-                  cells: Iterable[tuple[tuple[int, int], bytes]]) -> Image.Image:
+def compose_sheet(
+    size: tuple[int, int], color: tuple[int, int, int], cells: Iterable[tuple[tuple[int, int], bytes]]
+) -> Image.Image:
     """A sheet of `size` filled with `color`, each cell JPEG pasted at its (x, y)."""
     sheet = Image.new("RGB", size, color)
     for position, jpeg in cells:

@@ -4,6 +4,7 @@ A decoder that hangs or crashes (segfault, abort, out of memory) takes only its 
 with it; the caller gets a SnapshotError with a code and goes on. The child is persistent:
 it serves call after call, and is replaced when it is killed or dies.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,6 +40,7 @@ def _serve(connection, memory_mb: int, parent: int) -> None:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import snapshot.jobs  # noqa: F401 - the decoding stack, loaded before the first call's clock starts
+
     connection.send("ready")
     while True:
         try:
@@ -70,10 +72,22 @@ class _Relay(logging.Handler):
             text = record.getMessage()
             if record.exc_info:
                 text += "\n" + "".join(traceback.format_exception(*record.exc_info))
-            self.connection.send((LOG, {"name": record.name, "levelno": record.levelno,
-                                        "levelname": record.levelname, "msg": text, "pathname": record.pathname,
-                                        "lineno": record.lineno, "funcName": record.funcName,
-                                        "created": record.created, "processName": "decoding process"}))
+            self.connection.send(
+                (
+                    LOG,
+                    {
+                        "name": record.name,
+                        "levelno": record.levelno,
+                        "levelname": record.levelname,
+                        "msg": text,
+                        "pathname": record.pathname,
+                        "lineno": record.lineno,
+                        "funcName": record.funcName,
+                        "created": record.created,
+                        "processName": "decoding process",
+                    },
+                )
+            )
         except Exception:  # noqa: BLE001 - a log line must never break a call
             pass
 
@@ -88,10 +102,12 @@ def _exit_when_orphaned(parent: int) -> None:
     """Exit as soon as the parent is gone (killed by the OOM killer, say), whatever this process
     is doing: a thread watches getppid(). (prctl's PR_SET_PDEATHSIG would fire when the parent's
     *thread* that started this process ends, and short-lived threads start these processes.)"""
+
     def watch():
         while os.getppid() == parent:
             time.sleep(ORPHAN_CHECK_S)
         os._exit(1)
+
     threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
@@ -143,17 +159,19 @@ class Worker:
             self.process.join(1)
             cause = _describe(self.process.exitcode) if self.process.exitcode is not None else "no answer"
             self.close()
-            raise SnapshotError(errors.INTERNAL_ERROR, f"the decoding process did not start ({cause}; is "
-                                                       f"--decoder_memory_mb too low?)")
+            raise SnapshotError(
+                errors.INTERNAL_ERROR, f"the decoding process did not start ({cause}; is --decoder_memory_mb too low?)"
+            )
 
-    def _died(self) -> SnapshotError:
+    def died(self) -> SnapshotError:
         self.process.join()
         code = self.process.exitcode
         self.connection.close()
         self.process = self.connection = None
         if code is not None and code < 0 and -code in _DECODER_CRASHES:
-            return SnapshotError(errors.RESOURCE_CONTENT_BAD,
-                                 f"the decoder crashed on this input ({signal.Signals(-code).name})")
+            return SnapshotError(
+                errors.RESOURCE_CONTENT_BAD, f"the decoder crashed on this input ({signal.Signals(-code).name})"
+            )
         return SnapshotError(errors.INTERNAL_ERROR, f"the decoding process died ({_describe(code)})")
 
 
@@ -191,7 +209,7 @@ class _Stream:
             try:
                 kind, value = worker.connection.recv()
             except EOFError:
-                raise worker._died() from None
+                raise worker.died() from None
             if kind != LOG:
                 return kind, value
             record = logging.makeLogRecord(value)
@@ -238,6 +256,7 @@ class Pool:
     def prestart(self, count: int) -> None:
         """Start `count` processes in the background: their start overlaps what the owner does
         meanwhile."""
+
         def start():
             worker = self._new()
             try:
@@ -246,6 +265,7 @@ class Pool:
                 worker.close()
                 return
             self._give_back(worker)
+
         for _ in range(count):
             threading.Thread(target=start, daemon=True).start()
 

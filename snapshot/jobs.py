@@ -5,9 +5,11 @@ of them are walked in time order by tasks that open the file once and share ever
 frame. `snapshot.assemble` then makes each job's result. The pipeline's steps are thin
 wrappers around these functions; `run` chains them in one process.
 """
+
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -35,17 +37,17 @@ LINES_PER_GROUP = 5000  # manifest lines whose jobs on one input are planned tog
 # shared by many jobs is then decoded once per task, which beats one unbounded task.
 MAX_SHOTS_PER_TASK = 16
 MAX_SHOTS_IN_A_GOP = 64
-TASK_COST = 1e9            # estimated nanoseconds of work: about a second
-DECODE_NS_PER_PIXEL = 2    # estimates for one core, from the capture benchmark
-PICTURE_NS_PER_PIXEL = 8   # scaling, colour conversion and JPEG encoding of an output pixel
-ASSUMED_FPS = 30           # to count the frames a walk of so many milliseconds decodes
+TASK_COST = 1e9  # estimated nanoseconds of work: about a second
+DECODE_NS_PER_PIXEL = 2  # estimates for one core, from the capture benchmark
+PICTURE_NS_PER_PIXEL = 8  # scaling, colour conversion and JPEG encoding of an output pixel
+ASSUMED_FPS = 30  # to count the frames a walk of so many milliseconds decodes
 
 
 @dataclass(frozen=True)
 class ManifestLine:
-    source: str   # the manifest file's path, relative to the folder its pattern names
-    number: int   # 1-based line number
-    text: str     # bytes that are not UTF-8 are replaced with U+FFFD ...
+    source: str  # the manifest file's path, relative to the folder its pattern names
+    number: int  # 1-based line number
+    text: str  # bytes that are not UTF-8 are replaced with U+FFFD ...
     utf8: bool = True  # ... and this is False
 
     @property
@@ -67,6 +69,7 @@ class Job:
 @dataclass(frozen=True)
 class Planned:
     """What finishing a job needs to know of its plan."""
+
     duration_ms: float
     shots: int
     layout: SheetLayout | None
@@ -75,6 +78,7 @@ class Planned:
 @dataclass(frozen=True)
 class Part:
     """A job's share of a capture task: where its images go."""
+
     job_id: str
     request: Request
     layout: SheetLayout | None
@@ -83,10 +87,11 @@ class Part:
 @dataclass(frozen=True)
 class CaptureTask:
     """Shots on one input, of one or several jobs, captured opening the video once."""
+
     input: ObjectRef
-    input_version: str        # what planning read: capture must read the same content
+    input_version: str  # what planning read: capture must read the same content
     probe: Probe
-    shots: tuple[Shot, ...]   # in time order; each shot's owner is its job's id
+    shots: tuple[Shot, ...]  # in time order; each shot's owner is its job's id
     parts: tuple[Part, ...]
 
 
@@ -94,6 +99,7 @@ class CaptureTask:
 class Outcome:
     """A piece of a job's result: its plan (seq 0), or one shot's image and sprite cell,
     or the error that stopped either; with the input bytes its step read for the job."""
+
     seq: int
     planned: Planned | None = None
     image: SnapshotImage | None = None
@@ -107,8 +113,13 @@ def read_job(line: ManifestLine, created: str, targets: Targets | None = None) -
     failure becomes the line's coded error."""
     source = f"{line.source}:{line.number}"
     if not line.utf8:
-        return Job(line.job_id, source, created, Echo(),
-                   error=SnapshotError(errors.JSON_FORMAT_INVALID, "the manifest line is not UTF-8"))
+        return Job(
+            line.job_id,
+            source,
+            created,
+            Echo(),
+            error=SnapshotError(errors.JSON_FORMAT_INVALID, "the manifest line is not UTF-8"),
+        )
     echo = spec.decode_echo(line.text)
     try:
         request = spec.parse_request(line.text)
@@ -117,10 +128,15 @@ def read_job(line: ManifestLine, created: str, targets: Targets | None = None) -
         return Job(line.job_id, source, created, echo, request=request)
     except SnapshotError as error:
         return Job(line.job_id, source, created, echo, error=error)
-    except Exception:  # noqa: BLE001 - a line that breaks the parser is still that line's failure
+    except Exception:
         log.exception("reading line %s failed", source)
-        return Job(line.job_id, source, created, echo,
-                   error=SnapshotError(errors.INVALID_PARAMETER, "the request cannot be read"))
+        return Job(
+            line.job_id,
+            source,
+            created,
+            echo,
+            error=SnapshotError(errors.INVALID_PARAMETER, "the request cannot be read"),
+        )
 
 
 def input_key(job: Job) -> str:
@@ -132,8 +148,9 @@ def input_key(job: Job) -> str:
     return json.dumps([source.bucket, source.name, source.role_arn, manifest, int(line) // LINES_PER_GROUP])
 
 
-def plan_input(jobs: list[Job], buckets: Buckets, limits: Limits = Limits()) \
-        -> tuple[list[tuple[str, Outcome]], list[CaptureTask]]:
+def plan_input(
+    jobs: list[Job], buckets: Buckets, limits: Limits = Limits()
+) -> tuple[list[tuple[str, Outcome]], list[CaptureTask]]:
     """Plan the jobs on one input: probe it once, then each job's shots, sizes and sprites.
 
     Returns each job's plan outcome (seq 0: what finishing needs, or the error that stops
@@ -205,8 +222,9 @@ def _check_names(request: Request, shots: list[Shot], layout: SheetLayout | None
         taken[where] = f"a name of its {field}"
 
 
-def output_names(request: Request, shots: list[Shot], layout: SheetLayout | None) \
-        -> Iterator[tuple[str, ObjectRef, str]]:
+def output_names(
+    request: Request, shots: list[Shot], layout: SheetLayout | None
+) -> Iterator[tuple[str, ObjectRef, str]]:
     """(field, where, object name) of every object a job writes: images, sheets, track."""
     config, input_name = request.config, request.input.name
     images_ = [naming.expand(config.output.name, input_name, s.seq, s.requested_ms) for s in shots]
@@ -215,8 +233,10 @@ def output_names(request: Request, shots: list[Shot], layout: SheetLayout | None
     sheets = []
     if layout is not None:
         cells = sum(layout.cell_index(s.seq) is not None for s in shots)
-        sheets = [naming.expand(config.tile_output.name, input_name, tile_count=n)
-                  for n in range(1, layout.sheet_count(cells) + 1)]
+        sheets = [
+            naming.expand(config.tile_output.name, input_name, tile_count=n)
+            for n in range(1, layout.sheet_count(cells) + 1)
+        ]
         yield from (("SnapshotConfig.TileOutputFile.Object", config.tile_output, name) for name in sheets)
     if config.vtt and shots:
         if config.vtt_sprite_fragments:
@@ -232,8 +252,11 @@ def _tasks(probe: Probe | None, version: str, shots: list[Shot], parts: list[Par
     groups, current, cost, previous = [], [], 0.0, None
     for shot in sorted(shots, key=lambda s: (s.target_pts, s.owner, s.seq)):
         gop = probe.keyframe_at_or_before(shot.target_pts)
-        if current and (len(current) >= MAX_SHOTS_IN_A_GOP or cost >= TASK_COST or (
-                len(current) >= MAX_SHOTS_PER_TASK and gop != probe.keyframe_at_or_before(current[-1].target_pts))):
+        if current and (
+            len(current) >= MAX_SHOTS_IN_A_GOP
+            or cost >= TASK_COST
+            or (len(current) >= MAX_SHOTS_PER_TASK and gop != probe.keyframe_at_or_before(current[-1].target_pts))
+        ):
             groups.append(current)
             current, cost, previous = [], 0.0, None
         cost += shot_cost(probe, shot, previous)
@@ -242,10 +265,16 @@ def _tasks(probe: Probe | None, version: str, shots: list[Shot], parts: list[Par
     groups.append(current)
     by_job = {part.job_id: part for part in parts}
     source = parts[0].request.input
-    return [CaptureTask(source, version,
-                        probe.for_targets((s.target_pts for s in group), any(s.black for s in group)),
-                        tuple(group), tuple(by_job[o] for o in sorted({s.owner for s in group})))
-            for group in groups]
+    return [
+        CaptureTask(
+            source,
+            version,
+            probe.for_targets((s.target_pts for s in group), any(s.black for s in group)),
+            tuple(group),
+            tuple(by_job[o] for o in sorted({s.owner for s in group})),
+        )
+        for group in groups
+    ]
 
 
 def shot_cost(probe: Probe, shot: Shot, previous: Shot | None) -> float:
@@ -255,11 +284,11 @@ def shot_cost(probe: Probe, shot: Shot, previous: Shot | None) -> float:
         frames = 1 if not shot.black else media.BLACK_WINDOW_S * ASSUMED_FPS
     else:
         keyframe = probe.keyframe_at_or_before(shot.target_pts)
-        walked_from = max(keyframe, previous.target_pts) if previous is not None and not previous.keyframe \
-            else keyframe
+        walked_from = max(keyframe, previous.target_pts) if previous is not None and not previous.keyframe else keyframe
         frames = 1 + probe.ms(shot.target_pts) / 1000 * ASSUMED_FPS - probe.ms(walked_from) / 1000 * ASSUMED_FPS
-    return (frames * probe.width * probe.height * DECODE_NS_PER_PIXEL
-            + shot.size[0] * shot.size[1] * PICTURE_NS_PER_PIXEL)
+    return (
+        frames * probe.width * probe.height * DECODE_NS_PER_PIXEL + shot.size[0] * shot.size[1] * PICTURE_NS_PER_PIXEL
+    )
 
 
 def run_task(task: CaptureTask, buckets: Buckets, limits: Limits = Limits()) -> Iterator[tuple[str, Outcome]]:
@@ -290,16 +319,18 @@ def _keep(part: Part, probe: Probe, captured: media.Captured, storage: Storage) 
     if config.writes_images:
         name = naming.expand(config.output.name, request.input.name, shot.seq, shot.requested_ms)
         url = storage.write(config.output, name, captured.jpeg(config.quality))
-    image = SnapshotImage(shot.seq, name, url, shot.requested_ms, round(probe.ms(captured.frame_pts)),
-                          *captured.image.size)
+    image = SnapshotImage(
+        shot.seq, name, url, shot.requested_ms, round(probe.ms(captured.frame_pts)), *captured.image.size
+    )
     cell = None
     if part.layout and part.layout.cell_index(shot.seq) is not None:
         cell = images.cell_jpeg(captured.image, (part.layout.cell_width, part.layout.cell_height))
     return Outcome(shot.seq, image=image, cell=cell)
 
 
-def plan_input_guarded(jobs: list[Job], buckets: Buckets, limits: Limits, pool: isolation.Pool | None = None) \
-        -> tuple[list[tuple[str, Outcome]], list[CaptureTask]]:
+def plan_input_guarded(
+    jobs: list[Job], buckets: Buckets, limits: Limits, pool: isolation.Pool | None = None
+) -> tuple[list[tuple[str, Outcome]], list[CaptureTask]]:
     """plan_input in a decoding process of `pool` (of its own without one) that is killed past
     the most generous probe limit of the jobs (they share the probe): a stalled input holds
     back the run for that long only."""
@@ -313,8 +344,9 @@ def plan_input_guarded(jobs: list[Job], buckets: Buckets, limits: Limits, pool: 
         return [(job.id, Outcome(0, error=error)) for job in jobs], []
 
 
-def run_task_guarded(task: CaptureTask, buckets: Buckets, limits: Limits,
-                     pool: isolation.Pool | None = None) -> list[tuple[str, Outcome]]:
+def run_task_guarded(
+    task: CaptureTask, buckets: Buckets, limits: Limits, pool: isolation.Pool | None = None
+) -> list[tuple[str, Outcome]]:
     """run_task in a decoding process of `pool` (of its own without one), each job within its
     own time limit.
 
@@ -332,8 +364,8 @@ def run_task_guarded(task: CaptureTask, buckets: Buckets, limits: Limits,
         while remaining is not None:
             waiting = _Waiting(remaining, failed)
             try:
-                for job_id, outcome in _run(remaining, buckets, limits, using,
-                                            lambda: waiting.seconds(limit, spent)):
+                seconds = functools.partial(waiting.seconds, limit, spent)
+                for job_id, outcome in _run(remaining, buckets, limits, using, seconds):
                     spent[job_id] += waiting.arrived(job_id, outcome.seq)
                     outcomes.append((job_id, outcome))
                     if outcome.error is not None:
@@ -351,8 +383,9 @@ def run_task_guarded(task: CaptureTask, buckets: Buckets, limits: Limits,
     return outcomes
 
 
-def _run(task: CaptureTask, buckets: Buckets, limits: Limits, pool: isolation.Pool | None,
-         seconds) -> Iterator[tuple[str, Outcome]]:
+def _run(
+    task: CaptureTask, buckets: Buckets, limits: Limits, pool: isolation.Pool | None, seconds
+) -> Iterator[tuple[str, Outcome]]:
     if not limits.isolate:
         return run_task(task, buckets, limits)
     return pool.stream(run_task, (task, buckets, limits), seconds)
@@ -397,8 +430,9 @@ class _Waiting:
         return took
 
 
-def _unfinished(task: CaptureTask, outcomes: list[tuple[str, Outcome]], failed: set[str],
-                error: SnapshotError) -> list[tuple[str, Outcome]]:
+def _unfinished(
+    task: CaptureTask, outcomes: list[tuple[str, Outcome]], failed: set[str], error: SnapshotError
+) -> list[tuple[str, Outcome]]:
     """One failed outcome for each job not failed yet with shots of the task not captured."""
     done = {(job_id, outcome.seq) for job_id, outcome in outcomes}
     result = {}
@@ -418,26 +452,32 @@ def _without(task: CaptureTask, outcomes: list[tuple[str, Outcome]], failed: set
     return replace(task, shots=shots, parts=tuple(p for p in task.parts if p.job_id in owners))
 
 
-def _check_output_pixels(config: spec.SnapshotConfig, size: tuple[int, int], layout: SheetLayout | None,
-                         shots: int, limits: Limits) -> None:
+def _check_output_pixels(
+    config: spec.SnapshotConfig, size: tuple[int, int], layout: SheetLayout | None, shots: int, limits: Limits
+) -> None:
     """The pixels a job writes, single images and sheets together, must stay under the cap."""
     total = shots * size[0] * size[1] if config.writes_images else 0
     if layout is not None:
         cells = sum(layout.cell_index(seq) is not None for seq in range(1, shots + 1))
         total += sum(w * h for w, h in (layout.sheet_size(n, cells) for n in range(1, layout.sheet_count(cells) + 1)))
     if total > limits.max_output_pixels:
-        raise SnapshotError(errors.OUT_OF_RANGE, f"the job would write {total} pixels, over the cap of "
-                                                 f"{limits.max_output_pixels}")
+        raise SnapshotError(
+            errors.OUT_OF_RANGE, f"the job would write {total} pixels, over the cap of {limits.max_output_pixels}"
+        )
 
 
 def _check_before_io(request: Request, buckets: Buckets) -> None:
     """Every RoleArn must be one the deployment knows, and every bucket and name one that its
     storage accepts (GCS's rules), before any I/O."""
     config = request.config
-    refs = {"Input": (request.input, request.input.name),
-            "SnapshotConfig.OutputFile": (config.output, naming.expand(config.output.name, request.input.name)),
-            "SnapshotConfig.TileOutputFile": (config.tile_output, config.tile_output and naming.expand(
-                config.tile_output.name, request.input.name))}
+    refs = {
+        "Input": (request.input, request.input.name),
+        "SnapshotConfig.OutputFile": (config.output, naming.expand(config.output.name, request.input.name)),
+        "SnapshotConfig.TileOutputFile": (
+            config.tile_output,
+            config.tile_output and naming.expand(config.tile_output.name, request.input.name),
+        ),
+    }
     for field_name, (ref, name) in refs.items():
         if ref is not None:
             buckets.check_role(ref.role_arn, f"{field_name}.RoleArn")

@@ -1,4 +1,5 @@
 """The limits that protect the workers (docs/limits.md): time, size and count caps."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,17 +7,17 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Limits:
-    sync_timeout_s: float = 5.0             # each step of a synchronous job (no Interval, Num, TimeArray)
-    async_timeout_s: float = 600.0          # each step of any other job
-    probe_timeout_s: float = 60.0           # planning (probing) an input of async jobs; sync ones: sync_timeout_s
-    max_input_pixels: int = 8192 * 4320     # width x height of the input video, checked before decoding
-    max_points: int = 10_000                # snapshots per job
+    sync_timeout_s: float = 5.0  # each step of a synchronous job (no Interval, Num, TimeArray)
+    async_timeout_s: float = 600.0  # each step of any other job
+    probe_timeout_s: float = 60.0  # planning (probing) an input of async jobs; sync ones: sync_timeout_s
+    max_input_pixels: int = 8192 * 4320  # width x height of the input video, checked before decoding
+    max_points: int = 10_000  # snapshots per job
     max_output_pixels: int = 10_000_000_000  # width x height summed over a job's images and sheets
-    max_sheet_pixels: int = 100_000_000     # one sprite sheet
-    max_frames_per_point: int = 3_000       # frames decoded to reach one point
-    decoder_threads: int = 1                # per decoder; workers run in parallel already
-    decoder_memory_mb: int = 4096           # address space of a decoding process (0: no cap)
-    isolate: bool = True                    # decode in a child process that can be killed
+    max_sheet_pixels: int = 100_000_000  # one sprite sheet
+    max_frames_per_point: int = 3_000  # frames decoded to reach one point
+    decoder_threads: int = 1  # per decoder; workers run in parallel already
+    decoder_memory_mb: int = 4096  # address space of a decoding process (0: no cap)
+    isolate: bool = True  # decode in a child process that can be killed
 
     def timeout_s(self, is_async: bool) -> float:
         return self.async_timeout_s if is_async else self.sync_timeout_s

@@ -4,6 +4,7 @@ Time is measured in the video stream's own timestamps (`pts`, in `time_base` uni
 `start_pts`, the presentation time of the first frame, so a stream whose timestamps start
 at 10 s (MPEG-TS) counts from 0 like any other.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -24,30 +25,35 @@ DEFAULT_LIMITS = Limits()
 
 # PIL transposes that make a frame upright, keyed by PyAV's `frame.rotation` (degrees the
 # display matrix turns the picture counter-clockwise).
-_UPRIGHT = {90: Image.Transpose.ROTATE_90, -90: Image.Transpose.ROTATE_270,
-            270: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180,
-            -180: Image.Transpose.ROTATE_180}
+_UPRIGHT = {
+    90: Image.Transpose.ROTATE_90,
+    -90: Image.Transpose.ROTATE_270,
+    270: Image.Transpose.ROTATE_270,
+    180: Image.Transpose.ROTATE_180,
+    -180: Image.Transpose.ROTATE_180,
+}
 
 
 SEEK_ATTEMPTS = 10
-IO_BUFFER = 1 << 16        # bytes FFmpeg asks the reader for at a time
+IO_BUFFER = 1 << 16  # bytes FFmpeg asks the reader for at a time
 # Demuxers that read one self-contained file (no playlists, concat, image sequences, devices).
 ALLOWED_FORMATS = {"mov", "matroska", "mpegts", "avi", "flv", "mpeg", "ogg", "mxf", "asf", "ivf"}
 INDEXED_FORMATS = {"mov", "mp4", "matroska", "webm"}  # demuxers whose index lists every keyframe
-BLACK_WINDOW_S = 5         # the black-frame filter looks this far for the first image
-BLACK_TEST_WIDTH = 160     # frames are tested for black at this width (luma only)
+BLACK_WINDOW_S = 5  # the black-frame filter looks this far for the first image
+BLACK_TEST_WIDTH = 160  # frames are tested for black at this width (luma only)
 
 
 @dataclass(frozen=True)
 class Probe:
     """What planning needs to know about a video stream."""
+
     time_base: Fraction
     start_pts: int
-    end_pts: int                 # presentation end: last frame's pts + its duration
-    keyframes: tuple[int, ...]   # sorted pts of the keyframes
-    width: int                   # display size, upright
+    end_pts: int  # presentation end: last frame's pts + its duration
+    keyframes: tuple[int, ...]  # sorted pts of the keyframes
+    width: int  # display size, upright
     height: int
-    rotation: int                # degrees counter-clockwise, as PyAV reports it
+    rotation: int  # degrees counter-clockwise, as PyAV reports it
     keyframes_exact: bool = True  # False: estimates from decode timestamps (see exact_keyframes)
 
     @property
@@ -85,13 +91,14 @@ class Shot:
     `keyframe`: the target is a keyframe, decoded alone. With `black` set, the first frame of
     the first 5 s (keyframes only with `keyframe`) that is not black instead.
     """
-    seq: int                  # 1-based, the {Count} of this image
+
+    seq: int  # 1-based, the {Count} of this image
     requested_ms: int
     target_pts: int
-    size: tuple[int, int]     # upright width, height
+    size: tuple[int, int]  # upright width, height
     keyframe: bool = False
     black: BlackFilter | None = None
-    owner: str = ""           # the job it is for
+    owner: str = ""  # the job it is for
 
 
 @dataclass
@@ -106,6 +113,10 @@ class Captured:
         if quality not in self._jpegs:
             self._jpegs[quality] = images.encode_jpeg(self.image, quality)
         return self._jpegs[quality]
+
+    def again(self, shot: Shot) -> Captured:
+        """The same picture for another shot of the same size, sharing its encodings."""
+        return Captured(shot, self.image, self.frame_pts, self._jpegs)
 
 
 def probe(source: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Probe:
@@ -140,8 +151,7 @@ def probe(source: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Probe:
     return Probe(time_base, width=width, height=height, rotation=rotation, **found)
 
 
-def exact_keyframes(source: BinaryIO, probe_: Probe, targets: Iterable[int],
-                    limits: Limits = DEFAULT_LIMITS) -> Probe:
+def exact_keyframes(source: BinaryIO, probe_: Probe, targets: Iterable[int], limits: Limits = DEFAULT_LIMITS) -> Probe:
     """The probe with the true pts of the keyframes around each target, where the index only
     gave estimates (MP4 indexes decode timestamps): one packet read per keyframe."""
     if probe_.keyframes_exact:
@@ -208,8 +218,8 @@ def _from_index(container, stream, first_packet, start: int) -> dict | None:
     if end is None:
         return None
     offset = first_packet.pts - index[0] if first_packet.is_keyframe else 0
-    return dict(start_pts=start, end_pts=end, keyframes=tuple(k + offset for k in index),
-                keyframes_exact=offset == 0)
+    keyframes = tuple(k + offset for k in index)
+    return {"start_pts": start, "end_pts": end, "keyframes": keyframes, "keyframes_exact": offset == 0}
 
 
 def _from_packets(container, stream, start: int) -> dict:
@@ -224,11 +234,16 @@ def _from_packets(container, stream, start: int) -> dict:
         end = max(end if end is not None else pts, pts + (packet.duration or 0))
     if not keyframes or end is None:
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video has no keyframe")
-    return dict(start_pts=start, end_pts=end, keyframes=tuple(sorted(set(keyframes))))
+    return {"start_pts": start, "end_pts": end, "keyframes": tuple(sorted(set(keyframes)))}
 
 
-def capture(source: BinaryIO, shots: Iterable[Shot], probe_: Probe, limits: Limits = DEFAULT_LIMITS,
-            skip: Callable[[str], bool] = lambda owner: False) -> Iterator[Captured]:
+def capture(
+    source: BinaryIO,
+    shots: Iterable[Shot],
+    probe_: Probe,
+    limits: Limits = DEFAULT_LIMITS,
+    skip: Callable[[str], bool] = lambda owner: False,
+) -> Iterator[Captured]:
     """Decode the frames of `shots` in time order, opening the video once.
 
     A keyframe shot seeks to its keyframe and decodes that frame alone. Any other shot takes
@@ -262,7 +277,7 @@ def capture(source: BinaryIO, shots: Iterable[Shot], probe_: Probe, limits: Limi
                         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no frame at {shot.requested_ms} ms")
                     frame = last
                 if previous is not None and frame is previous_frame and shot.size == previous.shot.size:
-                    captured = Captured(shot, previous.image, previous.frame_pts, previous._jpegs)
+                    captured = previous.again(shot)
                 else:
                     captured = Captured(shot, _picture(frame, shot.size), frame.pts)
                 previous, previous_frame = captured, frame
@@ -291,8 +306,7 @@ def _keyframe(container, stream, probe_: Probe, target: int, limits: Limits):
     return last
 
 
-def _first_non_black(container, stream, probe_: Probe, black: BlackFilter, keyframes_only: bool,
-                     limits: Limits):
+def _first_non_black(container, stream, probe_: Probe, black: BlackFilter, keyframes_only: bool, limits: Limits):
     """The first candidate frame of the first BLACK_WINDOW_S seconds that is not black; the
     first frame when all are."""
     limit = probe_.start_pts + int(BLACK_WINDOW_S / probe_.time_base)
@@ -360,8 +374,9 @@ def _advance(frames: Iterator, last, ahead, target: int, max_frames: int):
         return last, None
     for decoded, frame in enumerate(frames, start=1):
         if decoded > max_frames:
-            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"reaching a point needs more than {max_frames} "
-                                                             f"decoded frames")
+            raise SnapshotError(
+                errors.RESOURCE_CONTENT_BAD, f"reaching a point needs more than {max_frames} decoded frames"
+            )
         if frame.pts is None:
             continue
         if frame.pts > target:
@@ -412,8 +427,14 @@ def _open(source: BinaryIO):
     if hasattr(source, "seek"):
         source.seek(0)
     try:
-        return av.open(source, mode="r", buffer_size=IO_BUFFER, io_open=refuse_nested_open, metadata_errors="replace",
-                       options={"format_whitelist": ",".join(sorted(ALLOWED_FORMATS))})
+        return av.open(
+            source,
+            mode="r",
+            buffer_size=IO_BUFFER,
+            io_open=refuse_nested_open,
+            metadata_errors="replace",
+            options={"format_whitelist": ",".join(sorted(ALLOWED_FORMATS))},
+        )
     except (av.FFmpegError, OSError):
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the input is not a readable video") from None
 
@@ -432,13 +453,15 @@ def _video_stream(container, limits: Limits):
     stream = videos[0]
     context = stream.codec_context
     if context is None or not context.width or not context.height:
-        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video stream has no codec parameters (is the file cut "
-                                                         "short?)")
+        raise SnapshotError(
+            errors.RESOURCE_CONTENT_BAD, "the video stream has no codec parameters (is the file cut short?)"
+        )
     pixels = context.width * context.height
     if pixels > limits.max_input_pixels:
-        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"the video is {context.width}x"
-                                                         f"{context.height}, over the cap of "
-                                                         f"{limits.max_input_pixels} pixels")
+        raise SnapshotError(
+            errors.RESOURCE_CONTENT_BAD,
+            f"the video is {context.width}x{context.height}, over the cap of {limits.max_input_pixels} pixels",
+        )
     stream.thread_type = "SLICE"
     stream.thread_count = limits.decoder_threads
     return stream

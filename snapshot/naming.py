@@ -2,6 +2,7 @@
 
 Never `str.format`: only these tokens are replaced, everything else stays as written.
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -37,8 +38,12 @@ def input_tokens(input_name: str) -> dict[str, str]:
 def expand(template: str, input_name: str, count: int = 1, snapshot_time: int = 0, tile_count: int = 1) -> str:
     """An object name: the `count`-th image (1-based) at `snapshot_time` ms, or the
     `tile_count`-th sprite sheet, written for `input_name`."""
-    tokens = {**input_tokens(input_name), COUNT: sequence(count), TILE_COUNT: sequence(tile_count),
-              "{SnapshotTime}": str(snapshot_time)}
+    tokens = {
+        **input_tokens(input_name),
+        COUNT: sequence(count),
+        TILE_COUNT: sequence(tile_count),
+        "{SnapshotTime}": str(snapshot_time),
+    }
     return _TOKEN.sub(lambda match: tokens[match.group(0)], template)
 
 
@@ -50,6 +55,7 @@ def vtt_name(first_output: str) -> str:
 def check_output_template(template: str, input_name: str, field: str, required_token: str | None) -> None:
     """Reject, before any I/O, a template whose names would be invalid or collide."""
     if required_token and required_token not in template:
-        raise SnapshotError(errors.INVALID_PARAMETER,
-                            f"{field} needs {required_token}: this job can write several of them")
+        raise SnapshotError(
+            errors.INVALID_PARAMETER, f"{field} needs {required_token}: this job can write several of them"
+        )
     storage.check_object_name(expand(template, input_name), field)

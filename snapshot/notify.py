@@ -6,6 +6,7 @@ goes to the default JSON Lines file beside the results. Delivery is at least onc
 MessageId and JobId are the same on every attempt, so a receiver can drop duplicates.
 A target that is down is retried within a bound and recorded as failed; it never fails a job.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,6 +32,7 @@ class Delivery:
     """How hard a target is tried: attempts with exponential backoff, each bounded as a whole
     by `timeout_s`; up to `concurrency` sends at once; after `down_after` messages in a row
     fail, the target is down for the rest of the run and its messages fail at once."""
+
     attempts: int = 3
     initial_s: float = 0.5
     timeout_s: float = 5.0
@@ -41,8 +43,9 @@ class Delivery:
 @dataclass(frozen=True)
 class Targets:
     """Where each PipelineId's messages go."""
-    default: str                                   # the JSON Lines file used without a pipelines file
-    pipelines: dict[str, str] | None = None        # PipelineId -> target, from the pipelines file
+
+    default: str  # the JSON Lines file used without a pipelines file
+    pipelines: dict[str, str] | None = None  # PipelineId -> target, from the pipelines file
     delivery: Delivery = field(default_factory=Delivery)
 
     @classmethod
@@ -76,8 +79,9 @@ def kind(target: str) -> str:
         return PUBSUB
     if target.endswith(".jsonl"):
         return FILE
-    raise ValueError(f"a notification target must be an http(s) URL, pubsub://projects/P/topics/T or a "
-                     f".jsonl file: {target}")
+    raise ValueError(
+        f"a notification target must be an http(s) URL, pubsub://projects/P/topics/T or a .jsonl file: {target}"
+    )
 
 
 def message_id(job_id: str) -> str:
@@ -86,9 +90,16 @@ def message_id(job_id: str) -> str:
 
 def message(record: dict) -> dict:
     """The message body, keys in both spellings as the API sends them; code/msg only on failure."""
-    body = {"jobId": record["Id"], "JobId": record["Id"],
-            "requestId": results.request_id(record["Id"]), "RequestId": results.request_id(record["Id"]),
-            "type": "Snapshot", "Type": "Snapshot", "state": record["State"], "State": record["State"]}
+    body = {
+        "jobId": record["Id"],
+        "JobId": record["Id"],
+        "requestId": results.request_id(record["Id"]),
+        "RequestId": results.request_id(record["Id"]),
+        "type": "Snapshot",
+        "Type": "Snapshot",
+        "state": record["State"],
+        "State": record["State"],
+    }
     if record["State"] != results.SUCCESS:
         body.update(code=record["Code"], msg=record["Message"])
     body.update(userData=record["UserData"], UserData=record["UserData"])
@@ -145,8 +156,9 @@ class Sender:
         with self._lock:
             self._failures[target] = 0 if outcome["MessageId"] else self._failures.get(target, 0) + 1
         if not outcome["MessageId"]:
-            log.warning("notification of job %s to %s failed: %s", record["Id"], webhook.redact(target),
-                        outcome["ErrorMessage"])
+            log.warning(
+                "notification of job %s to %s failed: %s", record["Id"], webhook.redact(target), outcome["ErrorMessage"]
+            )
         return outcome
 
     def _post(self, url: str, record: dict, deadline: float | None) -> dict:
@@ -164,8 +176,11 @@ class Sender:
             if answer.status is not None and answer.status < 300:
                 return sent(record["Id"])
             if answer.status is not None:
-                failure = not_sent("HttpError", f"HTTP {answer.status} after {attempt} attempt(s)"
-                                   + (": redirects are not followed" if answer.status < 400 else ""))
+                failure = not_sent(
+                    "HttpError",
+                    f"HTTP {answer.status} after {attempt} attempt(s)"
+                    + (": redirects are not followed" if answer.status < 400 else ""),
+                )
                 if answer.status < 500 and answer.status != 429:
                     return failure  # the receiver refuses this message; asking again will not help
             else:
@@ -184,8 +199,9 @@ class Sender:
         except ImportError:
             return not_sent("NotifyFailed", "google-cloud-pubsub is not installed")
         publisher = pubsub_v1.PublisherClient()
-        future = publisher.publish(topic[len("pubsub://"):], json.dumps(message(record)).encode(),
-                                   message_id=message_id(record["Id"]))
+        future = publisher.publish(
+            topic[len("pubsub://") :], json.dumps(message(record)).encode(), message_id=message_id(record["Id"])
+        )
         future.result(timeout=_left(self.delivery.timeout_s * self.delivery.attempts, deadline))
         return sent(record["Id"])
 
@@ -208,9 +224,13 @@ def add_to_file(target: str, records: list[dict], retry: Retry = Retry()) -> lis
     except Exception as error:  # noqa: BLE001 - a target, whatever it does, never fails the job
         written, error_text = 0, error.message if isinstance(error, SnapshotError) else type(error).__name__
     for n, index in enumerate(order):
-        outcomes[index] = sent(records[index]["Id"]) if n < written else \
-            not_sent("NotifyFailed", f"writing the messages file failed: {error_text}")
+        outcomes[index] = (
+            sent(records[index]["Id"])
+            if n < written
+            else not_sent("NotifyFailed", f"writing the messages file failed: {error_text}")
+        )
     if error_text:
-        log.warning("notifications to %s failed after %d of %d: %s", webhook.redact(target), written,
-                    len(records), error_text)
+        log.warning(
+            "notifications to %s failed after %d of %d: %s", webhook.redact(target), written, len(records), error_text
+        )
     return outcomes

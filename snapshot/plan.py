@@ -1,4 +1,5 @@
 """Time points and shots from a config and a probed video (docs/manifest.md, Which times): pure arithmetic."""
+
 from __future__ import annotations
 
 import bisect
@@ -21,18 +22,21 @@ def time_points(config: SnapshotConfig, duration_ms: float, max_points: int = Li
             raise SnapshotError(errors.OUT_OF_RANGE, f"TimeArray has more than {max_points} points")
         late = [t for t in config.time_array if t > duration_ms]
         if late:
-            raise SnapshotError(errors.TIME_ARRAY, f"time point {late[0]} ms is past the end of the video "
-                                                   f"({duration_ms:.0f} ms)")
+            raise SnapshotError(
+                errors.TIME_ARRAY, f"time point {late[0]} ms is past the end of the video ({duration_ms:.0f} ms)"
+            )
         return list(config.time_array)
     if not config.is_async:
         if config.time_ms > duration_ms and config.frame_type != INTRA:
-            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no frame at {config.time_ms} ms: the video "
-                                                             f"lasts {duration_ms:.0f} ms")
+            raise SnapshotError(
+                errors.RESOURCE_CONTENT_BAD, f"no frame at {config.time_ms} ms: the video lasts {duration_ms:.0f} ms"
+            )
         return [config.time_ms]
     points = [t for t in _sequence(config, duration_ms, max_points) if t <= duration_ms]
     if not points:
-        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no snapshot time falls inside the video "
-                                                         f"({duration_ms:.0f} ms)")
+        raise SnapshotError(
+            errors.RESOURCE_CONTENT_BAD, f"no snapshot time falls inside the video ({duration_ms:.0f} ms)"
+        )
     return points
 
 
@@ -81,7 +85,7 @@ def nearest_keyframe(keyframes: tuple[int, ...], pts: int, first_shown: int | No
     low = bisect.bisect_left(keyframes, first_shown) if first_shown is not None else 0
     low = low if low < len(keyframes) else 0
     index = bisect.bisect_left(keyframes, pts, lo=low)
-    candidates = keyframes[max(index - 1, low):index + 1]
+    candidates = keyframes[max(index - 1, low) : index + 1]
     return min(candidates, key=lambda k: (abs(k - pts), k))
 
 

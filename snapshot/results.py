@@ -1,4 +1,5 @@
 """The result of a job (docs/results.md): an Avro record, or the API's response JSON."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,7 @@ _SHARD = re.compile(r"-\d+-of-\d+\.avro")
 def is_shard(file_name: str, prefix_name: str) -> bool:
     """`file_name` is a results file PREFIX-SSSSS-of-NNNNN.avro of this prefix, not of a
     longer one (PREFIX-v2-...)."""
-    return file_name.startswith(prefix_name) and bool(_SHARD.fullmatch(file_name[len(prefix_name):]))
+    return file_name.startswith(prefix_name) and bool(_SHARD.fullmatch(file_name[len(prefix_name) :]))
 
 
 def load_schema() -> dict:
@@ -67,30 +68,38 @@ class JobResult:
 
     def to_record(self) -> dict:
         """The Avro record (schema: snapshot_job.avsc), always writable: see `writable`."""
-        return writable({
-            "Id": self.id,
-            "Source": self.source,
-            "State": self.state,
-            "Code": self.code,
-            "Message": self.message,
-            "Count": self.count,
-            "TileCount": len(self.tiles),
-            "CreationTime": self.creation_time,
-            "FinishTime": self.finish_time,
-            "Input": _json_or_none(self.input),
-            "SnapshotConfig": _json_or_none(self.snapshot_config),
-            "PipelineId": self.pipeline_id,
-            "UserData": self.user_data,
-            "MNSMessageResult": self.mns_message_result,
-            "Snapshots": [
-                {"Object": s.object, "Url": s.url, "Time": s.time_ms, "FrameTime": s.frame_time_ms,
-                 "Width": s.width, "Height": s.height}
-                for s in self.snapshots
-            ],
-            "Tiles": list(self.tiles),
-            "Vtt": self.vtt,
-            "BytesRead": self.bytes_read,
-        })
+        return writable(
+            {
+                "Id": self.id,
+                "Source": self.source,
+                "State": self.state,
+                "Code": self.code,
+                "Message": self.message,
+                "Count": self.count,
+                "TileCount": len(self.tiles),
+                "CreationTime": self.creation_time,
+                "FinishTime": self.finish_time,
+                "Input": _json_or_none(self.input),
+                "SnapshotConfig": _json_or_none(self.snapshot_config),
+                "PipelineId": self.pipeline_id,
+                "UserData": self.user_data,
+                "MNSMessageResult": self.mns_message_result,
+                "Snapshots": [
+                    {
+                        "Object": s.object,
+                        "Url": s.url,
+                        "Time": s.time_ms,
+                        "FrameTime": s.frame_time_ms,
+                        "Width": s.width,
+                        "Height": s.height,
+                    }
+                    for s in self.snapshots
+                ],
+                "Tiles": list(self.tiles),
+                "Vtt": self.vtt,
+                "BytesRead": self.bytes_read,
+            }
+        )
 
 
 def api_response(record: dict) -> dict:
@@ -108,9 +117,16 @@ def api_response(record: dict) -> dict:
 
 
 _REF = {"Bucket": str, "Location": str, "Object": str, "RoleArn": str}
-_SHAPES = {"Input": _REF,
-           "SnapshotConfig": {"OutputFile": _REF, "TileOutputFile": _REF, "TileOut": {}, "SubOut": {},
-                              "TimeArray": {"TimePointList": [int]}}}
+_SHAPES = {
+    "Input": _REF,
+    "SnapshotConfig": {
+        "OutputFile": _REF,
+        "TileOutputFile": _REF,
+        "TileOut": {},
+        "SubOut": {},
+        "TimeArray": {"TimePointList": [int]},
+    },
+}
 
 
 def _loads(text):
@@ -183,8 +199,7 @@ def _stringify(value):
 
 
 def _json_or_none(value: dict | None) -> str | None:
-    return None if value is None else json.dumps(writable(value), ensure_ascii=False, sort_keys=True,
-                                                  allow_nan=False)
+    return None if value is None else json.dumps(writable(value), ensure_ascii=False, sort_keys=True, allow_nan=False)
 
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # what no encoder can write

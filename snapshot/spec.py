@@ -4,6 +4,7 @@
 with the documented code and a message naming the field. `decode_echo` recovers what can
 be echoed in a failed job's result.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,8 @@ INTRA, NORMAL = "intra", "normal"
 MIN_SIZE, MAX_SIZE = 8, 4096
 MAX_USER_DATA_BYTES = 1024
 MAX_TILE_CELLS = 10_000
-MAX_TIME_MS = 10**10          # Time and TimeArray points: about 115 days
-MAX_COUNT = 2**31 - 1         # Num and CellSelStep
+MAX_TIME_MS = 10**10  # Time and TimeArray points: about 115 days
+MAX_COUNT = 2**31 - 1  # Num and CellSelStep
 DEFAULT_QUALITY = 85
 DEFAULT_INTERVAL_S = 10
 
@@ -32,6 +33,7 @@ DEFAULT_INTERVAL_S = 10
 @dataclass(frozen=True)
 class ObjectRef:
     """An object in a bucket; `name` is percent-decoded (and may hold placeholders)."""
+
     bucket: str
     location: str
     name: str
@@ -41,22 +43,24 @@ class ObjectRef:
 @dataclass(frozen=True)
 class TileSpec:
     """TileOut: how snapshots are laid out on sprite sheets (docs/manifest.md, Sprite sheets)."""
+
     lines: int = 10
     columns: int = 10
-    cell_width: int | None = None    # default: the snapshot size
+    cell_width: int | None = None  # default: the snapshot size
     cell_height: int | None = None
     padding: int = 0
     margin: int = 0
-    color: str = "black"             # a colour name, #rrggbb, or random
-    keep_cells: bool = True          # IsKeepCellPic: also write the single images
-    cell_step: int = 1               # CellSelStep: every n-th snapshot goes on the sheet
+    color: str = "black"  # a colour name, #rrggbb, or random
+    keep_cells: bool = True  # IsKeepCellPic: also write the single images
+    cell_step: int = 1  # CellSelStep: every n-th snapshot goes on the sheet
 
 
 @dataclass(frozen=True)
 class BlackFilter:
     """Skip black frames for the first image (docs/manifest.md, Black frames)."""
-    level: int = 98        # percent of black pixels that makes a frame black
-    threshold: int = 32    # a pixel with luma below this is black
+
+    level: int = 98  # percent of black pixels that makes a frame black
+    threshold: int = 32  # a pixel with luma below this is black
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,10 @@ class SnapshotConfig:
     frame_type: str = INTRA
     tile: TileSpec | None = None
     tile_output: ObjectRef | None = None
-    vtt: bool = False                # Format: vtt
+    vtt: bool = False  # Format: vtt
     vtt_sprite_fragments: bool = False  # SubOut.IsSptFrag
     black: BlackFilter | None = None
-    quality: int = DEFAULT_QUALITY   # ext: JPEG quality of images and sheets
+    quality: int = DEFAULT_QUALITY  # ext: JPEG quality of images and sheets
 
     @property
     def is_async(self) -> bool:
@@ -106,6 +110,7 @@ class Request:
 @dataclass(frozen=True)
 class Echo:
     """The decoded parts of a request, echoed in its result whether it succeeds or not."""
+
     input: dict | None = None
     config: dict | None = None
     pipeline_id: str = ""
@@ -126,12 +131,19 @@ def parse_request(text: str) -> Request:
     storage.check_object_name(input_ref.name, "Input.Object")
     config = _snapshot_config(_required_object(line, "SnapshotConfig"))
     several = config.max_images is None or config.max_images > 1
-    naming.check_output_template(config.output.name, input_ref.name, "SnapshotConfig.OutputFile.Object",
-                                 naming.COUNT if several and config.writes_images else None)
+    naming.check_output_template(
+        config.output.name,
+        input_ref.name,
+        "SnapshotConfig.OutputFile.Object",
+        naming.COUNT if several and config.writes_images else None,
+    )
     if config.tile is not None:
-        naming.check_output_template(config.tile_output.name, input_ref.name,
-                                     "SnapshotConfig.TileOutputFile.Object",
-                                     naming.TILE_COUNT if _several_sheets(config) else None)
+        naming.check_output_template(
+            config.tile_output.name,
+            input_ref.name,
+            "SnapshotConfig.TileOutputFile.Object",
+            naming.TILE_COUNT if _several_sheets(config) else None,
+        )
     return Request(input_ref, config, pipeline_id, user_data)
 
 
@@ -154,8 +166,12 @@ def decode_echo(text: str) -> Echo:
         value = line.get(key)
         value = _loose_json(value) if isinstance(value, str) else value
         parts[key] = value if isinstance(value, dict) else None
-    return Echo(parts["Input"], parts["SnapshotConfig"],
-                _text_or_empty(line.get("PipelineId")), _text_or_empty(line.get("UserData")))
+    return Echo(
+        parts["Input"],
+        parts["SnapshotConfig"],
+        _text_or_empty(line.get("PipelineId")),
+        _text_or_empty(line.get("UserData")),
+    )
 
 
 def _loose_json(text: str) -> Any:
@@ -166,8 +182,7 @@ def _loose_json(text: str) -> Any:
 
 
 def _snapshot_config(cfg: dict) -> SnapshotConfig:
-    output = _object_ref(_required_object(cfg, "OutputFile", "SnapshotConfig.OutputFile"),
-                         "SnapshotConfig.OutputFile")
+    output = _object_ref(_required_object(cfg, "OutputFile", "SnapshotConfig.OutputFile"), "SnapshotConfig.OutputFile")
     time_array = _time_array(cfg)
     time_ms = _integer(cfg, "Time", minimum=0, maximum=MAX_TIME_MS)
     if time_ms is None and time_array is None:
@@ -177,19 +192,22 @@ def _snapshot_config(cfg: dict) -> SnapshotConfig:
     if num is not None and interval is None:
         interval = DEFAULT_INTERVAL_S * 1000
     if interval == 0 and num is None and time_array is None:
-        raise SnapshotError(errors.INVALID_PARAMETER,
-                            "SnapshotConfig.Interval 0 (spread evenly) needs SnapshotConfig.Num")
+        raise SnapshotError(
+            errors.INVALID_PARAMETER, "SnapshotConfig.Interval 0 (spread evenly) needs SnapshotConfig.Num"
+        )
     frame_type = _optional_text(cfg, "FrameType", "SnapshotConfig.FrameType") or INTRA
     if frame_type.lower() not in (INTRA, NORMAL):
-        raise SnapshotError(errors.INVALID_PARAMETER,
-                            f"SnapshotConfig.FrameType must be intra or normal, got {_show(frame_type)}")
+        raise SnapshotError(
+            errors.INVALID_PARAMETER, f"SnapshotConfig.FrameType must be intra or normal, got {_show(frame_type)}"
+        )
     if time_array is not None:
         time_ms, interval, num = 0, None, None
     tile = _tile_spec(cfg)
     tile_output = None
     if tile is not None:
-        tile_output = _object_ref(_required_object(cfg, "TileOutputFile", "SnapshotConfig.TileOutputFile"),
-                                  "SnapshotConfig.TileOutputFile")
+        tile_output = _object_ref(
+            _required_object(cfg, "TileOutputFile", "SnapshotConfig.TileOutputFile"), "SnapshotConfig.TileOutputFile"
+        )
     vtt_format = _optional_text(cfg, "Format", "SnapshotConfig.Format")
     if vtt_format and vtt_format.lower() != "vtt":
         raise SnapshotError(errors.INVALID_PARAMETER, f"SnapshotConfig.Format must be vtt, got {_show(vtt_format)}")
@@ -198,9 +216,12 @@ def _snapshot_config(cfg: dict) -> SnapshotConfig:
     if vtt_format and fragments and tile is None:
         raise SnapshotError(errors.NULL_VALUE, "SnapshotConfig.TileOut is required when SubOut.IsSptFrag is true")
     if vtt_format and not fragments and tile is not None and not tile.keep_cells:
-        raise SnapshotError(errors.INVALID_PARAMETER, "SnapshotConfig.Format vtt points to single images, which "
-                                                      "TileOut.IsKeepCellPic false does not write; set "
-                                                      "SubOut.IsSptFrag true")
+        raise SnapshotError(
+            errors.INVALID_PARAMETER,
+            "SnapshotConfig.Format vtt points to single images, which "
+            "TileOut.IsKeepCellPic false does not write; set "
+            "SubOut.IsSptFrag true",
+        )
     config = SnapshotConfig(
         output=output,
         time_ms=time_ms or 0,
@@ -230,8 +251,9 @@ def _tile_spec(cfg: dict) -> TileSpec | None:
         try:
             ImageColor.getrgb(color)
         except ValueError:
-            raise SnapshotError(errors.INVALID_PARAMETER, f"{prefix}.Color is not a colour name, #rrggbb or "
-                                                          f"random: {_show(color)}") from None
+            raise SnapshotError(
+                errors.INVALID_PARAMETER, f"{prefix}.Color is not a colour name, #rrggbb or random: {_show(color)}"
+            ) from None
     return TileSpec(
         lines=_integer(tile, "Lines", 1, MAX_TILE_CELLS, prefix) or defaults.lines,
         columns=_integer(tile, "Columns", 1, MAX_TILE_CELLS, prefix) or defaults.columns,
@@ -255,8 +277,9 @@ def _black_filter(cfg: dict, config: SnapshotConfig) -> BlackFilter | None:
     if level is None and config.max_images != 1:
         return None
     defaults = BlackFilter()
-    return BlackFilter(defaults.level if level is None else level,
-                       defaults.threshold if threshold is None else threshold)
+    return BlackFilter(
+        defaults.level if level is None else level, defaults.threshold if threshold is None else threshold
+    )
 
 
 def _time_array(cfg: dict) -> tuple[int, ...] | None:
@@ -269,10 +292,12 @@ def _time_array(cfg: dict) -> tuple[int, ...] | None:
     if points is None:
         raise SnapshotError(errors.NULL_VALUE, "SnapshotConfig.TimeArray.TimePointList is required")
     if not isinstance(points, list) or not points:
-        raise SnapshotError(errors.INVALID_PARAMETER,
-                            "SnapshotConfig.TimeArray.TimePointList must be a non-empty list of milliseconds")
-    return tuple(_as_integer(p, f"SnapshotConfig.TimeArray.TimePointList[{i}]", 0, MAX_TIME_MS)
-                 for i, p in enumerate(points))
+        raise SnapshotError(
+            errors.INVALID_PARAMETER, "SnapshotConfig.TimeArray.TimePointList must be a non-empty list of milliseconds"
+        )
+    return tuple(
+        _as_integer(p, f"SnapshotConfig.TimeArray.TimePointList[{i}]", 0, MAX_TIME_MS) for i, p in enumerate(points)
+    )
 
 
 def _object_ref(obj: dict, field: str) -> ObjectRef:
@@ -289,6 +314,7 @@ def _object_ref(obj: dict, field: str) -> ObjectRef:
 
 # -- JSON and scalar helpers -------------------------------------------------------------
 
+
 def _json(text: str, what: str, top: bool = False) -> Any:
     """JSON as RFC 8259 has it (no NaN or Infinity), with no lone surrogate in any string."""
     try:
@@ -297,8 +323,9 @@ def _json(text: str, what: str, top: bool = False) -> Any:
         raise SnapshotError(errors.JSON_FORMAT_INVALID, f"{what} is not valid JSON") from None
     where = _lone_surrogate(value, "" if top else what)
     if where is not None:
-        raise SnapshotError(errors.INVALID_PARAMETER, f"{where or what} holds a lone surrogate, which is not "
-                                                      f"valid Unicode")
+        raise SnapshotError(
+            errors.INVALID_PARAMETER, f"{where or what} holds a lone surrogate, which is not valid Unicode"
+        )
     return value
 
 
@@ -385,8 +412,10 @@ def _interval_ms(cfg: dict) -> int | None:
         return None
     seconds = _as_number(value, "SnapshotConfig.Interval")
     if not 0 <= seconds <= MAX_TIME_MS / 1000 or (seconds > 0 and round(seconds * 1000) == 0):
-        raise SnapshotError(errors.OUT_OF_RANGE, f"SnapshotConfig.Interval must be 0 or in [0.001, "
-                                                 f"{MAX_TIME_MS // 1000}] s, got {_show(value)}")
+        raise SnapshotError(
+            errors.OUT_OF_RANGE,
+            f"SnapshotConfig.Interval must be 0 or in [0.001, {MAX_TIME_MS // 1000}] s, got {_show(value)}",
+        )
     return round(seconds * 1000)
 
 

@@ -6,6 +6,7 @@ bucket map sends one bucket (`"B": ROOT`: object `N` is `ROOT/N`) or every other
 any I/O; a local path must stay inside its bucket folder even through symlinks; a write is
 atomic (a temporary file renamed into place locally, a single upload on GCS).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -33,8 +34,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def check_bucket_name(bucket: str, field: str) -> None:
     if not _BUCKET.fullmatch(bucket):
-        raise SnapshotError(errors.INVALID_PARAMETER,
-                            f"{field} must be letters, digits, '.', '_' or '-' (starting with a letter or digit)")
+        raise SnapshotError(
+            errors.INVALID_PARAMETER,
+            f"{field} must be letters, digits, '.', '_' or '-' (starting with a letter or digit)",
+        )
 
 
 _GCS_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
@@ -47,14 +50,21 @@ def check_gcs_location(location: str, field: str) -> None:
     rules (3-63 characters of a-z, 0-9, '-', '_' and '.', or up to 222 in dot-separated parts
     of at most 63; a letter or digit at each end; not an IP address; no 'goog' prefix and no
     'google'), and an object name over 1,024 bytes."""
-    bucket, _, name = location[len("gs://"):].partition("/")
-    if (not _GCS_BUCKET.fullmatch(bucket) or any(len(part) > 63 for part in bucket.split("."))
-            or (len(bucket) > 63 and "." not in bucket) or ".." in bucket or _IP.fullmatch(bucket)
-            or bucket.startswith("goog") or _GOOGLE.search(bucket)):
+    bucket, _, name = location[len("gs://") :].partition("/")
+    if (
+        not _GCS_BUCKET.fullmatch(bucket)
+        or any(len(part) > 63 for part in bucket.split("."))
+        or (len(bucket) > 63 and "." not in bucket)
+        or ".." in bucket
+        or _IP.fullmatch(bucket)
+        or bucket.startswith("goog")
+        or _GOOGLE.search(bucket)
+    ):
         raise SnapshotError(errors.INVALID_PARAMETER, f"{field}: {bucket!r} is not a valid GCS bucket name")
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise SnapshotError(errors.INVALID_PARAMETER, f"{field} is longer than {MAX_NAME_BYTES} bytes in its GCS "
-                                                      f"bucket")
+        raise SnapshotError(
+            errors.INVALID_PARAMETER, f"{field} is longer than {MAX_NAME_BYTES} bytes in its GCS bucket"
+        )
 
 
 def check_object_name(name: str, field: str) -> None:
@@ -149,8 +159,12 @@ class LocalRoot:
                 with contextlib.suppress(FileNotFoundError):  # a rename never follows a link: this is for
                     if stat.S_ISLNK(os.stat(leaf, dir_fd=folder, follow_symlinks=False).st_mode):  # the message
                         raise OSError(errno.ELOOP, "a symbolic link", leaf)
-                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             FILE_MODE, dir_fd=folder)
+                fd = os.open(
+                    temporary,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    FILE_MODE,
+                    dir_fd=folder,
+                )
                 try:
                     os.fchmod(fd, FILE_MODE)
                     with os.fdopen(fd, "wb") as out:
@@ -204,8 +218,7 @@ def _failure(error: OSError, name: str, writing: bool) -> SnapshotError:
     if code == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
         return SnapshotError(errors.PERMISSION_DENIED, f"{name!r} goes through a symbolic link")
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return SnapshotError(errors.PERMISSION_DENIED, f"{'writing' if writing else 'reading'} {name!r} is not "
-                                                       f"allowed")
+        return SnapshotError(errors.PERMISSION_DENIED, f"{'writing' if writing else 'reading'} {name!r} is not allowed")
     if code == errno.ENAMETOOLONG:
         if writing:
             return SnapshotError(errors.INVALID_PARAMETER, f"a part of {name!r} is longer than the storage allows")
@@ -224,16 +237,18 @@ def _failure(error: OSError, name: str, writing: bool) -> SnapshotError:
 @dataclass(frozen=True)
 class Retry:
     """How remote storage calls are retried: exponential backoff, then TransientNetWorkError."""
+
     attempts: int = 5
     initial_s: float = 0.25
     maximum_s: float = 4.0
-    timeout_s: float = 30.0   # per request
+    timeout_s: float = 30.0  # per request
 
 
 @dataclass
 class Buckets:
     """Where each bucket lives (and which RoleArns exist): configuration only, which travels
     with the pipeline. `connect()` gives the Storage that reads and writes."""
+
     root: str = "./buckets"
     bucket_map: dict[str, str] = field(default_factory=dict)
     roles: dict[str, dict] = field(default_factory=dict)
@@ -244,8 +259,9 @@ class Buckets:
             self.root = str(Path(self.root).absolute())
 
     @classmethod
-    def from_files(cls, root: str, bucket_map_file: str | None = None, roles_file: str | None = None,
-                   retry: Retry = Retry()) -> Buckets:
+    def from_files(
+        cls, root: str, bucket_map_file: str | None = None, roles_file: str | None = None, retry: Retry = Retry()
+    ) -> Buckets:
         return cls(root, _load_json(bucket_map_file, "bucket map"), _load_json(roles_file, "roles"), retry)
 
     def connect(self) -> Storage:
@@ -309,6 +325,7 @@ class Storage:
             location = self.buckets.root_of(bucket)
             if _is_gcs(location):
                 from snapshot import gcs  # google-cloud-storage only where a gs:// root is used
+
                 self._roots[key] = gcs.GcsRoot(location, self.buckets.roles.get(role_arn), self.buckets.retry)
             else:
                 self._roots[key] = LocalRoot(location)
@@ -334,6 +351,7 @@ def add_to_file(location: str, lines: list[bytes], retry: Retry = Retry()) -> in
     data = b"".join(lines)
     if _is_gcs(location):
         from snapshot import gcs
+
         folder, _, name = location.rpartition("/")
         root = gcs.GcsRoot(folder, None, retry)
         try:
@@ -372,7 +390,7 @@ def _join(root: str, bucket: str) -> str:
     """Bucket `bucket` below a root of buckets; the root `gs://` is GCS itself."""
     if not _is_gcs(root):
         return str(Path(root) / bucket)
-    below = root[len("gs://"):].strip("/")
+    below = root[len("gs://") :].strip("/")
     return f"gs://{below}/{bucket}" if below else f"gs://{bucket}"
 
 

@@ -4,6 +4,7 @@ Each upright picture is a 5 x 4 grid of cells: the top-left cell is red (it tell
 is up), the other 19 cells are the bits of the frame index, white for 1 and black for 0.
 `read_index` recovers the index from any scaled, JPEG-compressed copy of such a picture.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -54,10 +55,23 @@ def read_index(image: Image.Image) -> int:
     return index
 
 
-def write_video(path: str, *, frames: int = 60, fps: int = 30, size: tuple[int, int] = (320, 180),
-                codec: str = "libx264", pix_fmt: str = "yuv420p", container_format: str | None = None,
-                options: dict | None = None, container_options: dict | None = None, times: Sequence[float] | None = None,
-                rotation: int = 0, start_seconds: float = 0, black_frames: int = 0, noise: int = 0) -> None:
+def write_video(
+    path: str,
+    *,
+    frames: int = 60,
+    fps: int = 30,
+    size: tuple[int, int] = (320, 180),
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    container_format: str | None = None,
+    options: dict | None = None,
+    container_options: dict | None = None,
+    times: Sequence[float] | None = None,
+    rotation: int = 0,
+    start_seconds: float = 0,
+    black_frames: int = 0,
+    noise: int = 0,
+) -> None:
     """Encode `frames` pattern frames (index 0, 1, ...) into a video file.
 
     `size` is the upright picture. `times` (seconds) gives each frame's presentation time

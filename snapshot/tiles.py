@@ -1,4 +1,5 @@
 """Sprite sheet geometry (docs/manifest.md, Sprite sheets): which snapshot goes in which cell, where."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ MAX_JPEG_SIDE = 65_500
 
 @dataclass(frozen=True)
 class Cell:
-    sheet: int   # 1-based, the {TileCount} of its sheet
+    sheet: int  # 1-based, the {TileCount} of its sheet
     x: int
     y: int
     width: int
@@ -39,8 +40,13 @@ class SheetLayout:
         sheet, place = divmod(index, self.per_sheet)
         row, column = divmod(place, self.tile.columns)
         step_x, step_y = self.cell_width + self.tile.padding, self.cell_height + self.tile.padding
-        return Cell(sheet + 1, self.tile.margin + column * step_x, self.tile.margin + row * step_y,
-                    self.cell_width, self.cell_height)
+        return Cell(
+            sheet + 1,
+            self.tile.margin + column * step_x,
+            self.tile.margin + row * step_y,
+            self.cell_width,
+            self.cell_height,
+        )
 
     def sheet_count(self, cells: int) -> int:
         return -(-cells // self.per_sheet)
@@ -66,13 +72,17 @@ def layout(tile: TileSpec, snapshot_size: tuple[int, int], max_pixels: int = Lim
     elif cell_height and not cell_width:
         cell_width = max(1, round(cell_height * width / height))
     result = SheetLayout(tile, cell_width or width, cell_height or height)
-    full = (result._extent(tile.columns, result.cell_width), result._extent(tile.lines, result.cell_height))
+    full = result.sheet_size(1, result.per_sheet)
     if max(full) > MAX_JPEG_SIDE:
-        raise SnapshotError(errors.INVALID_PARAMETER,
-                            f"SnapshotConfig.TileOut makes sheets of {full[0]}x{full[1]} px; JPEG allows at most "
-                            f"{MAX_JPEG_SIDE} px a side (fewer Lines/Columns or smaller cells)")
+        raise SnapshotError(
+            errors.INVALID_PARAMETER,
+            f"SnapshotConfig.TileOut makes sheets of {full[0]}x{full[1]} px; JPEG allows at most "
+            f"{MAX_JPEG_SIDE} px a side (fewer Lines/Columns or smaller cells)",
+        )
     if full[0] * full[1] > max_pixels:
-        raise SnapshotError(errors.INVALID_PARAMETER,
-                            f"SnapshotConfig.TileOut makes sheets of {full[0]}x{full[1]} px, over the cap of "
-                            f"{max_pixels} pixels a sheet")
+        raise SnapshotError(
+            errors.INVALID_PARAMETER,
+            f"SnapshotConfig.TileOut makes sheets of {full[0]}x{full[1]} px, over the cap of "
+            f"{max_pixels} pixels a sheet",
+        )
     return result

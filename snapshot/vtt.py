@@ -1,4 +1,5 @@
 """The WebVTT thumbnail track (docs/manifest.md, WebVTT)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -21,7 +22,7 @@ def track(points: Iterable[tuple[int, str]], end_ms: float) -> str:
     end = max(1, round(end_ms))
     starts = sorted((min(max(0, time_ms), end - 1), target) for time_ms, target in points)
     distinct = sorted({start for start, _ in starts})
-    following = dict(zip(distinct, [*distinct[1:], end]))
+    following = dict(zip(distinct, [*distinct[1:], end], strict=True))
     lines = ["WEBVTT", ""]
     for start, target in starts:
         lines += [f"{timestamp(start)} --> {timestamp(following[start])}", target, ""]

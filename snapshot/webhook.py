@@ -5,6 +5,7 @@ Redirects are never followed (a POST redirected with 301/302/303 would lose its 
 response body is never read (a drip, a huge body or a gzip bomb cost nothing), and a 2xx
 status line counts as delivered even if the headers after it stall.
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,8 +21,9 @@ TIMEOUT, CONNECTION_ERROR, INVALID_URL = "Timeout", "ConnectionError", "InvalidU
 @dataclass(frozen=True)
 class Answer:
     """The HTTP status, or the error that kept one from arriving."""
+
     status: int | None = None
-    error: str | None = None    # TIMEOUT, CONNECTION_ERROR or INVALID_URL
+    error: str | None = None  # TIMEOUT, CONNECTION_ERROR or INVALID_URL
     detail: str = ""
 
 
@@ -44,8 +46,12 @@ def post(url: str, body: bytes, headers: dict[str, str], seconds: float) -> Answ
     watchdog.start()
     status = failure = None
     try:
-        connection.request("POST", urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, "")),
-                           body=body, headers={**headers, **_basic_auth(parts)})
+        connection.request(
+            "POST",
+            urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, "")),
+            body=body,
+            headers={**headers, **_basic_auth(parts)},
+        )
         status = connection.getresponse().status
     except Exception as error:  # noqa: BLE001 - whatever the other end does, the answer is coded
         failure = error
@@ -97,6 +103,7 @@ def _recording(seen: list[int]):
             if 200 <= status < 300:
                 raise _Delivered
             return version, status, reason
+
     return Response
 
 

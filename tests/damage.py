@@ -1,13 +1,33 @@
 """Damaged copies of good videos, seeded and reproducible: the kinds of damage that uploads,
 disks and networks do, and some that only a hostile hand does."""
+
 from __future__ import annotations
 
 import random
 import struct
 from collections.abc import Callable, Iterator
 
-MP4_BOXES = (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd", b"stts", b"stss", b"stsz", b"stco", b"co64",
-             b"ctts", b"stsc", b"mdat", b"mvhd", b"tkhd", b"elst", b"avcC", b"hvcC")
+MP4_BOXES = (
+    b"moov",
+    b"trak",
+    b"mdia",
+    b"minf",
+    b"stbl",
+    b"stsd",
+    b"stts",
+    b"stss",
+    b"stsz",
+    b"stco",
+    b"co64",
+    b"ctts",
+    b"stsc",
+    b"mdat",
+    b"mvhd",
+    b"tkhd",
+    b"elst",
+    b"avcC",
+    b"hvcC",
+)
 
 
 def flip_bits(count: int) -> Callable[[bytes, random.Random], bytes]:
@@ -17,6 +37,7 @@ def flip_bits(count: int) -> Callable[[bytes, random.Random], bytes]:
             position = rng.randrange(len(out))
             out[position] ^= 1 << rng.randrange(8)
         return bytes(out)
+
     damage.__name__ = f"flip_{count}_bits"
     return damage
 
@@ -24,11 +45,11 @@ def flip_bits(count: int) -> Callable[[bytes, random.Random], bytes]:
 def zero_run(data: bytes, rng: random.Random) -> bytes:
     length = rng.choice([16, 256, 4096, 65536])
     start = rng.randrange(max(1, len(data) - length))
-    return data[:start] + bytes(min(length, len(data) - start)) + data[start + length:]
+    return data[:start] + bytes(min(length, len(data) - start)) + data[start + length :]
 
 
 def truncate(data: bytes, rng: random.Random) -> bytes:
-    return data[:rng.randrange(1, len(data))]
+    return data[: rng.randrange(1, len(data))]
 
 
 def truncate_in_index(data: bytes, rng: random.Random) -> bytes:
@@ -36,8 +57,8 @@ def truncate_in_index(data: bytes, rng: random.Random) -> bytes:
     where = data.find(b"moov")
     if where < 0:
         return truncate(data, rng)
-    size = struct.unpack(">I", data[where - 4:where])[0]
-    return data[:rng.randrange(where, min(len(data), where + max(size, 8)))]
+    size = struct.unpack(">I", data[where - 4 : where])[0]
+    return data[: rng.randrange(where, min(len(data), where + max(size, 8)))]
 
 
 def move_block(data: bytes, rng: random.Random) -> bytes:
@@ -48,7 +69,7 @@ def move_block(data: bytes, rng: random.Random) -> bytes:
     if b < a + length:
         b = a + length
     out = bytearray(data)
-    out[a:a + length], out[b:b + length] = data[b:b + length], data[a:a + length]
+    out[a : a + length], out[b : b + length] = data[b : b + length], data[a : a + length]
     return bytes(out)
 
 
@@ -64,7 +85,7 @@ def box_size(data: bytes, rng: random.Random) -> bytes:
         return damage_header(data, rng)
     where = rng.choice(found)
     size = rng.choice([0, 1, 7, len(data) * 2, 0xFFFFFFFF])
-    return data[:where] + struct.pack(">I", size) + data[where + 4:]
+    return data[:where] + struct.pack(">I", size) + data[where + 4 :]
 
 
 def keyframe_index(data: bytes, rng: random.Random) -> bytes:
@@ -73,8 +94,8 @@ def keyframe_index(data: bytes, rng: random.Random) -> bytes:
     where = data.find(b"stss")
     if where >= 0:
         count_at = where + 8
-        count = struct.unpack(">I", data[count_at:count_at + 4])[0]
-        entries = [data[count_at + 4 + 4 * i:count_at + 8 + 4 * i] for i in range(min(count, 10_000))]
+        count = struct.unpack(">I", data[count_at : count_at + 4])[0]
+        entries = [data[count_at + 4 + 4 * i : count_at + 8 + 4 * i] for i in range(min(count, 10_000))]
         if not entries:
             return data
         kind = rng.choice(["duplicate", "remove", "shift", "count"])
@@ -87,19 +108,29 @@ def keyframe_index(data: bytes, rng: random.Random) -> bytes:
             i = rng.randrange(len(entries))
             entries[i] = struct.pack(">I", struct.unpack(">I", entries[i])[0] + rng.randrange(1, 50))
         else:
-            return data[:count_at] + struct.pack(">I", rng.choice([0, count * 3])) + data[count_at + 4:]
+            return data[:count_at] + struct.pack(">I", rng.choice([0, count * 3])) + data[count_at + 4 :]
         body = b"".join(entries)
-        return data[:count_at + 4] + body + data[count_at + 4 + len(body):]
+        return data[: count_at + 4] + body + data[count_at + 4 + len(body) :]
     cues = list(_all(data, b"\xbb"))
     if not cues:
         return flip_bits(64)(data, rng)
     where = rng.choice(cues)
-    return data[:where] + bytes(rng.randrange(256) for _ in range(8)) + data[where + 8:]
+    return data[:where] + bytes(rng.randrange(256) for _ in range(8)) + data[where + 8 :]
 
 
 KINDS: list[Callable[[bytes, random.Random], bytes]] = [
-    flip_bits(1), flip_bits(8), flip_bits(64), flip_bits(512), zero_run, truncate, truncate_in_index,
-    move_block, damage_header, box_size, keyframe_index]
+    flip_bits(1),
+    flip_bits(8),
+    flip_bits(64),
+    flip_bits(512),
+    zero_run,
+    truncate,
+    truncate_in_index,
+    move_block,
+    damage_header,
+    box_size,
+    keyframe_index,
+]
 
 
 def variants(data: bytes, seed: int, count: int) -> Iterator[tuple[str, bytes]]:

@@ -1,5 +1,6 @@
 """Real servers on 127.0.0.1 for the GCS tests: the storage emulator, a fault-injecting proxy in
 front of it, and an OAuth token endpoint for service-account keys."""
+
 from __future__ import annotations
 
 import http.client
@@ -38,8 +39,11 @@ class Emulator:
     def __init__(self):
         self.port = free_port()
         command = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
-        self.process = subprocess.Popen([command, "start", "--host", "127.0.0.1", "--port", str(self.port),
-                                         "--in-memory"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [command, "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for_port(self.port)
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -60,6 +64,7 @@ class Seen:
 class FaultProxy:
     """Forwards to the emulator; `rule(method, path)` answers 'pass', 'drop', 'stall' or an
     HTTP status to send instead. Every request is recorded in `seen`."""
+
     upstream_port: int
     rule: Callable[[str, str], object] = lambda method, path: "pass"
     stall_seconds: float = 3.0
@@ -153,10 +158,21 @@ def service_account_key(path: str, token_uri: str) -> None:
     """Write a service-account key file with a fresh RSA key whose tokens come from `token_uri`."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     with open(path, "w") as out:
-        json.dump({"type": "service_account", "project_id": "test", "private_key_id": "1", "private_key": pem,
-                   "client_email": "reader@test.iam.gserviceaccount.com", "client_id": "1",
-                   "token_uri": token_uri}, out)
+        json.dump(
+            {
+                "type": "service_account",
+                "project_id": "test",
+                "private_key_id": "1",
+                "private_key": pem,
+                "client_email": "reader@test.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": token_uri,
+            },
+            out,
+        )

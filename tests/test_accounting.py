@@ -1,11 +1,13 @@
 """Nothing is lost silently: the local runner's default mode keeps large elements, and the
 command checks every line against the results whatever the runner did."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import apache_beam as beam
 import pytest
@@ -31,9 +33,15 @@ def large_elements_arrive(runs: int = 10) -> list[int]:
     for _ in range(runs):
         options = PipelineOptions(["--direct_num_workers", "2"])
         p = beam.Pipeline(runner=local.runner(options), options=options)
-        (p | beam.Create([0])
-           | beam.FlatMap(lambda _: ((k, tuple(range(108_000))) for k in range(250)))
-           | beam.Reshuffle() | beam.Map(lambda kv: (0, kv[0])) | beam.GroupByKey() | beam.Map(_count))
+        (
+            p
+            | beam.Create([0])
+            | beam.FlatMap(lambda _: ((k, tuple(range(108_000))) for k in range(250)))
+            | beam.Reshuffle()
+            | beam.Map(lambda kv: (0, kv[0]))
+            | beam.GroupByKey()
+            | beam.Map(_count)
+        )
         outcome = p.run()
         outcome.wait_until_finish()
         counts.append(sum(c.committed for c in outcome.metrics().query()["counters"]))
@@ -71,8 +79,9 @@ sys.exit(command.main(sys.argv[1:]))
 
 def test_a_lost_line_fails_the_command_naming_it(tmp_path, bucket_root):
     (tmp_path / "m.jsonl").write_text("\n".join([request_line(), "oops", "", request_line(Width=64)]) + "\n")
-    done = run_dropping_line_2("--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "res"),
-                               "--bucket_root", str(bucket_root))
+    done = run_dropping_line_2(
+        "--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "res"), "--bucket_root", str(bucket_root)
+    )
     assert done.returncode == 1
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: 1 of 3 lines have no result (m.jsonl:2): the runner lost them; details in ")
@@ -83,14 +92,17 @@ def test_results_are_counted_against_the_manifest(tmp_path, bucket_root):
 
     from pipeline import graph
     from snapshot.storage import Buckets
+
     (tmp_path / "m.jsonl").write_bytes(b"\xef\xbb\xbfoops\n\n[]\n")
     with TestPipeline(runner="FnApiRunner") as p:
         graph.build(p, str(tmp_path / "m.jsonl"), str(tmp_path / "res"), Buckets(str(bucket_root)))
     assert accounting.unaccounted(str(tmp_path / "m.jsonl"), read_results(str(tmp_path / "res"))) is None
     with open(tmp_path / "m.jsonl", "a") as manifest:
         manifest.write("late\n")
-    assert accounting.unaccounted(str(tmp_path / "m.jsonl"), read_results(str(tmp_path / "res"))) == \
-        "1 of 3 lines have no result (m.jsonl:4): the runner lost them"
+    assert (
+        accounting.unaccounted(str(tmp_path / "m.jsonl"), read_results(str(tmp_path / "res")))
+        == "1 of 3 lines have no result (m.jsonl:4): the runner lost them"
+    )
 
 
 def test_a_full_disk_for_the_results_gives_one_line_and_leaves_no_debris(tmp_path, bucket_root):
@@ -104,14 +116,28 @@ resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
 from pipeline import __main__ as command
 sys.exit(command.main(sys.argv[1:]))
 """
-    done = subprocess.run([sys.executable, "-c", code, "--manifest", str(tmp_path / "m.jsonl"), "--results",
-                           str(tmp_path / "out" / "res"), "--bucket_root", str(bucket_root)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--manifest",
+            str(tmp_path / "m.jsonl"),
+            "--results",
+            str(tmp_path / "out" / "res"),
+            "--bucket_root",
+            str(bucket_root),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1
     (message,) = done.stderr.strip().splitlines()
     assert message.startswith("error: the run failed (") and "File too large" in message, message
     log = message.rsplit("details in ", 1)[1]
-    assert "Traceback" in open(log).read()
+    assert "Traceback" in Path(log).read_text()
     os.unlink(log)
     assert os.listdir(tmp_path / "out") == []  # no beam-temp-* folder, no partial results
 
@@ -120,12 +146,28 @@ sys.exit(command.main(sys.argv[1:]))
 def test_a_local_run_on_a_terminal_shows_its_progress(tmp_path, bucket_root, mode):
     """The command under a pseudo-terminal: tqdm's line reaches N/N."""
     import pty
+
     lines = [request_line(output=f"p/{n}.jpg", Time=100 * n, FrameType="normal") for n in range(12)] + ["oops"]
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
     leader, follower = pty.openpty()
-    run = subprocess.Popen([sys.executable, "-m", "pipeline", "--manifest", str(tmp_path / "m.jsonl"),
-                            "--results", str(tmp_path / "res"), "--bucket_root", str(bucket_root), *mode],
-                           cwd=ROOT, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "--manifest",
+            str(tmp_path / "m.jsonl"),
+            "--results",
+            str(tmp_path / "res"),
+            "--bucket_root",
+            str(bucket_root),
+            *mode,
+        ],
+        cwd=ROOT,
+        stdout=follower,
+        stderr=follower,
+        stdin=subprocess.DEVNULL,
+    )
     os.close(follower)
     shown = b""
     while True:
@@ -147,6 +189,7 @@ def test_without_a_terminal_the_progress_is_a_plain_line(tmp_path, bucket_root):
 
     from pipeline.progress import Progress
     from transforms.results import tell
+
     out = io.StringIO()
     progress = Progress(3, out, plain_every_s=0.05)
     for failed, images in ((False, 2), (True, 0), (False, 1)):

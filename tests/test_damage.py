@@ -1,12 +1,14 @@
 """A damage campaign: over a thousand damaged videos, three jobs each, in one isolated run.
 Every job ends with Success and images that decode, or with a documented code that is not
 InternalError; nothing hangs, nothing leaks a path or a traceback, every line has its result."""
+
 from __future__ import annotations
 
 import collections
 import io
 import json
 import time
+from pathlib import Path
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -27,11 +29,22 @@ LIMITS = Limits(sync_timeout_s=5, async_timeout_s=20, probe_timeout_s=20)
 
 def jobs_for(name: str) -> list[dict]:
     out = {"Bucket": "out", "Location": "l"}
-    return [{"Time": 1510, "FrameType": "normal", "OutputFile": {**out, "Object": f"{name}/normal.jpg"}},
-            {"Time": 0, "Num": 4, "Interval": 0.7, "FrameType": "intra",
-             "OutputFile": {**out, "Object": f"{name}/intra-{{Count}}.jpg"}},
-            {"TimeArray": {"TimePointList": [0, 900, 2100]}, "FrameType": "normal", "Width": 96,
-             "OutputFile": {**out, "Object": f"{name}/array-{{Count}}.jpg"}}]
+    return [
+        {"Time": 1510, "FrameType": "normal", "OutputFile": {**out, "Object": f"{name}/normal.jpg"}},
+        {
+            "Time": 0,
+            "Num": 4,
+            "Interval": 0.7,
+            "FrameType": "intra",
+            "OutputFile": {**out, "Object": f"{name}/intra-{{Count}}.jpg"},
+        },
+        {
+            "TimeArray": {"TimePointList": [0, 900, 2100]},
+            "FrameType": "normal",
+            "Width": 96,
+            "OutputFile": {**out, "Object": f"{name}/array-{{Count}}.jpg"},
+        },
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -41,19 +54,21 @@ def campaign(tmp_path_factory, videos):
     bucket.mkdir(parents=True)
     lines, kinds = [], {}
     for index, source in enumerate(SOURCES):
-        data = open(videos(source), "rb").read()
+        data = Path(videos(source)).read_bytes()
         stem, ext = source.rsplit(".", 1)
         for n, (kind, damaged) in enumerate(damage.variants(data, index, PER_SOURCE)):
             name = f"{stem}-{n:03d}-{kind}.{ext}"
             (bucket / name).write_bytes(damaged)
             kinds[name] = kind
             for config in jobs_for(name):
-                lines.append(json.dumps({"Input": {"Bucket": "in", "Location": "l", "Object": name},
-                                         "SnapshotConfig": config}))
+                lines.append(
+                    json.dumps({"Input": {"Bucket": "in", "Location": "l", "Object": name}, "SnapshotConfig": config})
+                )
     (root / "m.jsonl").write_text("\n".join(lines) + "\n")
     options = PipelineOptions(local.with_defaults([]))
     started = time.monotonic()
     import apache_beam as beam
+
     with beam.Pipeline(runner=local.runner(options), options=options) as p:
         graph.build(p, str(root / "m.jsonl"), str(root / "res"), Buckets(str(root / "buckets")), limits=LIMITS)
     seconds = time.monotonic() - started
@@ -72,8 +87,11 @@ def test_every_line_has_one_result_and_no_internal_error(campaign):
     assert sorted(int(r["Source"].rsplit(":", 1)[1]) for r in records) == list(range(1, len(lines) + 1))
     codes = collections.Counter(r["Code"] or "Success" for r in records)
     print(f"\n{len(kinds)} files, {len(records)} jobs in {seconds:.0f} s: {dict(codes.most_common())}")
-    internal = [(json.loads(lines[int(r["Source"].rsplit(':', 1)[1]) - 1])["Input"]["Object"], r["Message"])
-                for r in records if r["Code"] == errors.INTERNAL_ERROR]
+    internal = [
+        (json.loads(lines[int(r["Source"].rsplit(":", 1)[1]) - 1])["Input"]["Object"], r["Message"])
+        for r in records
+        if r["Code"] == errors.INTERNAL_ERROR
+    ]
     assert internal == []
     assert seconds < 600  # nothing hung: each step is bounded by LIMITS
     documented = {value for name, value in vars(errors).items() if name.isupper()}
@@ -104,8 +122,11 @@ def test_a_full_output_disk_fails_the_jobs_that_could_not_write(tmp_path, bucket
     import sys
 
     from .conftest import request_line
-    lines = [request_line(output="small.jpg", Time=1010, FrameType="normal", Width=64),
-             request_line(output="big.jpg", Time=1010, FrameType="normal", Width=4096)]
+
+    lines = [
+        request_line(output="small.jpg", Time=1010, FrameType="normal", Width=64),
+        request_line(output="big.jpg", Time=1010, FrameType="normal", Width=4096),
+    ]
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
     code = """
 import resource, sys
@@ -114,12 +135,28 @@ from pipeline import __main__ as command
 sys.exit(command.main(sys.argv[1:]))
 """
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run([sys.executable, "-c", code, "--manifest", str(tmp_path / "m.jsonl"), "--results",
-                           str(tmp_path / "res"), "--bucket_root", str(bucket_root)],
-                          cwd=root, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--manifest",
+            str(tmp_path / "m.jsonl"),
+            "--results",
+            str(tmp_path / "res"),
+            "--bucket_root",
+            str(bucket_root),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     found = {r["Source"]: r for r in read_results(str(tmp_path / "res"))}
     assert found["m.jsonl:1"]["State"] == "Success"
     assert (found["m.jsonl:2"]["Code"], found["m.jsonl:2"]["Message"]) == (
-        errors.STORAGE_FULL, "writing 'big.jpg' failed: File too large")
+        errors.STORAGE_FULL,
+        "writing 'big.jpg' failed: File too large",
+    )
     assert sorted(p.name for p in (bucket_root / "out").iterdir()) == ["small.jpg"]  # no partial file

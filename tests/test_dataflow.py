@@ -1,4 +1,5 @@
 """Dataflow, checked offline: Beam's own translation of the pipeline for Dataflow, not submitted."""
+
 from __future__ import annotations
 
 import os
@@ -14,18 +15,57 @@ from pipeline.options import SnapshotOptions
 from .conftest import request_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATAFLOW = ["--runner", "DataflowRunner", "--dry_run", "True", "--no_auth", "--project", "my-project-123",
-            "--region", "europe-west1", "--temp_location", "gs://beam/tmp", "--staging_location", "gs://beam/stage",
-            "--sdk_location", "container", "--setup_file", os.path.join(ROOT, "setup.py")]
-STEPS = ["ReadManifest", "ParseJobs", "PlanCaptures", "Capture", "Outcomes", "AssembleResults", "Notify",
-         "WriteResults"]
+DATAFLOW = [
+    "--runner",
+    "DataflowRunner",
+    "--dry_run",
+    "True",
+    "--no_auth",
+    "--project",
+    "my-project-123",
+    "--region",
+    "europe-west1",
+    "--temp_location",
+    "gs://beam/tmp",
+    "--staging_location",
+    "gs://beam/stage",
+    "--sdk_location",
+    "container",
+    "--setup_file",
+    os.path.join(ROOT, "setup.py"),
+]
+STEPS = [
+    "ReadManifest",
+    "ParseJobs",
+    "PlanCaptures",
+    "Capture",
+    "Outcomes",
+    "AssembleResults",
+    "Notify",
+    "WriteResults",
+]
 
 
 def test_the_command_translates_for_dataflow_and_submits_nothing(tmp_path, bucket_root):
     (tmp_path / "m.jsonl").write_text(request_line() + "\n")
-    done = subprocess.run([sys.executable, "-m", "pipeline", "--manifest", str(tmp_path / "m.jsonl"), "--results",
-                           str(tmp_path / "res"), "--bucket_root", str(bucket_root), *DATAFLOW],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "--manifest",
+            str(tmp_path / "m.jsonl"),
+            "--results",
+            str(tmp_path / "res"),
+            "--bucket_root",
+            str(bucket_root),
+            *DATAFLOW,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith(f"with 8 steps ({', '.join(STEPS)}); nothing was submitted")
     assert not list(tmp_path.glob("res*"))
@@ -33,19 +73,43 @@ def test_the_command_translates_for_dataflow_and_submits_nothing(tmp_path, bucke
 
 def test_the_translated_job_has_every_step_the_package_and_the_flags(tmp_path, bucket_root):
     (tmp_path / "m.jsonl").write_text(request_line() + "\n")
-    args = command.parse_args(["--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "res"),
-                               "--bucket_root", str(bucket_root), "--sync_timeout", "7", "--probe_timeout", "9",
-                               *DATAFLOW])
+    args = command.parse_args(
+        [
+            "--manifest",
+            str(tmp_path / "m.jsonl"),
+            "--results",
+            str(tmp_path / "res"),
+            "--bucket_root",
+            str(bucket_root),
+            "--sync_timeout",
+            "7",
+            "--probe_timeout",
+            "9",
+            *DATAFLOW,
+        ]
+    )
     job = command.launch(args).job
     transforms = job.proto_pipeline.components.transforms
     names = {t.unique_name for t in transforms.values()}
     assert set(STEPS) <= names
-    assert {"PlanCaptures/GroupByInput", "PlanCaptures/Plan", "Capture/Spread", "Capture/Decode",
-            "AssembleResults/Group", "AssembleResults/Finish", "Notify/Send", "WriteResults/WriteAvro"} <= names
+    assert {
+        "PlanCaptures/GroupByInput",
+        "PlanCaptures/Plan",
+        "Capture/Spread",
+        "Capture/Decode",
+        "AssembleResults/Group",
+        "AssembleResults/Finish",
+        "Notify/Send",
+        "WriteResults/WriteAvro",
+    } <= names
     # the --setup_file package, built and staged as workflow.tar.gz
     (environment,) = job.proto_pipeline.components.environments.values()
-    staged = {api.ArtifactStagingToRolePayload.FromString(d.role_payload).staged_name:
-              api.ArtifactFilePayload.FromString(d.type_payload).path for d in environment.dependencies}
+    staged = {
+        api.ArtifactStagingToRolePayload.FromString(d.role_payload).staged_name: api.ArtifactFilePayload.FromString(
+            d.type_payload
+        ).path
+        for d in environment.dependencies
+    }
     with tarfile.open(staged["workflow.tar.gz"]) as sdist:
         members = sdist.getnames()
     assert any(m.endswith("snapshot/jobs.py") for m in members)

@@ -1,4 +1,5 @@
 """The command line, end to end: python -m pipeline on real manifests, runners and videos."""
+
 from __future__ import annotations
 
 import json
@@ -20,15 +21,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 def manifest_lines() -> list[str]:
     return [
         request_line(output="poster/{FileName}.jpg", Time=1010, FrameType="normal", Width=160),
-        request_line(obj="v/phone.mp4", output="{ObjectPrefix}{FileName}/{Count}.jpg",
-                     TimeArray={"TimePointList": [2017, 0]}, FrameType="normal"),
+        request_line(
+            obj="v/phone.mp4",
+            output="{ObjectPrefix}{FileName}/{Count}.jpg",
+            TimeArray={"TimePointList": [2017, 0]},
+            FrameType="normal",
+        ),
         request_line(obj="v/vp9.webm", output="spread/{Count}.jpg", Time=0, Num=3, Interval=0, FrameType="normal"),
         request_line(obj="v/missing.mp4"),
         request_line(output="../escape.jpg"),
@@ -55,17 +61,31 @@ def image_index(path) -> tuple[int, tuple[int, int]]:
 
 
 def test_a_manifest_end_to_end(tmp_path, manifest, bucket_root):
-    done = run("--manifest", str(manifest), "--results", str(tmp_path / "res" / "out"),
-               "--bucket_root", str(bucket_root), "--direct_num_workers", "2",
-               "--direct_running_mode", "multi_processing")
+    done = run(
+        "--manifest",
+        str(manifest),
+        "--results",
+        str(tmp_path / "res" / "out"),
+        "--bucket_root",
+        str(bucket_root),
+        "--direct_num_workers",
+        "2",
+        "--direct_running_mode",
+        "multi_processing",
+    )
     assert done.returncode == 0, done.stderr
     assert f"7 jobs: 3 succeeded, 4 failed; results in {tmp_path / 'res' / 'out'}-*.avro" in done.stdout
     found = by_line(tmp_path / "res" / "out")
     assert sorted(found) == [1, 2, 3, 4, 5, 6, 8]  # every non-blank line, once
     assert [(n, found[n]["State"], found[n]["Code"], found[n]["Count"]) for n in sorted(found)] == [
-        (1, "Success", "", 1), (2, "Success", "", 2), (3, "Success", "", 3),
-        (4, "Fail", errors.RESOURCE_NOT_FOUND, 0), (5, "Fail", errors.PERMISSION_DENIED, 0),
-        (6, "Fail", errors.JSON_FORMAT_INVALID, 0), (8, "Fail", errors.OUT_OF_RANGE, 0)]
+        (1, "Success", "", 1),
+        (2, "Success", "", 2),
+        (3, "Success", "", 3),
+        (4, "Fail", errors.RESOURCE_NOT_FOUND, 0),
+        (5, "Fail", errors.PERMISSION_DENIED, 0),
+        (6, "Fail", errors.JSON_FORMAT_INVALID, 0),
+        (8, "Fail", errors.OUT_OF_RANGE, 0),
+    ]
     out = bucket_root / "out"
     assert image_index(out / "poster" / "h264.jpg") == (30, (160, 90))
     assert image_index(out / "v" / "phone" / "00001.jpg") == (60, (180, 320))
@@ -73,7 +93,9 @@ def test_a_manifest_end_to_end(tmp_path, manifest, bucket_root):
     assert [image_index(out / "spread" / f"0000{n}.jpg")[0] for n in (1, 2, 3)] == [0, 30, 60]
     snaps = found[2]["Snapshots"]
     assert [(s["Object"], s["Time"], s["FrameTime"], s["Width"], s["Height"]) for s in snaps] == [
-        ("v/phone/00001.jpg", 2017, 2000, 180, 320), ("v/phone/00002.jpg", 0, 0, 180, 320)]
+        ("v/phone/00001.jpg", 2017, 2000, 180, 320),
+        ("v/phone/00002.jpg", 0, 0, 180, 320),
+    ]
     assert snaps[0]["Url"] == (out / "v" / "phone" / "00001.jpg").as_uri()
     all_files = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs]
     assert not [f for f in all_files if ".tmp-" in f or f.endswith(".part")]
@@ -83,10 +105,15 @@ def test_a_manifest_end_to_end(tmp_path, manifest, bucket_root):
 
 def test_a_rerun_gives_the_same_ids_and_images(tmp_path, manifest, bucket_root):
     def once(name):
-        assert run("--manifest", str(manifest), "--results", str(tmp_path / name),
-                   "--bucket_root", str(bucket_root)).returncode == 0
+        assert (
+            run(
+                "--manifest", str(manifest), "--results", str(tmp_path / name), "--bucket_root", str(bucket_root)
+            ).returncode
+            == 0
+        )
         images = {p.relative_to(bucket_root): p.read_bytes() for p in (bucket_root / "out").rglob("*.jpg")}
         return {n: r["Id"] for n, r in by_line(tmp_path / name).items()}, images
+
     first_ids, first_images = once("first")
     second_ids, second_images = once("second")
     assert first_ids == second_ids and len(set(first_ids.values())) == len(first_ids)
@@ -94,12 +121,28 @@ def test_a_rerun_gives_the_same_ids_and_images(tmp_path, manifest, bucket_root):
 
 
 def test_portable_runner_path(tmp_path, manifest, bucket_root):
-    done = run("--manifest", str(manifest), "--results", str(tmp_path / "res"), "--bucket_root", str(bucket_root),
-               "--runner", "PortableRunner", "--job_endpoint", "embed", "--environment_type", "LOOPBACK")
+    done = run(
+        "--manifest",
+        str(manifest),
+        "--results",
+        str(tmp_path / "res"),
+        "--bucket_root",
+        str(bucket_root),
+        "--runner",
+        "PortableRunner",
+        "--job_endpoint",
+        "embed",
+        "--environment_type",
+        "LOOPBACK",
+    )
     assert done.returncode == 0, done.stderr
     found = by_line(tmp_path / "res")
     assert [(n, found[n]["State"], found[n]["Count"]) for n in (1, 2, 3, 4)] == [
-        (1, "Success", 1), (2, "Success", 2), (3, "Success", 3), (4, "Fail", 0)]
+        (1, "Success", 1),
+        (2, "Success", 2),
+        (3, "Success", 3),
+        (4, "Fail", 0),
+    ]
     assert image_index(bucket_root / "out" / "v" / "phone" / "00001.jpg") == (60, (180, 320))
 
 
@@ -109,8 +152,14 @@ def test_the_run_itself_failing_exits_non_zero_with_a_reason(tmp_path, bucket_ro
     assert len(done.stderr.strip().splitlines()) == 1
     (tmp_path / "m.jsonl").write_text(request_line() + "\n")
     (tmp_path / "file").write_text("x")
-    done = run("--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "file" / "r"),
-               "--bucket_root", str(bucket_root))
+    done = run(
+        "--manifest",
+        str(tmp_path / "m.jsonl"),
+        "--results",
+        str(tmp_path / "file" / "r"),
+        "--bucket_root",
+        str(bucket_root),
+    )
     assert done.returncode != 0 and "results" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
@@ -118,20 +167,34 @@ def test_the_run_itself_failing_exits_non_zero_with_a_reason(tmp_path, bucket_ro
 def test_sdk_requests_in_and_sdk_responses_out(tmp_path, bucket_root):
     request = mts.SubmitSnapshotJobRequest(
         input=json.dumps({"Bucket": "in", "Location": "oss-cn-hangzhou", "Object": "v%2Fh264.mp4"}),
-        snapshot_config=json.dumps({"OutputFile": {"Bucket": "out", "Location": "oss-cn-hangzhou",
-                                                   "Object": "sdk/%7BCount%7D.jpg"},
-                                    "Time": "1010", "Num": "2", "Interval": "1", "FrameType": "normal"}),
-        user_data="from the sdk")
+        snapshot_config=json.dumps(
+            {
+                "OutputFile": {"Bucket": "out", "Location": "oss-cn-hangzhou", "Object": "sdk/%7BCount%7D.jpg"},
+                "Time": "1010",
+                "Num": "2",
+                "Interval": "1",
+                "FrameType": "normal",
+            }
+        ),
+        user_data="from the sdk",
+    )
     (tmp_path / "m.jsonl").write_text(json.dumps(request.to_map()) + "\n")
-    assert run("--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "r"),
-               "--bucket_root", str(bucket_root)).returncode == 0
+    assert (
+        run(
+            "--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "r"), "--bucket_root", str(bucket_root)
+        ).returncode
+        == 0
+    )
     (record,) = read_results(str(tmp_path / "r"))
     body = mts.SubmitSnapshotJobResponseBody().from_map(results.api_response(record))
     job = body.snapshot_job
     assert (job.state, job.count, job.user_data, job.id) == ("Success", "2", "from the sdk", record["Id"])
     assert (job.input.bucket, job.input.object) == ("in", "v%2Fh264.mp4")
-    assert (job.snapshot_config.time, job.snapshot_config.num, job.snapshot_config.frame_type) == ("1010", "2",
-                                                                                                   "normal")
+    assert (job.snapshot_config.time, job.snapshot_config.num, job.snapshot_config.frame_type) == (
+        "1010",
+        "2",
+        "normal",
+    )
     assert job.snapshot_config.output_file.object == "sdk/%7BCount%7D.jpg"
     assert len(body.request_id) == 36 and job.creation_time.endswith("Z")
     assert [image_index(bucket_root / "out" / "sdk" / f"0000{n}.jpg")[0] for n in (1, 2)] == [30, 60]
@@ -139,19 +202,24 @@ def test_sdk_requests_in_and_sdk_responses_out(tmp_path, bucket_root):
 
 def test_repeated_bundles_give_identical_outputs_and_results(tmp_path, manifest, bucket_root):
     """Beam may run a bundle more than once: side effects must be idempotent."""
+
     def run_into(name, *extra):
         root = tmp_path / name
         shutil.copytree(bucket_root, root)
-        done = run("--manifest", str(manifest), "--results", str(tmp_path / name / "res"), "--bucket_root",
-                   str(root), *extra)
+        done = run(
+            "--manifest", str(manifest), "--results", str(tmp_path / name / "res"), "--bucket_root", str(root), *extra
+        )
         assert done.returncode == 0, done.stderr
         images = {p.relative_to(root).as_posix(): p.read_bytes() for p in (root / "out").rglob("*") if p.is_file()}
-        records = [{k: v for k, v in r.items() if k not in ("CreationTime", "FinishTime")}
-                   for r in read_results(str(tmp_path / name / "res"))]
+        records = [
+            {k: v for k, v in r.items() if k not in ("CreationTime", "FinishTime")}
+            for r in read_results(str(tmp_path / name / "res"))
+        ]
         for record in records:
             for snapshot in record["Snapshots"]:
                 snapshot["Url"] = snapshot["Url"].replace(f"/{name}/", "/")
         return images, records
+
     plain = run_into("plain")
     repeated = run_into("repeated", "--direct_runner_bundle_repeat", "2")
     assert plain == repeated and len(plain[0]) == 6 and len(plain[1]) == 7

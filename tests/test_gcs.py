@@ -1,5 +1,6 @@
 """gs:// buckets against a real GCS API server (gcp-storage-emulator) on 127.0.0.1, with a
 fault-injecting proxy in front of it."""
+
 from __future__ import annotations
 
 import io
@@ -42,8 +43,9 @@ class Gcs:
 
     def __init__(self, emulator: Emulator, proxy: FaultProxy):
         self.proxy = proxy
-        self.client = storage.Client(project="test", credentials=AnonymousCredentials(),
-                                     client_options={"api_endpoint": emulator.url})
+        self.client = storage.Client(
+            project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": emulator.url}
+        )
 
     def bucket(self, stem: str) -> str:
         name = f"{stem}-{uuid.uuid4().hex[:8]}"
@@ -102,28 +104,63 @@ def test_a_whole_manifest_on_gcs(gcs, videos, tmp_path):
     gcs.upload(media, "v/h264.mp4", videos("h264.mp4"))
     gcs.upload(media, "v/phone.mp4", videos("phone.mp4"))
     manifest = [
-        line(media, "v/h264.mp4", out, output="{FileName}/{Count}.jpg", FrameType="normal",
-             TimeArray={"TimePointList": [1010, 2017]}),
+        line(
+            media,
+            "v/h264.mp4",
+            out,
+            output="{FileName}/{Count}.jpg",
+            FrameType="normal",
+            TimeArray={"TimePointList": [1010, 2017]},
+        ),
         line(media, "v/phone.mp4", out, output="phone.jpg", Time=1010, FrameType="normal", Width=90),
         line(media, "v/missing.mp4", out, Time=0),
         line(f"nobucket-{uuid.uuid4().hex[:8]}", "v/h264.mp4", out, Time=0),
-        line(media, "v/h264.mp4", out, output="s/{Count}.jpg", Time=0, Num=3, Interval=1, FrameType="normal",
-             TileOut={"Lines": 1, "Columns": 3, "CellWidth": 64},
-             TileOutputFile={"Bucket": out, "Location": "x", "Object": "s/sheet.jpg"}, Format="vtt"),
+        line(
+            media,
+            "v/h264.mp4",
+            out,
+            output="s/{Count}.jpg",
+            Time=0,
+            Num=3,
+            Interval=1,
+            FrameType="normal",
+            TileOut={"Lines": 1, "Columns": 3, "CellWidth": 64},
+            TileOutputFile={"Bucket": out, "Location": "x", "Object": "s/sheet.jpg"},
+            Format="vtt",
+        ),
     ]
     gcs.client.bucket(ops).blob("jobs/part-1.jsonl").upload_from_string("\n".join(manifest[:3]) + "\n")
     gcs.client.bucket(ops).blob("jobs/part-2.jsonl").upload_from_string("\n".join(manifest[3:]) + "\n")
     bucket_map = tmp_path / "map.json"
     bucket_map.write_text(json.dumps({"*": "gs://"}))
-    done = subprocess.run([sys.executable, "-m", "pipeline", "--manifest", f"gs://{ops}/jobs/*.jsonl",
-                           "--results", f"gs://{ops}/results/run", "--bucket_map", str(bucket_map),
-                           "--bucket_root", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "--manifest",
+            f"gs://{ops}/jobs/*.jsonl",
+            "--results",
+            f"gs://{ops}/results/run",
+            "--bucket_map",
+            str(bucket_map),
+            "--bucket_root",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     found = {r["Source"]: r for r in read_results(f"gs://{ops}/results/run")}
     assert [(s, found[s]["State"], found[s]["Code"], found[s]["Count"]) for s in sorted(found)] == [
-        ("part-1.jsonl:1", "Success", "", 2), ("part-1.jsonl:2", "Success", "", 1),
+        ("part-1.jsonl:1", "Success", "", 2),
+        ("part-1.jsonl:2", "Success", "", 1),
         ("part-1.jsonl:3", "Fail", errors.RESOURCE_NOT_FOUND, 0),
-        ("part-2.jsonl:1", "Fail", errors.RESOURCE_NOT_FOUND, 0), ("part-2.jsonl:2", "Success", "", 3)]
+        ("part-2.jsonl:1", "Fail", errors.RESOURCE_NOT_FOUND, 0),
+        ("part-2.jsonl:2", "Success", "", 3),
+    ]
     assert gcs.index_of(out, "h264/00001.jpg") == (30, (320, 180))
     assert gcs.index_of(out, "h264/00002.jpg") == (60, (320, 180))
     assert gcs.index_of(out, "phone.jpg") == (30, (90, 160))
@@ -196,8 +233,12 @@ def test_storage_that_keeps_failing_gives_transient_network_error_and_spares_the
     gcs.upload(flaky, "v.mp4", videos("h264.mp4"))
     gcs.proxy.rule = lambda method, path: 503 if f"/b/{flaky}/" in path or f"/b/{flaky}?" in path else "pass"
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text(line(flaky, "v.mp4", out, output="a.jpg", Time=0) + "\n"
-                        + line(media, "v.mp4", out, output="b.jpg", Time=1010, FrameType="normal") + "\n")
+    manifest.write_text(
+        line(flaky, "v.mp4", out, output="a.jpg", Time=0)
+        + "\n"
+        + line(media, "v.mp4", out, output="b.jpg", Time=1010, FrameType="normal")
+        + "\n"
+    )
     with BeamTestPipeline(runner="FnApiRunner") as p:
         graph.build(p, str(manifest), str(tmp_path / "res"), gcs_buckets())
     found = {r["Source"]: r for r in read_results(str(tmp_path / "res"))}
@@ -261,13 +302,16 @@ def test_an_input_replaced_after_planning_is_caught_by_its_generation(gcs, video
     assert task.input_version.isdigit()
     gcs.upload(media, "v.mp4", videos("h264.mp4"))  # a 3 s video in its place: a new generation
     ((_, outcome),) = jobs.run_task_guarded(task, buckets, assemble.Limits(isolate=False))
-    assert (outcome.error.code, outcome.error.message) == (errors.RESOURCE_CONTENT_BAD,
-                                                           "the input changed during the job")
+    assert (outcome.error.code, outcome.error.message) == (
+        errors.RESOURCE_CONTENT_BAD,
+        "the input changed during the job",
+    )
     assert not list(gcs.client.bucket(out).list_blobs())
 
 
-@pytest.mark.parametrize("bucket", ["Media", "_media", "media_", "goog-media", "my-google-media", "192.168.5.4",
-                                    "ab", "m" * 64, "a..b"])
+@pytest.mark.parametrize(
+    "bucket", ["Media", "_media", "media_", "goog-media", "my-google-media", "192.168.5.4", "ab", "m" * 64, "a..b"]
+)
 def test_names_that_gcs_refuses_are_refused_before_any_request(gcs, bucket):
     for text in (line(bucket, "v.mp4", "out-bucket", Time=0), line("in-bucket", "v.mp4", bucket, Time=0)):
         result = run_job(text, gcs_buckets())

@@ -1,6 +1,7 @@
 """Runs that are cut short: Beam workers killed mid-run, the command stopped by SIGTERM. No
 half-written object is ever under a final name, and running again completes the batch with
 the same bytes as an undisturbed run."""
+
 from __future__ import annotations
 
 import json
@@ -28,11 +29,21 @@ def batch(tmp_path_factory):
     root = tmp_path_factory.mktemp("batch")
     (root / "buckets" / "in").mkdir(parents=True)
     synth.write_video(str(root / "buckets" / "in" / "v.mp4"), frames=600, size=(640, 360), options={"g": "60"})
-    lines = [json.dumps({"Input": {"Bucket": "in", "Location": "l", "Object": "v.mp4"},
-                         "SnapshotConfig": {"OutputFile": {"Bucket": "out", "Location": "l",
-                                                           "Object": f"{n}/{{Count}}.jpg"},
-                                            "Time": n * 10, "Num": 20, "Interval": 0.9, "FrameType": "normal"}})
-             for n in range(JOBS)]
+    lines = [
+        json.dumps(
+            {
+                "Input": {"Bucket": "in", "Location": "l", "Object": "v.mp4"},
+                "SnapshotConfig": {
+                    "OutputFile": {"Bucket": "out", "Location": "l", "Object": f"{n}/{{Count}}.jpg"},
+                    "Time": n * 10,
+                    "Num": 20,
+                    "Interval": 0.9,
+                    "FrameType": "normal",
+                },
+            }
+        )
+        for n in range(JOBS)
+    ]
     (root / "m.jsonl").write_text("\n".join(lines) + "\n")
     done = command(root, "clean", "undisturbed").wait(timeout=300)
     assert done == 0
@@ -43,9 +54,24 @@ def command(root, buckets: str, results: str, *extra: str) -> subprocess.Popen:
     target = root / buckets
     if not target.exists():
         shutil.copytree(root / "buckets", target)
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "--manifest", str(root / "m.jsonl"),
-                             "--results", str(root / results), "--bucket_root", str(target), *extra],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "--manifest",
+            str(root / "m.jsonl"),
+            "--results",
+            str(root / results),
+            "--bucket_root",
+            str(target),
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def images(buckets) -> dict[str, bytes]:

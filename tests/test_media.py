@@ -1,7 +1,9 @@
 """The right frame, upright and at the right size, on real videos made with PyAV."""
+
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -87,13 +89,16 @@ def test_variable_frame_rate_intra_uses_true_keyframe_times(videos):
 
 def test_probe_and_capture_read_a_small_part_of_an_indexed_file(videos):
     from snapshot.storage import CountingReader
+
     path = videos("grain.mp4")
     size = os.path.getsize(path)
     with CountingReader(open(path, "rb", buffering=0)) as reader:
         probe = media.probe(reader)
         assert reader.bytes_read < size * 0.3  # the index, the first frame, the last GOP
-        shots = [media.Shot(1, 5000, probe.pts(5000), (160, 90), keyframe=True),
-                 media.Shot(2, 8000, probe.pts(8000), (160, 90), keyframe=True)]
+        shots = [
+            media.Shot(1, 5000, probe.pts(5000), (160, 90), keyframe=True),
+            media.Shot(2, 8000, probe.pts(8000), (160, 90), keyframe=True),
+        ]
         reader.bytes_read = 0
         found = [synth.read_index(c.image) for c in media.capture(reader, shots, probe)]
         assert found == [150, 240] and reader.bytes_read < size * 0.1
@@ -118,14 +123,16 @@ def test_width_and_height_scale(videos):
 
 def test_moov_position_of_the_two_mp4_files(videos):
     def moov_before_mdat(name):
-        data = open(videos(name), "rb").read()
+        data = Path(videos(name)).read_bytes()
         return data.find(b"moov") < data.find(b"mdat")
+
     assert not moov_before_mdat("h264.mp4")
     assert moov_before_mdat("h264_faststart.mp4")
 
 
 def test_hevc_is_10_bit(videos):
     import av
+
     with av.open(videos("hevc10.mkv")) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "hevc"
@@ -144,6 +151,7 @@ def test_not_a_video_is_content_bad(tmp_path, content):
 def test_audio_only_has_no_video_stream(tmp_path):
     import av
     import numpy as np
+
     path = str(tmp_path / "audio.m4a")
     with av.open(path, "w") as out:
         stream = out.add_stream("aac", rate=44100)

@@ -1,5 +1,6 @@
 """PipelineId notifications against real HTTP receivers on 127.0.0.1, JSON Lines targets, and the
 synchronous snapshot command."""
+
 from __future__ import annotations
 
 import faulthandler
@@ -26,8 +27,7 @@ from .conftest import request_line
 from .gcs_servers import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MESSAGE_KEYS = {"jobId", "JobId", "requestId", "RequestId", "type", "Type", "state", "State", "userData",
-                "UserData"}
+MESSAGE_KEYS = {"jobId", "JobId", "requestId", "RequestId", "type", "Type", "state", "State", "userData", "UserData"}
 
 
 class Receiver:
@@ -78,16 +78,28 @@ def with_pipeline(pipeline_id: str, **config) -> str:
 
 
 def test_messages_reach_each_target_and_their_outcome_lands_in_the_result(tmp_path, bucket_root, receivers):
-    pipelines = {"ok": receivers["ok"].url, "flaky": receivers["flaky"].url, "silent": receivers["silent"].url,
-                 "closed": f"http://127.0.0.1:{free_port()}/nobody", "file": str(tmp_path / "out" / "msgs.jsonl")}
+    pipelines = {
+        "ok": receivers["ok"].url,
+        "flaky": receivers["flaky"].url,
+        "silent": receivers["silent"].url,
+        "closed": f"http://127.0.0.1:{free_port()}/nobody",
+        "file": str(tmp_path / "out" / "msgs.jsonl"),
+    }
     (tmp_path / "pipelines.json").write_text(json.dumps(pipelines))
-    lines = [with_pipeline("ok", Time=1010, FrameType="normal"), with_pipeline("flaky", Time=0),
-             with_pipeline("silent", Time=0), with_pipeline("closed", Time=0),
-             with_pipeline("file", Time=0), with_pipeline("file", obj="v/missing.mp4"),
-             with_pipeline("unknown", Time=0), request_line(Time=0)]
+    lines = [
+        with_pipeline("ok", Time=1010, FrameType="normal"),
+        with_pipeline("flaky", Time=0),
+        with_pipeline("silent", Time=0),
+        with_pipeline("closed", Time=0),
+        with_pipeline("file", Time=0),
+        with_pipeline("file", obj="v/missing.mp4"),
+        with_pipeline("unknown", Time=0),
+        request_line(Time=0),
+    ]
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
-    targets = Targets.from_file("unused.jsonl", str(tmp_path / "pipelines.json"),
-                                Delivery(attempts=3, initial_s=0.05, timeout_s=0.5))
+    targets = Targets.from_file(
+        "unused.jsonl", str(tmp_path / "pipelines.json"), Delivery(attempts=3, initial_s=0.05, timeout_s=0.5)
+    )
     started = time.monotonic()
     with BeamTestPipeline(runner="FnApiRunner") as p:
         graph.build(p, str(tmp_path / "m.jsonl"), str(tmp_path / "res"), Buckets(str(bucket_root)), targets)
@@ -98,10 +110,15 @@ def test_messages_reach_each_target_and_their_outcome_lands_in_the_result(tmp_pa
     ids = {int(s.split(":")[1]): found[s]["Id"] for s in found}
 
     assert mns[1] == {"MessageId": notify.message_id(ids[1]), "ErrorCode": None, "ErrorMessage": None}
-    (header, body), = receivers["ok"].received
+    ((header, body),) = receivers["ok"].received
     assert header == notify.message_id(ids[1]) and set(body) == MESSAGE_KEYS
     assert (body["JobId"], body["jobId"], body["State"], body["Type"], body["UserData"]) == (
-        ids[1], ids[1], "Success", "Snapshot", "data of ok")
+        ids[1],
+        ids[1],
+        "Success",
+        "Snapshot",
+        "data of ok",
+    )
 
     assert mns[2]["MessageId"] == notify.message_id(ids[2])  # 500, 500, then 200
     assert len(receivers["flaky"].received) == 3
@@ -134,18 +151,40 @@ def test_without_a_pipelines_file_messages_go_beside_the_results(tmp_path, bucke
 
 
 def submit(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.submit", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": ROOT})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.submit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
 
 
 def test_sync_command_answers_in_the_api_format(tmp_path, bucket_root, receivers):
     (tmp_path / "pipelines.json").write_text(json.dumps({"q": receivers["ok"].url}))
-    done = submit("--input", json.dumps({"Bucket": "in", "Location": "oss-cn-hangzhou", "Object": "v/h264.mp4"}),
-                  "--config", json.dumps({"OutputFile": {"Bucket": "out", "Location": "oss-cn-hangzhou",
-                                                         "Object": "sync/{FileName}.jpg"},
-                                          "Time": "1010", "FrameType": "normal", "Width": "160"}),
-                  "--pipeline-id", "q", "--user-data", "u", "--bucket_root", str(bucket_root),
-                  "--pipelines", str(tmp_path / "pipelines.json"), cwd=tmp_path)
+    done = submit(
+        "--input",
+        json.dumps({"Bucket": "in", "Location": "oss-cn-hangzhou", "Object": "v/h264.mp4"}),
+        "--config",
+        json.dumps(
+            {
+                "OutputFile": {"Bucket": "out", "Location": "oss-cn-hangzhou", "Object": "sync/{FileName}.jpg"},
+                "Time": "1010",
+                "FrameType": "normal",
+                "Width": "160",
+            }
+        ),
+        "--pipeline-id",
+        "q",
+        "--user-data",
+        "u",
+        "--bucket_root",
+        str(bucket_root),
+        "--pipelines",
+        str(tmp_path / "pipelines.json"),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     body = mts.SubmitSnapshotJobResponseBody().from_map(json.loads(done.stdout))
     job = body.snapshot_job
@@ -156,16 +195,24 @@ def test_sync_command_answers_in_the_api_format(tmp_path, bucket_root, receivers
     from PIL import Image
 
     from snapshot import synth
+
     assert synth.read_index(Image.open(bucket_root / "out" / "sync" / "h264.jpg")) == 30
 
 
 def test_sync_command_past_its_time_limit_answers_snapshot_timeout(tmp_path, bucket_root):
     os.mkfifo(bucket_root / "in" / "v" / "stuck.mp4")  # reading it blocks forever: a stuck job
     started = time.monotonic()
-    done = submit("--input", json.dumps({"Bucket": "in", "Location": "l", "Object": "v/stuck.mp4"}),
-                  "--config", json.dumps({"OutputFile": {"Bucket": "out", "Location": "l", "Object": "x.jpg"},
-                                          "Time": 0}),
-                  "--bucket_root", str(bucket_root), "--timeout", "1", cwd=tmp_path)
+    done = submit(
+        "--input",
+        json.dumps({"Bucket": "in", "Location": "l", "Object": "v/stuck.mp4"}),
+        "--config",
+        json.dumps({"OutputFile": {"Bucket": "out", "Location": "l", "Object": "x.jpg"}, "Time": 0}),
+        "--bucket_root",
+        str(bucket_root),
+        "--timeout",
+        "1",
+        cwd=tmp_path,
+    )
     assert time.monotonic() - started < 30
     assert done.returncode == 1
     job = mts.SubmitSnapshotJobResponseBody().from_map(json.loads(done.stdout)).snapshot_job
@@ -178,11 +225,19 @@ def test_sync_command_rejects_an_unknown_pipeline_and_bad_json(tmp_path, bucket_
     done = submit("--input", "{not json", "--config", "{}", "--bucket_root", str(bucket_root), cwd=tmp_path)
     answer = json.loads(done.stdout)["SnapshotJob"]
     assert (done.returncode, answer["State"], answer["Code"]) == (1, "Fail", errors.JSON_FORMAT_INVALID)
-    done = submit("--input", json.dumps({"Bucket": "in", "Location": "l", "Object": "v/h264.mp4"}),
-                  "--config", json.dumps({"OutputFile": {"Bucket": "out", "Location": "l", "Object": "x.jpg"},
-                                          "Time": 0}),
-                  "--pipeline-id", "other", "--pipelines", str(tmp_path / "pipelines.json"),
-                  "--bucket_root", str(bucket_root), cwd=tmp_path)
+    done = submit(
+        "--input",
+        json.dumps({"Bucket": "in", "Location": "l", "Object": "v/h264.mp4"}),
+        "--config",
+        json.dumps({"OutputFile": {"Bucket": "out", "Location": "l", "Object": "x.jpg"}, "Time": 0}),
+        "--pipeline-id",
+        "other",
+        "--pipelines",
+        str(tmp_path / "pipelines.json"),
+        "--bucket_root",
+        str(bucket_root),
+        cwd=tmp_path,
+    )
     answer = json.loads(done.stdout)["SnapshotJob"]
     assert (answer["Code"], answer["Count"]) == (errors.INVALID_PARAMETER, "0") and "other" in answer["Message"]
     assert not (bucket_root / "out" / "x.jpg").exists()
@@ -227,6 +282,7 @@ def _raise_coded():
 
 def _log_a_failure():
     import logging
+
     try:
         raise ValueError("deep inside the decoder")
     except ValueError:

@@ -1,4 +1,5 @@
 """Time points, shots and output sizes (docs/manifest.md): pure arithmetic on a made-up probe."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -19,17 +20,20 @@ def config(**fields) -> SnapshotConfig:
     return SnapshotConfig(output=OUT, **fields)
 
 
-@pytest.mark.parametrize("fields, points", [
-    (dict(time_ms=1234), [1234]),
-    (dict(time_ms=1000, num=3, interval_ms=2000), [1000, 3000, 5000]),
-    (dict(time_ms=5000, num=1, interval_ms=2000), [5000]),
-    (dict(time_ms=0, interval_ms=3000), [0, 3000, 6000, 9000]),
-    (dict(time_ms=0, interval_ms=2500), [0, 2500, 5000, 7500, 10000]),  # the end itself is inside
-    (dict(time_ms=2000, num=4, interval_ms=0), [2000, 4000, 6000, 8000]),
-    (dict(time_ms=0, num=3, interval_ms=0), [0, 3333, 6666]),
-    (dict(time_ms=6000, num=5, interval_ms=2000), [6000, 8000, 10000]),  # past the end: dropped
-    (dict(time_array=(9000, 100, 10000)), [9000, 100, 10000]),
-])
+@pytest.mark.parametrize(
+    "fields, points",
+    [
+        ({"time_ms": 1234}, [1234]),
+        ({"time_ms": 1000, "num": 3, "interval_ms": 2000}, [1000, 3000, 5000]),
+        ({"time_ms": 5000, "num": 1, "interval_ms": 2000}, [5000]),
+        ({"time_ms": 0, "interval_ms": 3000}, [0, 3000, 6000, 9000]),
+        ({"time_ms": 0, "interval_ms": 2500}, [0, 2500, 5000, 7500, 10000]),  # the end itself is inside
+        ({"time_ms": 2000, "num": 4, "interval_ms": 0}, [2000, 4000, 6000, 8000]),
+        ({"time_ms": 0, "num": 3, "interval_ms": 0}, [0, 3333, 6666]),
+        ({"time_ms": 6000, "num": 5, "interval_ms": 2000}, [6000, 8000, 10000]),  # past the end: dropped
+        ({"time_array": (9000, 100, 10000)}, [9000, 100, 10000]),
+    ],
+)
 def test_time_points(fields, points):
     assert plan.time_points(config(**fields), 10_000) == points
 
@@ -41,8 +45,11 @@ def test_time_array_point_past_the_end_fails_the_job():
 
 
 def test_multi_snapshot_job_with_no_point_inside_fails():
-    for fields in (dict(time_ms=20_000, num=3, interval_ms=1000), dict(time_ms=10_001, interval_ms=1000),
-                   dict(time_ms=10_001, num=2, interval_ms=0)):
+    for fields in (
+        {"time_ms": 20_000, "num": 3, "interval_ms": 1000},
+        {"time_ms": 10_001, "interval_ms": 1000},
+        {"time_ms": 10_001, "num": 2, "interval_ms": 0},
+    ):
         with pytest.raises(SnapshotError) as caught:
             plan.time_points(config(**fields), 10_000)
         assert caught.value.code == errors.RESOURCE_CONTENT_BAD
@@ -57,38 +64,48 @@ def test_sync_past_the_end_normal_fails_but_intra_gives_the_nearest_keyframe():
 
 def test_too_many_points_are_refused():
     with pytest.raises(SnapshotError) as caught:
-        plan.time_points(config(time_ms=0, interval_ms=1), 10 ** 9)
+        plan.time_points(config(time_ms=0, interval_ms=1), 10**9)
     assert caught.value.code == errors.OUT_OF_RANGE
-    huge = plan.time_points(config(time_ms=0, num=10 ** 12, interval_ms=5000), 10_000)
+    huge = plan.time_points(config(time_ms=0, num=10**12, interval_ms=5000), 10_000)
     assert huge == [0, 5000, 10000]
 
 
 def test_normal_shots_target_the_point_from_the_first_frame():
     shots = plan.shots(config(time_ms=1000, num=3, interval_ms=1500, frame_type="normal"), PROBE)
-    assert [(s.seq, s.requested_ms, s.target_pts) for s in shots] == [(1, 1000, 1500), (2, 2500, 3000),
-                                                                      (3, 4000, 4500)]
+    assert [(s.seq, s.requested_ms, s.target_pts) for s in shots] == [(1, 1000, 1500), (2, 2500, 3000), (3, 4000, 4500)]
 
 
 def test_intra_shots_take_the_nearest_keyframe_and_share_it():
     shots = plan.shots(config(time_array=(900, 1100, 1900, 3000, 2100, 9999)), PROBE)
     # 900 -> 0 (first keyframe); 1100 -> 2000; 1900 -> 2000 again; 3000 tie -> earlier 2000;
     # 2100 -> 2000; 9999 -> 8000
-    assert [(s.seq, s.requested_ms, s.target_pts) for s in shots] == [(1, 900, 500), (2, 1100, 2500),
-                                                                      (3, 9999, 8500)]
+    assert [(s.seq, s.requested_ms, s.target_pts) for s in shots] == [(1, 900, 500), (2, 1100, 2500), (3, 9999, 8500)]
 
 
 def test_nearest_keyframe():
     keys = (0, 100, 300)
-    assert [plan.nearest_keyframe(keys, p) for p in (-5, 0, 49, 50, 51, 199, 200, 201, 1000)] == \
-        [0, 0, 0, 0, 100, 100, 100, 300, 300]
+    assert [plan.nearest_keyframe(keys, p) for p in (-5, 0, 49, 50, 51, 199, 200, 201, 1000)] == [
+        0,
+        0,
+        0,
+        0,
+        100,
+        100,
+        100,
+        300,
+        300,
+    ]
 
 
-@pytest.mark.parametrize("width, height, size", [
-    (None, None, (640, 360)),
-    (320, None, (320, 180)),
-    (None, 90, (160, 90)),
-    (100, 100, (100, 100)),
-    (8, None, (8, 4)),
-])
+@pytest.mark.parametrize(
+    "width, height, size",
+    [
+        (None, None, (640, 360)),
+        (320, None, (320, 180)),
+        (None, 90, (160, 90)),
+        (100, 100, (100, 100)),
+        (8, None, (8, 4)),
+    ],
+)
 def test_output_size_keeps_the_display_aspect(width, height, size):
     assert plan.output_size(config(width=width, height=height), PROBE) == size

@@ -1,5 +1,6 @@
 """Property-based tests: any request gives a request or a coded error, and no expanded name
 ever leaves its bucket."""
+
 from __future__ import annotations
 
 import json
@@ -13,29 +14,97 @@ from snapshot.errors import SnapshotError
 from snapshot.spec import Request, parse_request
 
 CODES = {value for name, value in vars(errors).items() if name.isupper()}
-KEYS = ["Input", "SnapshotConfig", "OutputFile", "Bucket", "Location", "Object", "Time", "Interval", "Num",
-        "TimeArray", "TimePointList", "Width", "Height", "FrameType", "TileOut", "TileOutputFile", "Lines",
-        "Columns", "CellWidth", "Padding", "Margin", "Color", "IsKeepCellPic", "CellSelStep", "Format", "SubOut",
-        "IsSptFrag", "BlackLevel", "PixelBlackThreshold", "PipelineId", "UserData", "Action", "RoleArn"]
+KEYS = [
+    "Input",
+    "SnapshotConfig",
+    "OutputFile",
+    "Bucket",
+    "Location",
+    "Object",
+    "Time",
+    "Interval",
+    "Num",
+    "TimeArray",
+    "TimePointList",
+    "Width",
+    "Height",
+    "FrameType",
+    "TileOut",
+    "TileOutputFile",
+    "Lines",
+    "Columns",
+    "CellWidth",
+    "Padding",
+    "Margin",
+    "Color",
+    "IsKeepCellPic",
+    "CellSelStep",
+    "Format",
+    "SubOut",
+    "IsSptFrag",
+    "BlackLevel",
+    "PixelBlackThreshold",
+    "PipelineId",
+    "UserData",
+    "Action",
+    "RoleArn",
+]
 # names made of the pieces that matter: separators, dots, tokens, escapes, control characters
-NAME_PIECES = st.sampled_from(["/", ".", "..", "a", "é", "{Count}", "{FileName}", "{ObjectPrefix}", "{ExtName}",
-                               "{TileCount}", "{SnapshotTime}", "%2e", "%2F", "%00", "\\", "\n", " ", "{", "}"])
+NAME_PIECES = st.sampled_from(
+    [
+        "/",
+        ".",
+        "..",
+        "a",
+        "é",
+        "{Count}",
+        "{FileName}",
+        "{ObjectPrefix}",
+        "{ExtName}",
+        "{TileCount}",
+        "{SnapshotTime}",
+        "%2e",
+        "%2F",
+        "%00",
+        "\\",
+        "\n",
+        " ",
+        "{",
+        "}",
+    ]
+)
 names = st.lists(NAME_PIECES, max_size=12).map("".join)
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10 ** 12, 10 ** 12), st.floats(allow_nan=True),
-                    st.text(max_size=20), names, st.sampled_from(["0", "5000", "-1", "1e999", "nan", "intra"]))
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=6),
-    st.dictionaries(st.sampled_from(KEYS), inner, max_size=6).map(json.dumps)), max_leaves=30)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    names,
+    st.sampled_from(["0", "5000", "-1", "1e999", "nan", "intra"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.sampled_from(KEYS), inner, max_size=6),
+        st.dictionaries(st.sampled_from(KEYS), inner, max_size=6).map(json.dumps),
+    ),
+    max_leaves=30,
+)
 good_input = st.fixed_dictionaries({"Bucket": st.just("in"), "Location": st.just("l"), "Object": names})
-good_config = st.fixed_dictionaries({"OutputFile": st.fixed_dictionaries(
-    {"Bucket": st.just("out"), "Location": st.just("l"), "Object": names})},
-    optional={key: values for key in KEYS[6:30]})
+good_config = st.fixed_dictionaries(
+    {"OutputFile": st.fixed_dictionaries({"Bucket": st.just("out"), "Location": st.just("l"), "Object": names})},
+    optional=dict.fromkeys(KEYS[6:30], values),
+)
 lines = st.one_of(
     st.text(max_size=200),
     values.map(json.dumps),
-    st.fixed_dictionaries({"Input": st.one_of(good_input, values), "SnapshotConfig": st.one_of(good_config, values)},
-                          optional={"PipelineId": values, "UserData": values, "Action": values}).map(json.dumps),
+    st.fixed_dictionaries(
+        {"Input": st.one_of(good_input, values), "SnapshotConfig": st.one_of(good_config, values)},
+        optional={"PipelineId": values, "UserData": values, "Action": values},
+    ).map(json.dumps),
 )
 
 
@@ -50,7 +119,7 @@ def test_any_line_gives_a_request_or_a_coded_error(text):
 
 
 @settings(max_examples=400, deadline=None)
-@given(names, names, st.integers(1, 99_999), st.integers(0, 10 ** 9))
+@given(names, names, st.integers(1, 99_999), st.integers(0, 10**9))
 def test_an_accepted_output_name_never_leaves_its_bucket(template, input_name, count, time_ms):
     try:
         naming.check_output_template(template, input_name, "F", None)
@@ -69,7 +138,13 @@ def test_an_accepted_output_name_never_leaves_its_bucket(template, input_name, c
 @settings(max_examples=300, deadline=None)
 @given(st.lists(NAME_PIECES, max_size=15))
 def test_expansion_replaces_exactly_the_tokens(pieces):
-    values = {"{Count}": "00007", "{TileCount}": "00003", "{SnapshotTime}": "1234", "{FileName}": "fi{Count}le",
-              "{ExtName}": "ext", "{ObjectPrefix}": "dir/"}
+    values = {
+        "{Count}": "00007",
+        "{TileCount}": "00003",
+        "{SnapshotTime}": "1234",
+        "{FileName}": "fi{Count}le",
+        "{ExtName}": "ext",
+        "{ObjectPrefix}": "dir/",
+    }
     expected = "".join(values.get(piece, piece) for piece in pieces)
     assert naming.expand("".join(pieces), "dir/fi{Count}le.ext", 7, 1234, 3) == expected

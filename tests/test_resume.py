@@ -1,4 +1,5 @@
 """--resume: a batch run again after a partial failure runs only what failed."""
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def command(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def run_in_process(tmp_path, bucket_root, results: str, resume: str | None = None) -> int:
@@ -40,21 +42,33 @@ def images(folder) -> dict[str, tuple[int, bytes]]:
 
 
 def test_a_resumed_run_runs_only_what_failed(tmp_path, bucket_root):
-    lines = [request_line(output="a/{Count}.jpg", Time=0, Num=3, Interval=1, FrameType="normal"),
-             request_line(output="b.jpg", Time=1010, FrameType="normal"),
-             request_line(obj="v/late.mp4", output="late/{Count}.jpg", TimeArray={"TimePointList": [2017, 500]},
-                          FrameType="normal"),
-             request_line(obj="v/late.mp4", output="late-poster.jpg", Time=1010, FrameType="normal"),
-             "not json"]
+    lines = [
+        request_line(output="a/{Count}.jpg", Time=0, Num=3, Interval=1, FrameType="normal"),
+        request_line(output="b.jpg", Time=1010, FrameType="normal"),
+        request_line(
+            obj="v/late.mp4", output="late/{Count}.jpg", TimeArray={"TimePointList": [2017, 500]}, FrameType="normal"
+        ),
+        request_line(obj="v/late.mp4", output="late-poster.jpg", Time=1010, FrameType="normal"),
+        "not json",
+    ]
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
-    first = command("--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "r1"),
-                    "--bucket_root", str(bucket_root))
+    first = command(
+        "--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "r1"), "--bucket_root", str(bucket_root)
+    )
     assert first.returncode == 0 and "5 jobs: 2 succeeded, 3 failed" in first.stdout
     before = images(bucket_root / "out")
     shutil.copy(bucket_root / "in" / "v" / "h264.mp4", bucket_root / "in" / "v" / "late.mp4")  # the input is fixed
 
-    resumed = command("--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "r2"),
-                      "--bucket_root", str(bucket_root), "--resume", str(tmp_path / "r1"))
+    resumed = command(
+        "--manifest",
+        str(tmp_path / "m.jsonl"),
+        "--results",
+        str(tmp_path / "r2"),
+        "--bucket_root",
+        str(bucket_root),
+        "--resume",
+        str(tmp_path / "r1"),
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "5 jobs: 2 carried over, 2 succeeded, 1 failed" in resumed.stdout
     old = {r["Source"]: r for r in read_results(str(tmp_path / "r1"))}
@@ -76,9 +90,19 @@ def test_a_resumed_run_runs_only_what_failed(tmp_path, bucket_root):
 def test_resume_refuses_what_it_cannot_use(tmp_path, bucket_root):
     (tmp_path / "m.jsonl").write_text(request_line() + "\n")
     (tmp_path / "other-00000-of-00001.avro").write_bytes(b"not avro at all")
-    base = ["--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "r"), "--bucket_root", str(bucket_root)]
-    for previous, reason in [(tmp_path / "none", "matches no results"), (tmp_path / "r", "is --results itself"),
-                             (tmp_path / "other", "is not a results file of this pipeline")]:
+    base = [
+        "--manifest",
+        str(tmp_path / "m.jsonl"),
+        "--results",
+        str(tmp_path / "r"),
+        "--bucket_root",
+        str(bucket_root),
+    ]
+    for previous, reason in [
+        (tmp_path / "none", "matches no results"),
+        (tmp_path / "r", "is --results itself"),
+        (tmp_path / "other", "is not a results file of this pipeline"),
+    ]:
         done = command(*base, "--resume", str(previous))
         assert done.returncode == 2 and reason in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1

@@ -1,4 +1,5 @@
 """Jobs that share a capture task: each keeps its own failures and its own time limit."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,8 @@ def shown(path) -> int:
 def test_a_write_error_fails_only_its_own_job(tmp_path, bucket_root):
     (bucket_root / "out" / "clash").mkdir()
     texts = [request_line(output="clash", Time=1010, FrameType="normal")] + [
-        request_line(output=f"fine{n}.jpg", Time=1010 + 33 * n, FrameType="normal") for n in range(1, 5)]
+        request_line(output=f"fine{n}.jpg", Time=1010 + 33 * n, FrameType="normal") for n in range(1, 5)
+    ]
     found = run_lines(tmp_path, bucket_root, texts)
     assert (found[1]["State"], found[1]["Code"]) == ("Fail", errors.INVALID_PARAMETER)
     assert "clash" in found[1]["Message"]
@@ -44,16 +46,16 @@ def test_a_write_error_fails_only_its_own_job(tmp_path, bucket_root):
 
 def test_sync_jobs_sharing_a_task_each_have_their_own_time_limit(tmp_path, bucket_root):
     # 80 large pictures in one GOP take seconds together; each alone is far under its 2 s limit
-    texts = [request_line(output=f"big{n}.jpg", Time=1010 + 12 * n, FrameType="normal", Width=4096)
-             for n in range(80)]
+    texts = [request_line(output=f"big{n}.jpg", Time=1010 + 12 * n, FrameType="normal", Width=4096) for n in range(80)]
     found = run_lines(tmp_path, bucket_root, texts, Limits(sync_timeout_s=2))
     assert [found[n]["State"] for n in sorted(found)] == ["Success"] * 80, found[1]["Message"]
     assert shown(bucket_root / "out" / "big79.jpg") == (1010 + 12 * 79) * 30 // 1000
 
 
 def test_a_job_past_its_limit_fails_alone_and_keeps_its_images(tmp_path, bucket_root):
-    slow = request_line(output="slow/{Count}.jpg", TimeArray={"TimePointList": list(range(0, 3000, 33))},
-                        FrameType="normal", Width=4096)
+    slow = request_line(
+        output="slow/{Count}.jpg", TimeArray={"TimePointList": list(range(0, 3000, 33))}, FrameType="normal", Width=4096
+    )
     quick = [request_line(output=f"quick{n}.jpg", Time=2990 - n, FrameType="normal") for n in range(3)]
     # each capture task of the slow job takes about a second, over its limit of 0.3 s a step
     found = run_lines(tmp_path, bucket_root, [slow, *quick], Limits(async_timeout_s=0.3))
@@ -68,20 +70,30 @@ def test_a_job_past_its_limit_fails_alone_and_keeps_its_images(tmp_path, bucket_
 
 def test_tasks_are_cut_by_count_and_cost_inside_a_gop(bucket_root):
     buckets = Buckets(str(bucket_root))
-    many = [jobs.read_job(ManifestLine("m", n, request_line(output=f"{n}.jpg", Time=1010 + n % 30,
-                                                            FrameType="normal")), "now") for n in range(200)]
+    many = [
+        jobs.read_job(
+            ManifestLine("m", n, request_line(output=f"{n}.jpg", Time=1010 + n % 30, FrameType="normal")), "now"
+        )
+        for n in range(200)
+    ]
     _, tasks = jobs.plan_input(many, buckets)
     assert sum(len(t.shots) for t in tasks) == 200
     assert max(len(t.shots) for t in tasks) <= jobs.MAX_SHOTS_IN_A_GOP
-    big = [jobs.read_job(ManifestLine("m", n, request_line(output=f"{n}.jpg", Time=1010 + n, FrameType="normal",
-                                                           Width=4096)), "now") for n in range(30)]
+    big = [
+        jobs.read_job(
+            ManifestLine("m", n, request_line(output=f"{n}.jpg", Time=1010 + n, FrameType="normal", Width=4096)), "now"
+        )
+        for n in range(30)
+    ]
     _, tasks = jobs.plan_input(big, buckets)
     assert len(tasks) > 1 and all(len(t.shots) < 30 for t in tasks)
 
 
 def test_a_task_carries_only_the_keyframes_its_shots_use(bucket_root, videos):
-    texts = [request_line(obj="v/long_gop.mp4", output="a.jpg", Time=9000, FrameType="normal"),
-             request_line(output="b/{Count}.jpg", TimeArray={"TimePointList": [100, 2900]}, FrameType="normal")]
+    texts = [
+        request_line(obj="v/long_gop.mp4", output="a.jpg", Time=9000, FrameType="normal"),
+        request_line(output="b/{Count}.jpg", TimeArray={"TimePointList": [100, 2900]}, FrameType="normal"),
+    ]
     for text, kept in zip(texts, [(0,), (0, 2 * 15360)], strict=True):
         job = jobs.read_job(ManifestLine("m", 1, text), "now")
         _, (task,) = jobs.plan_input([job], Buckets(str(bucket_root)))
@@ -96,6 +108,7 @@ def test_identical_shots_are_decoded_and_encoded_once(videos, monkeypatch):
         def counted(*args, _real=real, _name=name, **kwargs):
             calls[_name] += 1
             return _real(*args, **kwargs)
+
         monkeypatch.setattr(media, f"_{name}", counted)
     with open(videos("h264.mp4"), "rb") as source:
         probe = media.probe(source)
@@ -107,17 +120,27 @@ def test_identical_shots_are_decoded_and_encoded_once(videos, monkeypatch):
 
 def shown_bytes(jpeg: bytes) -> int:
     import io
+
     return synth.read_index(Image.open(io.BytesIO(jpeg)))
 
 
 def test_many_sync_jobs_on_one_input_do_not_time_each_other_out(tmp_path, bucket_root):
     # 1,000 sync jobs on one 10 s GOP: 500 intra at the same point, 500 normal inside the GOP
-    texts = [request_line(obj="v/long_gop.mp4", output=f"s/{n}.jpg", Time=(n * 37) % 9900 if n % 2 else 5000,
-                          FrameType="normal" if n % 2 else "intra", Width=64) for n in range(1000)]
+    texts = [
+        request_line(
+            obj="v/long_gop.mp4",
+            output=f"s/{n}.jpg",
+            Time=(n * 37) % 9900 if n % 2 else 5000,
+            FrameType="normal" if n % 2 else "intra",
+            Width=64,
+        )
+        for n in range(1000)
+    ]
     started = time.monotonic()
     found = run_lines(tmp_path, bucket_root, texts, Limits(sync_timeout_s=5))
-    assert len(found) == 1000 and {r["State"] for r in found.values()} == {"Success"}, \
-        {r["Message"] for r in found.values()}
+    assert len(found) == 1000 and {r["State"] for r in found.values()} == {"Success"}, {
+        r["Message"] for r in found.values()
+    }
     assert shown(bucket_root / "out" / "s" / "3.jpg") == 111 * 30 // 1000
     assert shown(bucket_root / "out" / "s" / "4.jpg") == 0  # the only keyframe
     assert time.monotonic() - started < 120
@@ -132,8 +155,9 @@ def test_a_decoding_process_that_cannot_start_fails_its_jobs_not_the_run(tmp_pat
 
 @pytest.mark.parametrize("text", [request_line(Time=1010, FrameType="normal")])
 def test_assemble_run_uses_the_same_guards(bucket_root, text):
-    result = assemble.run(jobs.read_job(ManifestLine("m", 1, text), "now"), Buckets(str(bucket_root)),
-                          Limits(isolate=False))
+    result = assemble.run(
+        jobs.read_job(ManifestLine("m", 1, text), "now"), Buckets(str(bucket_root)), Limits(isolate=False)
+    )
     assert (result.state, result.count) == ("Success", 1)
     assert json.loads(result.to_record()["SnapshotConfig"])["Time"] == 1010
 
@@ -144,11 +168,14 @@ def test_an_input_replaced_between_planning_and_capture_fails_its_jobs(bucket_ro
     _, (task,) = jobs.plan_input([job], buckets)
     import os
     import shutil
+
     shutil.copy(videos("vfr.mp4"), bucket_root / "in" / "v" / "h264.mp4")  # another video under the same name
     os.utime(bucket_root / "in" / "v" / "h264.mp4", ns=(1, 1))
     ((_, outcome),) = jobs.run_task_guarded(task, buckets, Limits(isolate=False))
-    assert (outcome.error.code, outcome.error.message) == (errors.RESOURCE_CONTENT_BAD,
-                                                           "the input changed during the job")
+    assert (outcome.error.code, outcome.error.message) == (
+        errors.RESOURCE_CONTENT_BAD,
+        "the input changed during the job",
+    )
     assert not (bucket_root / "out" / "late.jpg").exists()
 
 
@@ -158,6 +185,7 @@ def test_decoding_processes_die_with_their_parent(tmp_path):
     import signal
     import subprocess
     import sys
+
     code = """
 import sys, threading, time
 from snapshot import isolation
@@ -194,6 +222,7 @@ def test_a_stalled_input_holds_back_the_run_only_for_its_probe_limit(tmp_path, b
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline import local
+
     os.mkfifo(bucket_root / "in" / "v" / "stalled.mp4")  # reading it never ends
     quick = [request_line(output=f"q/{n}.jpg", Time=(n * 7) % 2900, FrameType="normal", Width=64) for n in range(400)]
     stalled = request_line(obj="v/stalled.mp4", output="s/{Count}.jpg", Num=3)
@@ -204,8 +233,9 @@ def test_a_stalled_input_holds_back_the_run_only_for_its_probe_limit(tmp_path, b
         options = PipelineOptions(local.with_defaults([]))
         started = time.monotonic()
         with beam.Pipeline(runner=local.runner(options), options=options) as p:
-            graph.build(p, str(tmp_path / f"{name}.jsonl"), str(tmp_path / name), Buckets(str(bucket_root)),
-                        limits=limits)
+            graph.build(
+                p, str(tmp_path / f"{name}.jsonl"), str(tmp_path / name), Buckets(str(bucket_root)), limits=limits
+            )
         return time.monotonic() - started
 
     alone = run(quick, "alone")

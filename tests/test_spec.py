@@ -1,4 +1,5 @@
 """Request parsing and validation (docs/manifest.md, docs/results.md), without Beam or video."""
+
 from __future__ import annotations
 
 import json
@@ -28,10 +29,16 @@ def code_of(text: str) -> str:
 
 def test_objects_and_json_strings_give_the_same_request():
     as_objects = parse_request(line(Time=5000, Num=3, Interval=2, Width=320))
-    as_strings = parse_request(json.dumps({
-        "Input": json.dumps(INPUT),
-        "SnapshotConfig": json.dumps({"OutputFile": OUT, "Time": "5000", "Num": "3", "Interval": "2",
-                                      "Width": "320"})}))
+    as_strings = parse_request(
+        json.dumps(
+            {
+                "Input": json.dumps(INPUT),
+                "SnapshotConfig": json.dumps(
+                    {"OutputFile": OUT, "Time": "5000", "Num": "3", "Interval": "2", "Width": "320"}
+                ),
+            }
+        )
+    )
     assert as_objects == as_strings
     config = as_objects.config
     assert (config.time_ms, config.num, config.interval_ms, config.width) == (5000, 3, 2000, 320)
@@ -41,10 +48,22 @@ def test_objects_and_json_strings_give_the_same_request():
 def test_requests_built_by_the_official_sdk_are_manifest_lines():
     request = mts.SubmitSnapshotJobRequest(
         input=json.dumps({"Bucket": "in", "Location": "oss-cn-shanghai", "Object": "my%20video%2B1.mp4"}),
-        snapshot_config=json.dumps({"OutputFile": {"Bucket": "out", "Location": "oss-cn-shanghai",
-                                                   "Object": "%7BFileName%7D-%7BCount%7D.jpg"},
-                                    "Time": "1500", "Num": "4", "FrameType": "normal", "Height": "240"}),
-        pipeline_id="queue-1", user_data="hello")
+        snapshot_config=json.dumps(
+            {
+                "OutputFile": {
+                    "Bucket": "out",
+                    "Location": "oss-cn-shanghai",
+                    "Object": "%7BFileName%7D-%7BCount%7D.jpg",
+                },
+                "Time": "1500",
+                "Num": "4",
+                "FrameType": "normal",
+                "Height": "240",
+            }
+        ),
+        pipeline_id="queue-1",
+        user_data="hello",
+    )
     parsed = parse_request(json.dumps(request.to_map()))
     assert parsed.input.name == "my video+1.mp4"
     assert parsed.config.output.name == "{FileName}-{Count}.jpg"
@@ -54,8 +73,11 @@ def test_requests_built_by_the_official_sdk_are_manifest_lines():
 
 
 def test_object_names_are_percent_decoded_exactly_once():
-    parsed = parse_request(json.dumps({"Input": {**INPUT, "Object": "a%2Fb/c%2520d+e.mp4"},
-                                       "SnapshotConfig": {"OutputFile": OUT, "Time": 0}}))
+    parsed = parse_request(
+        json.dumps(
+            {"Input": {**INPUT, "Object": "a%2Fb/c%2520d+e.mp4"}, "SnapshotConfig": {"OutputFile": OUT, "Time": 0}}
+        )
+    )
     assert parsed.input.name == "a/b/c%20d+e.mp4"
 
 
@@ -76,42 +98,53 @@ def test_fractional_interval_and_frame_type_in_any_case():
     assert (config.interval_ms, config.frame_type) == (500, "normal")
 
 
-@pytest.mark.parametrize("text, code", [
-    ("not json", errors.JSON_FORMAT_INVALID),
-    ("[1, 2]", errors.JSON_OBJECT_FORMAT_INVALID),
-    ('"a string"', errors.JSON_OBJECT_FORMAT_INVALID),
-    (json.dumps({"Input": "{bad", "SnapshotConfig": {"OutputFile": OUT, "Time": 0}}), errors.JSON_FORMAT_INVALID),
-    (json.dumps({"Input": "[1]", "SnapshotConfig": {"OutputFile": OUT, "Time": 0}}),
-     errors.JSON_OBJECT_FORMAT_INVALID),
-    (json.dumps({"Input": INPUT, "SnapshotConfig": "{bad"}), errors.JSON_FORMAT_INVALID),
-    (json.dumps({"Input": INPUT, "SnapshotConfig": 7}), errors.JSON_OBJECT_FORMAT_INVALID),
-    (json.dumps({"SnapshotConfig": {"OutputFile": OUT, "Time": 0}}), errors.NULL_VALUE),
-    (json.dumps({"Input": INPUT}), errors.NULL_VALUE),
-    (json.dumps({"Input": {"Bucket": "in", "Location": "x"}, "SnapshotConfig": {"OutputFile": OUT, "Time": 0}}),
-     errors.NULL_VALUE),
-    (json.dumps({"Action": "SubmitJobs", "Input": INPUT, "SnapshotConfig": {"OutputFile": OUT, "Time": 0}}),
-     errors.INVALID_PARAMETER),
-    (json.dumps({"Input": INPUT, "SnapshotConfig": {"OutputFile": OUT, "Time": 0}, "UserData": "x" * 1025}),
-     errors.INVALID_PARAMETER),
-    (json.dumps({"Input": INPUT, "SnapshotConfig": {"Time": 0}}), errors.NULL_VALUE),
-    (line(), errors.NULL_VALUE),
-    (line(Time=-1), errors.OUT_OF_RANGE),
-    (line(Time="soon"), errors.INVALID_PARAMETER),
-    (line(Time=1.5), errors.INVALID_PARAMETER),
-    (line(Time=True), errors.INVALID_PARAMETER),
-    (line(Time=0, Num=0), errors.OUT_OF_RANGE),
-    (line(Time=0, Num="-3"), errors.OUT_OF_RANGE),
-    (line(Time=0, Interval=-1), errors.OUT_OF_RANGE),
-    (line(Time=0, Interval=0), errors.INVALID_PARAMETER),
-    (line(Time=0, Interval="NaN"), errors.INVALID_PARAMETER),
-    (line(Time=0, Width=7), errors.OUT_OF_RANGE),
-    (line(Time=0, Width=4097), errors.OUT_OF_RANGE),
-    (line(Time=0, Height=5000), errors.OUT_OF_RANGE),
-    (line(Time=0, FrameType="key"), errors.INVALID_PARAMETER),
-    (line(TimeArray={"TimePointList": []}), errors.INVALID_PARAMETER),
-    (line(TimeArray={"TimePointList": [0, -5]}), errors.OUT_OF_RANGE),
-    (line(TimeArray={}), errors.NULL_VALUE),
-])
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("not json", errors.JSON_FORMAT_INVALID),
+        ("[1, 2]", errors.JSON_OBJECT_FORMAT_INVALID),
+        ('"a string"', errors.JSON_OBJECT_FORMAT_INVALID),
+        (json.dumps({"Input": "{bad", "SnapshotConfig": {"OutputFile": OUT, "Time": 0}}), errors.JSON_FORMAT_INVALID),
+        (
+            json.dumps({"Input": "[1]", "SnapshotConfig": {"OutputFile": OUT, "Time": 0}}),
+            errors.JSON_OBJECT_FORMAT_INVALID,
+        ),
+        (json.dumps({"Input": INPUT, "SnapshotConfig": "{bad"}), errors.JSON_FORMAT_INVALID),
+        (json.dumps({"Input": INPUT, "SnapshotConfig": 7}), errors.JSON_OBJECT_FORMAT_INVALID),
+        (json.dumps({"SnapshotConfig": {"OutputFile": OUT, "Time": 0}}), errors.NULL_VALUE),
+        (json.dumps({"Input": INPUT}), errors.NULL_VALUE),
+        (
+            json.dumps({"Input": {"Bucket": "in", "Location": "x"}, "SnapshotConfig": {"OutputFile": OUT, "Time": 0}}),
+            errors.NULL_VALUE,
+        ),
+        (
+            json.dumps({"Action": "SubmitJobs", "Input": INPUT, "SnapshotConfig": {"OutputFile": OUT, "Time": 0}}),
+            errors.INVALID_PARAMETER,
+        ),
+        (
+            json.dumps({"Input": INPUT, "SnapshotConfig": {"OutputFile": OUT, "Time": 0}, "UserData": "x" * 1025}),
+            errors.INVALID_PARAMETER,
+        ),
+        (json.dumps({"Input": INPUT, "SnapshotConfig": {"Time": 0}}), errors.NULL_VALUE),
+        (line(), errors.NULL_VALUE),
+        (line(Time=-1), errors.OUT_OF_RANGE),
+        (line(Time="soon"), errors.INVALID_PARAMETER),
+        (line(Time=1.5), errors.INVALID_PARAMETER),
+        (line(Time=True), errors.INVALID_PARAMETER),
+        (line(Time=0, Num=0), errors.OUT_OF_RANGE),
+        (line(Time=0, Num="-3"), errors.OUT_OF_RANGE),
+        (line(Time=0, Interval=-1), errors.OUT_OF_RANGE),
+        (line(Time=0, Interval=0), errors.INVALID_PARAMETER),
+        (line(Time=0, Interval="NaN"), errors.INVALID_PARAMETER),
+        (line(Time=0, Width=7), errors.OUT_OF_RANGE),
+        (line(Time=0, Width=4097), errors.OUT_OF_RANGE),
+        (line(Time=0, Height=5000), errors.OUT_OF_RANGE),
+        (line(Time=0, FrameType="key"), errors.INVALID_PARAMETER),
+        (line(TimeArray={"TimePointList": []}), errors.INVALID_PARAMETER),
+        (line(TimeArray={"TimePointList": [0, -5]}), errors.OUT_OF_RANGE),
+        (line(TimeArray={}), errors.NULL_VALUE),
+    ],
+)
 def test_invalid_requests_get_their_code(text, code):
     assert code_of(text) == code
 
@@ -132,8 +165,10 @@ def test_messages_name_the_field():
 
 def test_several_images_need_count_in_the_output_name():
     single = {"Bucket": "out", "Location": "x", "Object": "poster.jpg"}
+
     def config(**fields):
         return json.dumps({"Input": INPUT, "SnapshotConfig": {"OutputFile": single, **fields}})
+
     assert parse_request(config(Time=0)).config.output.name == "poster.jpg"
     assert parse_request(config(Time=0, Num=1)).config.num == 1
     assert parse_request(config(TimeArray={"TimePointList": [5]})).config.time_array == (5,)
@@ -141,21 +176,24 @@ def test_several_images_need_count_in_the_output_name():
         assert code_of(config(Time=0, **fields)) == errors.INVALID_PARAMETER
 
 
-@pytest.mark.parametrize("name, code", [
-    ("../x.mp4", errors.PERMISSION_DENIED),
-    ("a/../../x.mp4", errors.PERMISSION_DENIED),
-    ("%2e%2e/x.mp4", errors.PERMISSION_DENIED),
-    ("/etc/passwd", errors.PERMISSION_DENIED),
-    ("%2Fetc/passwd", errors.PERMISSION_DENIED),
-    ("a%00b.mp4", errors.INVALID_PARAMETER),
-    ("a%0D%0Ab.mp4", errors.INVALID_PARAMETER),
-    ("a\\b.mp4", errors.INVALID_PARAMETER),
-    ("a//b.mp4", errors.INVALID_PARAMETER),
-    ("./a.mp4", errors.INVALID_PARAMETER),
-    ("a/", errors.INVALID_PARAMETER),
-    ("x" * 1025, errors.INVALID_PARAMETER),
-    ("%FF.mp4", errors.INVALID_PARAMETER),
-])
+@pytest.mark.parametrize(
+    "name, code",
+    [
+        ("../x.mp4", errors.PERMISSION_DENIED),
+        ("a/../../x.mp4", errors.PERMISSION_DENIED),
+        ("%2e%2e/x.mp4", errors.PERMISSION_DENIED),
+        ("/etc/passwd", errors.PERMISSION_DENIED),
+        ("%2Fetc/passwd", errors.PERMISSION_DENIED),
+        ("a%00b.mp4", errors.INVALID_PARAMETER),
+        ("a%0D%0Ab.mp4", errors.INVALID_PARAMETER),
+        ("a\\b.mp4", errors.INVALID_PARAMETER),
+        ("a//b.mp4", errors.INVALID_PARAMETER),
+        ("./a.mp4", errors.INVALID_PARAMETER),
+        ("a/", errors.INVALID_PARAMETER),
+        ("x" * 1025, errors.INVALID_PARAMETER),
+        ("%FF.mp4", errors.INVALID_PARAMETER),
+    ],
+)
 def test_hostile_names_fail_for_inputs_and_outputs(name, code):
     as_input = json.dumps({"Input": {**INPUT, "Object": name}, "SnapshotConfig": {"OutputFile": OUT, "Time": 0}})
     as_output = line(Time=0).replace('"{Count}.jpg"', json.dumps(name))
@@ -175,14 +213,19 @@ def test_bucket_names_are_checked(bucket):
 
 def test_expanded_output_name_is_validated_again():
     # {ObjectPrefix} of an input at the root is empty, so "{ObjectPrefix}/x" starts with "/".
-    text = json.dumps({"Input": {**INPUT, "Object": "a.mp4"},
-                       "SnapshotConfig": {"OutputFile": {**OUT, "Object": "{ObjectPrefix}/{Count}.jpg"}, "Time": 0}})
+    text = json.dumps(
+        {
+            "Input": {**INPUT, "Object": "a.mp4"},
+            "SnapshotConfig": {"OutputFile": {**OUT, "Object": "{ObjectPrefix}/{Count}.jpg"}, "Time": 0},
+        }
+    )
     assert code_of(text) == errors.PERMISSION_DENIED
 
 
 def test_echo_keeps_what_decodes_even_when_the_request_fails():
-    echo = decode_echo(json.dumps({"Input": json.dumps(INPUT), "SnapshotConfig": "{bad", "UserData": "u",
-                                   "PipelineId": "p"}))
+    echo = decode_echo(
+        json.dumps({"Input": json.dumps(INPUT), "SnapshotConfig": "{bad", "UserData": "u", "PipelineId": "p"})
+    )
     assert (echo.input, echo.config, echo.user_data, echo.pipeline_id) == (INPUT, None, "u", "p")
     assert decode_echo("not json").input is None
 
@@ -195,60 +238,100 @@ TILES = {"Bucket": "out", "Location": "x", "Object": "sprites/{TileCount}.jpg"}
 
 
 def test_tile_out_and_vtt_fields():
-    config = parse_request(line(Time=0, Num=5, TileOutputFile=TILES, Format="VTT", SubOut={"IsSptFrag": "true"},
-                                TileOut={"Lines": "2", "Columns": 3, "CellWidth": "64", "Padding": 2, "Margin": "4",
-                                         "Color": "#ff0000", "IsKeepCellPic": "false", "CellSelStep": 2})).config
+    config = parse_request(
+        line(
+            Time=0,
+            Num=5,
+            TileOutputFile=TILES,
+            Format="VTT",
+            SubOut={"IsSptFrag": "true"},
+            TileOut={
+                "Lines": "2",
+                "Columns": 3,
+                "CellWidth": "64",
+                "Padding": 2,
+                "Margin": "4",
+                "Color": "#ff0000",
+                "IsKeepCellPic": "false",
+                "CellSelStep": 2,
+            },
+        )
+    ).config
     tile = config.tile
-    assert (tile.lines, tile.columns, tile.cell_width, tile.cell_height, tile.padding, tile.margin) == \
-        (2, 3, 64, None, 2, 4)
+    assert (tile.lines, tile.columns, tile.cell_width, tile.cell_height, tile.padding, tile.margin) == (
+        2,
+        3,
+        64,
+        None,
+        2,
+        4,
+    )
     assert (tile.color, tile.keep_cells, tile.cell_step) == ("#ff0000", False, 2)
     assert config.tile_output.name == "sprites/{TileCount}.jpg"
     assert config.vtt and config.vtt_sprite_fragments and not config.writes_images
     defaults = parse_request(line(Time=0, Num=5, TileOutputFile=TILES, TileOut="{}")).config.tile
-    assert (defaults.lines, defaults.columns, defaults.color, defaults.keep_cells, defaults.cell_step) == \
-        (10, 10, "black", True, 1)
+    assert (defaults.lines, defaults.columns, defaults.color, defaults.keep_cells, defaults.cell_step) == (
+        10,
+        10,
+        "black",
+        True,
+        1,
+    )
 
 
 def test_tile_count_is_needed_only_when_several_sheets_can_result():
     one_sheet = {**TILES, "Object": "sprite.jpg"}
     assert parse_request(line(Time=0, Num=100, TileOut={}, TileOutputFile=one_sheet)).config.tile
-    assert parse_request(line(Time=0, Num=8, TileOut={"Lines": 2, "Columns": 2, "CellSelStep": 2},
-                              TileOutputFile=one_sheet)).config.tile
+    assert parse_request(
+        line(Time=0, Num=8, TileOut={"Lines": 2, "Columns": 2, "CellSelStep": 2}, TileOutputFile=one_sheet)
+    ).config.tile
     for fields in ({"Num": 101}, {"Interval": 1}, {"TimeArray": {"TimePointList": list(range(101))}}):
         assert code_of(line(Time=0, TileOut={}, TileOutputFile=one_sheet, **fields)) == errors.INVALID_PARAMETER
 
 
 def test_count_is_not_needed_when_no_single_image_is_written():
     single = {**OUT, "Object": "unused.jpg"}
-    text = json.dumps({"Input": INPUT, "SnapshotConfig": {"OutputFile": single, "Time": 0, "Num": 5,
-                                                          "TileOut": {"IsKeepCellPic": False},
-                                                          "TileOutputFile": TILES}})
+    text = json.dumps(
+        {
+            "Input": INPUT,
+            "SnapshotConfig": {
+                "OutputFile": single,
+                "Time": 0,
+                "Num": 5,
+                "TileOut": {"IsKeepCellPic": False},
+                "TileOutputFile": TILES,
+            },
+        }
+    )
     assert not parse_request(text).config.writes_images
 
 
-@pytest.mark.parametrize("fields, code", [
-    ({"TileOut": {}}, errors.NULL_VALUE),
-    ({"TileOut": {"Lines": 0}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
-    ({"TileOut": {"Columns": 10001}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
-    ({"TileOut": {"Lines": 10000, "Columns": 10000}, "TileOutputFile": TILES}, None),
-    ({"TileOut": {"Padding": -1}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
-    ({"TileOut": {"CellWidth": 7}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
-    ({"TileOut": {"CellSelStep": 0}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
-    ({"TileOut": {"Color": "blurple"}, "TileOutputFile": TILES}, errors.INVALID_PARAMETER),
-    ({"TileOut": {"Color": "random"}, "TileOutputFile": TILES}, None),
-    ({"TileOut": {"IsKeepCellPic": "maybe"}, "TileOutputFile": TILES}, errors.INVALID_PARAMETER),
-    ({"TileOut": "[]", "TileOutputFile": TILES}, errors.JSON_OBJECT_FORMAT_INVALID),
-    ({"TileOut": {}, "TileOutputFile": {**TILES, "Object": "../{TileCount}.jpg"}}, errors.PERMISSION_DENIED),
-    ({"Format": "srt"}, errors.INVALID_PARAMETER),
-    ({"Format": "vtt", "SubOut": {"IsSptFrag": "true"}}, errors.NULL_VALUE),
-    ({"Format": "vtt", "TileOut": {"IsKeepCellPic": "false"}, "TileOutputFile": TILES}, errors.INVALID_PARAMETER),
-    ({"BlackLevel": 29}, errors.OUT_OF_RANGE),
-    ({"BlackLevel": 101}, errors.OUT_OF_RANGE),
-    ({"BlackLevel": 30, "PixelBlackThreshold": 0}, None),
-    ({"BlackLevel": 100, "PixelBlackThreshold": 255}, None),
-    ({"PixelBlackThreshold": 256}, errors.OUT_OF_RANGE),
-    ({"PixelBlackThreshold": -1}, errors.OUT_OF_RANGE),
-])
+@pytest.mark.parametrize(
+    "fields, code",
+    [
+        ({"TileOut": {}}, errors.NULL_VALUE),
+        ({"TileOut": {"Lines": 0}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
+        ({"TileOut": {"Columns": 10001}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
+        ({"TileOut": {"Lines": 10000, "Columns": 10000}, "TileOutputFile": TILES}, None),
+        ({"TileOut": {"Padding": -1}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
+        ({"TileOut": {"CellWidth": 7}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
+        ({"TileOut": {"CellSelStep": 0}, "TileOutputFile": TILES}, errors.OUT_OF_RANGE),
+        ({"TileOut": {"Color": "blurple"}, "TileOutputFile": TILES}, errors.INVALID_PARAMETER),
+        ({"TileOut": {"Color": "random"}, "TileOutputFile": TILES}, None),
+        ({"TileOut": {"IsKeepCellPic": "maybe"}, "TileOutputFile": TILES}, errors.INVALID_PARAMETER),
+        ({"TileOut": "[]", "TileOutputFile": TILES}, errors.JSON_OBJECT_FORMAT_INVALID),
+        ({"TileOut": {}, "TileOutputFile": {**TILES, "Object": "../{TileCount}.jpg"}}, errors.PERMISSION_DENIED),
+        ({"Format": "srt"}, errors.INVALID_PARAMETER),
+        ({"Format": "vtt", "SubOut": {"IsSptFrag": "true"}}, errors.NULL_VALUE),
+        ({"Format": "vtt", "TileOut": {"IsKeepCellPic": "false"}, "TileOutputFile": TILES}, errors.INVALID_PARAMETER),
+        ({"BlackLevel": 29}, errors.OUT_OF_RANGE),
+        ({"BlackLevel": 101}, errors.OUT_OF_RANGE),
+        ({"BlackLevel": 30, "PixelBlackThreshold": 0}, None),
+        ({"BlackLevel": 100, "PixelBlackThreshold": 255}, None),
+        ({"PixelBlackThreshold": 256}, errors.OUT_OF_RANGE),
+        ({"PixelBlackThreshold": -1}, errors.OUT_OF_RANGE),
+    ],
+)
 def test_tile_vtt_and_black_errors(fields, code):
     text = line(Time=0, Num=3, **fields)
     if code is None:
@@ -260,11 +343,12 @@ def test_tile_vtt_and_black_errors(fields, code):
 def test_black_filter_rules():
     def black(**fields):
         return parse_request(line(**fields)).config.black
-    assert black(Time=0) == BlackFilter()                               # single image at 0: always on
+
+    assert black(Time=0) == BlackFilter()  # single image at 0: always on
     assert black(Time=0, Num=1) == BlackFilter()
-    assert black(Time=0, Num=3) is None                                 # several: only with BlackLevel
+    assert black(Time=0, Num=3) is None  # several: only with BlackLevel
     assert black(Time=0, Num=3, BlackLevel=50) == BlackFilter(50, BlackFilter().threshold)
     assert black(Time=0, Interval=2, BlackLevel="60", PixelBlackThreshold="10") == BlackFilter(60, 10)
-    assert black(Time=1, Num=3, BlackLevel=50) is None                  # only at Time=0
+    assert black(Time=1, Num=3, BlackLevel=50) is None  # only at Time=0
     assert black(Time=1) is None
     assert black(TimeArray={"TimePointList": [0, 5]}, BlackLevel=50) is None

@@ -1,4 +1,5 @@
 """Sprite sheets, WebVTT tracks and the black-frame filter, proven on pixels."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ def run_job(bucket_root, text: str):
 
 
 def sprite_line(tile: dict, output="single/{Count}.jpg", tiles="sheets/{TileCount}.jpg", **config) -> str:
-    return request_line(output=output, TileOut=tile,
-                        TileOutputFile={"Bucket": "out", "Location": "local", "Object": tiles}, **config)
+    return request_line(
+        output=output, TileOut=tile, TileOutputFile={"Bucket": "out", "Location": "local", "Object": tiles}, **config
+    )
 
 
 def close(pixel, expected, tolerance=40) -> bool:
@@ -56,8 +58,10 @@ def test_every_cell_of_every_sheet_shows_its_frame(bucket_root):
 
 def test_cell_step_and_not_keeping_single_images(bucket_root):
     tile = {"Lines": 1, "Columns": 4, "CellSelStep": 3, "IsKeepCellPic": "false", "CellHeight": 45}
-    result = run_job(bucket_root, sprite_line(tile, output="never.jpg", tiles="one.jpg",
-                                              Time=0, Num=10, Interval=0.3, FrameType="normal"))
+    result = run_job(
+        bucket_root,
+        sprite_line(tile, output="never.jpg", tiles="one.jpg", Time=0, Num=10, Interval=0.3, FrameType="normal"),
+    )
     assert (result.state, result.count, len(result.tiles)) == ("Success", 10, 1)
     sheet = Image.open(bucket_root / "out" / "one.jpg")
     assert sheet.size == (4 * 80, 45)
@@ -68,17 +72,27 @@ def test_cell_step_and_not_keeping_single_images(bucket_root):
 @pytest.mark.parametrize("fragments", [False, True])
 def test_vtt_cues_match_snapshot_times_and_cells(bucket_root, fragments):
     tile = {"Lines": 2, "Columns": 2, "CellWidth": 80}
-    text = sprite_line(tile, output="vod/img-{Count}.jpg", tiles="vod/sprites/s-{TileCount}.jpg",
-                       TimeArray={"TimePointList": [2500, 0, 500, 1000, 1500]}, FrameType="normal",
-                       Format="vtt", SubOut={"IsSptFrag": str(fragments).lower()})
+    text = sprite_line(
+        tile,
+        output="vod/img-{Count}.jpg",
+        tiles="vod/sprites/s-{TileCount}.jpg",
+        TimeArray={"TimePointList": [2500, 0, 500, 1000, 1500]},
+        FrameType="normal",
+        Format="vtt",
+        SubOut={"IsSptFrag": str(fragments).lower()},
+    )
     result = run_job(bucket_root, text)
     assert result.state == "Success", result.message
     vtt_name = "vod/sprites/s-00001.vtt" if fragments else "vod/img-00001.vtt"
     assert result.vtt == (bucket_root / "out" / vtt_name).as_uri()
     cues = webvtt.read(str(bucket_root / "out" / vtt_name)).captions
     assert [(c.start, c.end) for c in cues] == [
-        ("00:00:00.000", "00:00:00.500"), ("00:00:00.500", "00:00:01.000"), ("00:00:01.000", "00:00:01.500"),
-        ("00:00:01.500", "00:00:02.500"), ("00:00:02.500", "00:00:03.000")]
+        ("00:00:00.000", "00:00:00.500"),
+        ("00:00:00.500", "00:00:01.000"),
+        ("00:00:01.000", "00:00:01.500"),
+        ("00:00:01.500", "00:00:02.500"),
+        ("00:00:02.500", "00:00:03.000"),
+    ]
     frames = [0, 15, 30, 45, 75]  # the frame shown at each cue's start
     folder = bucket_root / "out" / vtt_name.rsplit("/", 1)[0]
     for cue, frame in zip(cues, frames, strict=True):
@@ -98,6 +112,7 @@ def cue_pictures(vtt_url: str):
     the track's, then its #xywh= box cut out."""
     import urllib.parse
     import urllib.request
+
     cues = webvtt.read(urllib.request.url2pathname(urllib.parse.urlsplit(vtt_url).path)).captions
     for cue in cues:
         url, box = urllib.parse.urldefrag(urllib.parse.urljoin(vtt_url, cue.text))
@@ -110,23 +125,39 @@ def cue_pictures(vtt_url: str):
 
 @pytest.mark.parametrize("fragments", [False, True])
 def test_cues_resolve_as_urls_whatever_the_names_hold(bucket_root, fragments):
-    text = sprite_line({"Lines": 1, "Columns": 2}, output="take #1/50% off?{Count}.jpg",
-                       tiles="sprite #{TileCount}/s%20{TileCount}.jpg", Time=0, Num=3, Interval=1,
-                       FrameType="normal", Format="vtt", SubOut={"IsSptFrag": str(fragments).lower()})
+    text = sprite_line(
+        {"Lines": 1, "Columns": 2},
+        output="take #1/50% off?{Count}.jpg",
+        tiles="sprite #{TileCount}/s%20{TileCount}.jpg",
+        Time=0,
+        Num=3,
+        Interval=1,
+        FrameType="normal",
+        Format="vtt",
+        SubOut={"IsSptFrag": str(fragments).lower()},
+    )
     result = run_job(bucket_root, text)
     assert result.state == "Success", result.message
     assert [synth.read_index(p) for _, _, p in cue_pictures(result.vtt)] == [0, 30, 60]
 
 
 def test_one_cue_per_image_in_time_order_inside_the_video(bucket_root):
-    text = sprite_line({}, output="ta/{Count}.jpg", TimeArray={"TimePointList": [2900, 1000, 2000, 1000]},
-                       FrameType="normal", Format="vtt")
+    text = sprite_line(
+        {},
+        output="ta/{Count}.jpg",
+        TimeArray={"TimePointList": [2900, 1000, 2000, 1000]},
+        FrameType="normal",
+        Format="vtt",
+    )
     result = run_job(bucket_root, text)
     cues = list(cue_pictures(result.vtt))
     assert result.count == 4 and len(cues) == 4
     assert [(start, end) for start, end, _ in cues] == [
-        ("00:00:01.000", "00:00:02.000"), ("00:00:01.000", "00:00:02.000"),  # the same time shares its span
-        ("00:00:02.000", "00:00:02.900"), ("00:00:02.900", "00:00:03.000")]
+        ("00:00:01.000", "00:00:02.000"),
+        ("00:00:01.000", "00:00:02.000"),  # the same time shares its span
+        ("00:00:02.000", "00:00:02.900"),
+        ("00:00:02.900", "00:00:03.000"),
+    ]
     assert [synth.read_index(p) for _, _, p in cues] == [30, 30, 60, 87]
     late = run_job(bucket_root, request_line(output="late.jpg", Time=50_000, Format="vtt"))
     (cue,) = cue_pictures(late.vtt)
@@ -139,25 +170,36 @@ def black_start(tmp_path):
     """Bucket `in` with v/black.mp4: frames 0-44 black, then pattern frames; keyframe each second."""
     root = tmp_path / "blackroot"
     (root / "in" / "v").mkdir(parents=True)
-    synth.write_video(str(root / "in" / "v" / "black.mp4"), frames=150, black_frames=45,
-                      options={"g": "30", "bf": "2", "sc_threshold": "0"})
-    synth.write_video(str(root / "in" / "v" / "allblack.mp4"), frames=60, black_frames=60,
-                      options={"g": "30", "sc_threshold": "0"})
+    synth.write_video(
+        str(root / "in" / "v" / "black.mp4"),
+        frames=150,
+        black_frames=45,
+        options={"g": "30", "bf": "2", "sc_threshold": "0"},
+    )
+    synth.write_video(
+        str(root / "in" / "v" / "allblack.mp4"), frames=60, black_frames=60, options={"g": "30", "sc_threshold": "0"}
+    )
     return root
 
 
 def first_index(root, result) -> int:
-    return synth.read_index(Image.open(root / "out" / result.snapshots[0].object)) if \
-        result.snapshots[0].frame_time_ms else -1
+    return (
+        synth.read_index(Image.open(root / "out" / result.snapshots[0].object))
+        if result.snapshots[0].frame_time_ms
+        else -1
+    )
 
 
-@pytest.mark.parametrize("fields, frame", [
-    (dict(Time=0, FrameType="normal"), 45),                      # a single image at 0: always filtered
-    (dict(Time=0), 60),                                          # intra: the first keyframe that is not black
-    (dict(Time=0, Num=3, Interval=2, FrameType="normal", BlackLevel=90), 45),
-    (dict(Time=0, Num=3, Interval=2, FrameType="normal"), -1),   # several images, no BlackLevel: frame 0
-    (dict(Time=0, Num=3, Interval=2, FrameType="normal", BlackLevel=90, PixelBlackThreshold=0), -1),
-])
+@pytest.mark.parametrize(
+    "fields, frame",
+    [
+        ({"Time": 0, "FrameType": "normal"}, 45),  # a single image at 0: always filtered
+        ({"Time": 0}, 60),  # intra: the first keyframe that is not black
+        ({"Time": 0, "Num": 3, "Interval": 2, "FrameType": "normal", "BlackLevel": 90}, 45),
+        ({"Time": 0, "Num": 3, "Interval": 2, "FrameType": "normal"}, -1),  # several images, no BlackLevel: frame 0
+        ({"Time": 0, "Num": 3, "Interval": 2, "FrameType": "normal", "BlackLevel": 90, "PixelBlackThreshold": 0}, -1),
+    ],
+)
 def test_the_first_image_skips_black_frames(black_start, fields, frame):
     result = run_job(black_start, request_line(obj="v/black.mp4", output="{Count}.jpg", **fields))
     assert result.state == "Success", result.message
@@ -175,8 +217,12 @@ def test_all_black_start_keeps_the_first_frame(black_start):
 
 
 def test_snapshot_time_placeholder(bucket_root):
-    result = run_job(bucket_root, request_line(output="t/{SnapshotTime}-{Count}.jpg", FrameType="normal",
-                                               TimeArray={"TimePointList": [1010, 40]}))
+    result = run_job(
+        bucket_root,
+        request_line(
+            output="t/{SnapshotTime}-{Count}.jpg", FrameType="normal", TimeArray={"TimePointList": [1010, 40]}
+        ),
+    )
     assert [s.object for s in result.snapshots] == ["t/1010-00001.jpg", "t/40-00002.jpg"]
     assert synth.read_index(Image.open(bucket_root / "out" / "t" / "1010-00001.jpg")) == 30
 
@@ -200,8 +246,9 @@ def test_result_record_lists_tiles_and_vtt(bucket_root):
 def test_quality_sets_the_jpeg_quality(bucket_root):
     sizes = {}
     for quality in (10, 95):
-        result = run_job(bucket_root, request_line(output=f"q{quality}.jpg", Time=1010, FrameType="normal",
-                                                   Quality=str(quality)))
+        result = run_job(
+            bucket_root, request_line(output=f"q{quality}.jpg", Time=1010, FrameType="normal", Quality=str(quality))
+        )
         assert result.state == "Success"
         path = bucket_root / "out" / f"q{quality}.jpg"
         sizes[quality] = path.stat().st_size
@@ -217,14 +264,25 @@ def test_sheets_are_composed_inside_the_capped_decoding_process(bucket_root):
     import os
     import subprocess
     import sys
+
     code = f"""
 import json
 from snapshot import assemble, jobs
 from snapshot.jobs import ManifestLine
 from snapshot.limits import Limits
 from snapshot.storage import Buckets
-line = {sprite_line({"Lines": 3, "Columns": 3}, output="big/{{Count}}.jpg", tiles="big/sheet.jpg",
-                    Time=0, Num=9, Interval=0.3, FrameType="normal", Width=4096)!r}
+line = {
+        sprite_line(
+            {"Lines": 3, "Columns": 3},
+            output="big/{{Count}}.jpg",
+            tiles="big/sheet.jpg",
+            Time=0,
+            Num=9,
+            Interval=0.3,
+            FrameType="normal",
+            Width=4096,
+        )!r
+    }
 result = assemble.run(jobs.read_job(ManifestLine("m", 1, line), "now"), Buckets({str(bucket_root)!r}), Limits())
 peak_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps([result.state, result.message, peak_kb // 1024]))

@@ -1,4 +1,5 @@
 """Local buckets and the bucket map: names stay inside, writes are atomic, symlinks lead nowhere."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,6 +23,12 @@ def read(buckets: Storage, bucket: str, name: str) -> bytes:
         return reader.read()
 
 
+def _read_at(dir_fd: int | None, name: str) -> bytes:
+    fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
+    with os.fdopen(fd, "rb") as stream:
+        return stream.read()
+
+
 def test_write_creates_folders_and_returns_the_url(tmp_path):
     buckets = Buckets(str(tmp_path)).connect()
     url = buckets.write(ref("out"), "a/b/c.jpg", b"jpeg")
@@ -38,8 +45,12 @@ def test_a_write_replaces_atomically(tmp_path, monkeypatch):
     real_replace = os.replace
 
     def replace_and_look(src, dst, src_dir_fd=None, dst_dir_fd=None):
-        seen.append((open(dst, "rb", opener=lambda p, f: os.open(p, f, dir_fd=dst_dir_fd)).read(),
-                     os.path.basename(src).startswith(".tmp-")))
+        seen.append(
+            (
+                _read_at(dst_dir_fd, dst),
+                os.path.basename(src).startswith(".tmp-"),
+            )
+        )
         real_replace(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
     monkeypatch.setattr(os, "replace", replace_and_look)
@@ -74,10 +85,12 @@ def test_symlinks_out_of_the_bucket_are_refused(tmp_path):
     os.symlink(outside, bucket / "link")
     os.symlink(outside / "secret.mp4", bucket / "file.mp4")
     buckets = Buckets(str(tmp_path / "root")).connect()
-    for call in (lambda: buckets.write(ref("b"), "link/x.jpg", b"x"),
-                 lambda: buckets.write(ref("b"), "file.mp4", b"x"),
-                 lambda: read(buckets, "b", "link/secret.mp4"),
-                 lambda: read(buckets, "b", "file.mp4")):
+    for call in (
+        lambda: buckets.write(ref("b"), "link/x.jpg", b"x"),
+        lambda: buckets.write(ref("b"), "file.mp4", b"x"),
+        lambda: read(buckets, "b", "link/secret.mp4"),
+        lambda: read(buckets, "b", "file.mp4"),
+    ):
         with pytest.raises(SnapshotError) as caught:
             call()
         assert caught.value.code == errors.PERMISSION_DENIED
@@ -103,9 +116,11 @@ def test_bucket_map_sends_buckets_to_their_roots(tmp_path):
     buckets = Buckets.from_files(str(tmp_path / "default"), str(bucket_map)).connect()
     buckets.write(ref("special"), "a.jpg", b"1")
     buckets.write(ref("other"), "b.jpg", b"2")
-    assert (tmp_path / "elsewhere" / "a.jpg").read_bytes() == b"1"    # a mapped bucket is its root
+    assert (tmp_path / "elsewhere" / "a.jpg").read_bytes() == b"1"  # a mapped bucket is its root
     assert (tmp_path / "star" / "other" / "b.jpg").read_bytes() == b"2"  # "*" is a root of buckets
-    assert Buckets(str(tmp_path / "default")).connect().write(ref("plain"), "c.jpg", b"3").endswith("/default/plain/c.jpg")
+    assert (
+        Buckets(str(tmp_path / "default")).connect().write(ref("plain"), "c.jpg", b"3").endswith("/default/plain/c.jpg")
+    )
 
 
 def test_unknown_roles(tmp_path):
@@ -121,6 +136,7 @@ def test_a_symlink_swapped_in_during_writes_and_reads_never_leads_outside(tmp_pa
     """A thread swaps folder `d` of the bucket for a link to a folder outside, back and forth,
     while objects below `d` are written and read: nothing lands outside, nothing outside is read."""
     import threading
+
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "x.jpg").write_bytes(b"secret")
@@ -149,8 +165,12 @@ def test_a_symlink_swapped_in_during_writes_and_reads_never_leads_outside(tmp_pa
                     with buckets.open(ref("b", "d/x.jpg")) as reader:
                         read_back.add(reader.read())
             except SnapshotError as error:
-                assert error.code in (errors.PERMISSION_DENIED, errors.RESOURCE_NOT_FOUND, errors.INVALID_PARAMETER,
-                                      errors.INTERNAL_ERROR)
+                assert error.code in (
+                    errors.PERMISSION_DENIED,
+                    errors.RESOURCE_NOT_FOUND,
+                    errors.INVALID_PARAMETER,
+                    errors.INTERNAL_ERROR,
+                )
                 refused += 1
     finally:
         stop.set()

@@ -1,4 +1,5 @@
 """Sprite geometry, sheet composition and the WebVTT text: pure functions."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,9 +15,14 @@ def test_cells_fill_rows_then_sheets():
     layout = tiles.layout(TileSpec(lines=2, columns=3, padding=4, margin=6), (100, 50))
     assert (layout.cell_width, layout.cell_height, layout.per_sheet) == (100, 50, 6)
     assert [layout.cell(i) for i in (0, 1, 2, 3, 5, 6, 8)] == [
-        tiles.Cell(1, 6, 6, 100, 50), tiles.Cell(1, 110, 6, 100, 50), tiles.Cell(1, 214, 6, 100, 50),
-        tiles.Cell(1, 6, 60, 100, 50), tiles.Cell(1, 214, 60, 100, 50),
-        tiles.Cell(2, 6, 6, 100, 50), tiles.Cell(2, 214, 6, 100, 50)]
+        tiles.Cell(1, 6, 6, 100, 50),
+        tiles.Cell(1, 110, 6, 100, 50),
+        tiles.Cell(1, 214, 6, 100, 50),
+        tiles.Cell(1, 6, 60, 100, 50),
+        tiles.Cell(1, 214, 60, 100, 50),
+        tiles.Cell(2, 6, 6, 100, 50),
+        tiles.Cell(2, 214, 6, 100, 50),
+    ]
     assert layout.sheet_count(8) == 2
     assert layout.sheet_size(1, 8) == (6 + 3 * 100 + 2 * 4 + 6, 6 + 2 * 50 + 4 + 6)
     assert layout.sheet_size(2, 8) == (320, 6 + 50 + 6)  # the last sheet keeps only the lines it fills
@@ -53,19 +59,24 @@ def test_sheet_colours():
 
 
 def test_vtt_track_parses_and_covers_the_video():
-    text = vtt.track([(5000, "b.jpg"), (0, "a.jpg"), (5000, "dup.jpg"), (3_725_042, "c.jpg#xywh=0,0,8,8")],
-                     3_800_000)
+    text = vtt.track([(5000, "b.jpg"), (0, "a.jpg"), (5000, "dup.jpg"), (3_725_042, "c.jpg#xywh=0,0,8,8")], 3_800_000)
     assert text.startswith("WEBVTT\n\n")
     cues = webvtt.from_string(text, strict=True).captions
     assert [(c.start, c.end, c.text) for c in cues] == [
-        ("00:00:00.000", "00:00:05.000", "a.jpg"), ("00:00:05.000", "01:02:05.042", "b.jpg"),
+        ("00:00:00.000", "00:00:05.000", "a.jpg"),
+        ("00:00:05.000", "01:02:05.042", "b.jpg"),
         ("00:00:05.000", "01:02:05.042", "dup.jpg"),  # one cue per image: the same time shares its span
-        ("01:02:05.042", "01:03:20.000", "c.jpg#xywh=0,0,8,8")]
+        ("01:02:05.042", "01:03:20.000", "c.jpg#xywh=0,0,8,8"),
+    ]
 
 
 def test_vtt_timestamps():
     assert [vtt.timestamp(ms) for ms in (0, 999.6, 61_001, 36_000_000)] == [
-        "00:00:00.000", "00:00:01.000", "00:01:01.001", "10:00:00.000"]
+        "00:00:00.000",
+        "00:00:01.000",
+        "00:01:01.001",
+        "10:00:00.000",
+    ]
 
 
 def _close(pixel, expected, tolerance=40):

@@ -1,4 +1,5 @@
 """Notification targets that redirect, drip, flood, stall or hang never sink or stall a run."""
+
 from __future__ import annotations
 
 import json
@@ -41,9 +42,17 @@ def send(target: Target, delivery: Delivery = QUICK) -> tuple[dict, float]:
     return outcome, time.monotonic() - started
 
 
-@pytest.mark.parametrize("target", [("redirect", 302, "/elsewhere"), ("redirect", 301, "/elsewhere"),
-                                    ("redirect", 303, "/elsewhere"), ("redirect", 307, "/elsewhere"),
-                                    ("redirect", 302, "http://[bad/x")], indirect=True)
+@pytest.mark.parametrize(
+    "target",
+    [
+        ("redirect", 302, "/elsewhere"),
+        ("redirect", 301, "/elsewhere"),
+        ("redirect", 303, "/elsewhere"),
+        ("redirect", 307, "/elsewhere"),
+        ("redirect", 302, "http://[bad/x"),
+    ],
+    indirect=True,
+)
 def test_a_redirect_is_a_failure_with_its_status_and_never_followed(target):
     outcome, _ = send(target)
     status = target.behaviour[1]
@@ -127,6 +136,7 @@ def test_short_writes_on_a_full_disk_fail_the_messages_not_written(tmp_path):
     """The messages file may grow by 20,000 bytes only (RLIMIT_FSIZE, in a child process)."""
     import subprocess
     import sys
+
     code = f"""
 import json, resource
 resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
@@ -135,8 +145,13 @@ records = [results.JobResult(f"job{{n:04d}}", "m", "Success", "now", "now", pipe
            for n in range(1000)]
 print(json.dumps(notify.add_to_file({str(tmp_path / "m.jsonl")!r}, records)))
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     outcomes = json.loads(done.stdout)
     lines = (tmp_path / "m.jsonl").read_bytes().split(b"\n")
     whole = [json.loads(line) for line in lines if line.endswith(b"}") and line.startswith(b"{")]
@@ -165,19 +180,35 @@ def test_a_run_with_a_hanging_target_ends_in_time(tmp_path, bucket_root, target)
 
 def submit(*args: str, cwd) -> subprocess.CompletedProcess:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return subprocess.run([sys.executable, "-m", "pipeline.submit", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": root})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.submit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": root},
+    )
 
 
 @pytest.mark.parametrize("target", ["drip", "hang"], indirect=True)
 def test_the_sync_commands_time_limit_covers_its_notification(tmp_path, bucket_root, target):
     (tmp_path / "pipelines.json").write_text(json.dumps({"p": target.url}))
     started = time.monotonic()
-    done = submit("--input", json.dumps({"Bucket": "in", "Location": "l", "Object": "v/h264.mp4"}),
-                  "--config", json.dumps({"OutputFile": {"Bucket": "out", "Location": "l", "Object": "x.jpg"},
-                                          "Time": 0}),
-                  "--pipeline-id", "p", "--pipelines", str(tmp_path / "pipelines.json"),
-                  "--bucket_root", str(bucket_root), "--timeout", "2", cwd=tmp_path)
+    done = submit(
+        "--input",
+        json.dumps({"Bucket": "in", "Location": "l", "Object": "v/h264.mp4"}),
+        "--config",
+        json.dumps({"OutputFile": {"Bucket": "out", "Location": "l", "Object": "x.jpg"}, "Time": 0}),
+        "--pipeline-id",
+        "p",
+        "--pipelines",
+        str(tmp_path / "pipelines.json"),
+        "--bucket_root",
+        str(bucket_root),
+        "--timeout",
+        "2",
+        cwd=tmp_path,
+    )
     took = time.monotonic() - started
     job = json.loads(done.stdout)["SnapshotJob"]
     assert (done.returncode, job["State"]) == (0, "Success")

@@ -1,4 +1,5 @@
 """Files from the wild: the frame shown at each point, counted from the first frame shown."""
+
 from __future__ import annotations
 
 import pytest
@@ -75,10 +76,12 @@ def test_a_transport_stream_cut_inside_a_gop_counts_from_its_first_decodable_fra
     wild.cut_stream(whole, path, 1.2, format="mpegts")  # the first keyframe after the cut is frame 60
     normal = shots_taken(path, time_array=POINTS, frame_type=NORMAL)
     assert [(ms, index, frame_ms) for ms, index, frame_ms in normal] == [
-        (ms, normal_frame(60, ms), round((normal_frame(60, ms) - 60) * 1000 / wild.FPS)) for ms in POINTS]
+        (ms, normal_frame(60, ms), round((normal_frame(60, ms) - 60) * 1000 / wild.FPS)) for ms in POINTS
+    ]
     intra = shots_taken(path, time_array=POINTS, frame_type=INTRA)
     assert [(ms, index, frame_ms) for ms, index, frame_ms in intra] == [
-        (ms, key, round((key - 60) * 1000 / wild.FPS)) for ms, key in intra_frames(60, POINTS)]
+        (ms, key, round((key - 60) * 1000 / wild.FPS)) for ms, key in intra_frames(60, POINTS)
+    ]
 
 
 def test_a_transport_stream_across_the_timestamp_wrap(tmp_path):

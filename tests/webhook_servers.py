@@ -1,5 +1,6 @@
 """Misbehaving webhook targets: a real HTTP server on 127.0.0.1 whose answer to each POST is
 a behaviour, written byte by byte on the socket."""
+
 from __future__ import annotations
 
 import socketserver
@@ -23,7 +24,7 @@ class Target:
             def handle(self):
                 request = self.rfile.readline().decode("latin-1").split()
                 headers = {}
-                while (line := self.rfile.readline().decode("latin-1").strip()):
+                while line := self.rfile.readline().decode("latin-1").strip():
                     name, _, value = line.partition(":")
                     headers[name.strip().lower()] = value.strip()
                 body = self.rfile.read(int(headers.get("content-length", 0)))

@@ -1,6 +1,7 @@
 """Videos as they come from the wild, remuxed with PyAV from the pattern videos of `synth`:
 clips trimmed by stream copy (edit lists), WebM with no Cues, transport streams cut inside
 a GOP or near the 33-bit timestamp wrap."""
+
 from __future__ import annotations
 
 import av

@@ -2,6 +2,7 @@
 
 Each step is a few lines around a function of `snapshot.jobs`; failures are data.
 """
+
 from __future__ import annotations
 
 import time
@@ -82,11 +83,13 @@ class PlanCaptures(beam.PTransform):
         self.buckets, self.limits = buckets, limits
 
     def expand(self, parsed):
-        return (parsed
-                | "Valid" >> beam.Filter(lambda job: job.error is None)
-                | "ByInput" >> beam.Map(lambda job: (jobs.input_key(job), job))
-                | "GroupByInput" >> beam.GroupByKey()
-                | "Plan" >> beam.ParDo(_Plan(self.buckets, self.limits)).with_outputs(OUTCOMES, main="tasks"))
+        return (
+            parsed
+            | "Valid" >> beam.Filter(lambda job: job.error is None)
+            | "ByInput" >> beam.Map(lambda job: (jobs.input_key(job), job))
+            | "GroupByInput" >> beam.GroupByKey()
+            | "Plan" >> beam.ParDo(_Plan(self.buckets, self.limits)).with_outputs(OUTCOMES, main="tasks")
+        )
 
 
 class _Capture(_Decoding):
@@ -107,9 +110,7 @@ class Capture(beam.PTransform):
         self.buckets, self.limits = buckets, limits
 
     def expand(self, tasks):
-        return (tasks
-                | "Spread" >> beam.Reshuffle()
-                | "Decode" >> beam.ParDo(_Capture(self.buckets, self.limits)))
+        return tasks | "Spread" >> beam.Reshuffle() | "Decode" >> beam.ParDo(_Capture(self.buckets, self.limits))
 
 
 class _Finish(_Decoding):
@@ -136,6 +137,8 @@ class AssembleResults(beam.PTransform):
     def expand(self, inputs):
         parsed, outcomes = inputs
         keyed = parsed | "KeyJobs" >> beam.Map(lambda job: (job.id, job))
-        return ({"job": keyed, OUTCOMES: outcomes}
-                | "Group" >> beam.CoGroupByKey()
-                | "Finish" >> beam.ParDo(_Finish(self.buckets, self.limits)))
+        return (
+            {"job": keyed, OUTCOMES: outcomes}
+            | "Group" >> beam.CoGroupByKey()
+            | "Finish" >> beam.ParDo(_Finish(self.buckets, self.limits))
+        )

@@ -1,4 +1,5 @@
 """ReadManifest: every non-blank line of the manifest files, with its file and number."""
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ BOM = b"\xef\xbb\xbf"
 def pattern_folder(pattern: str) -> str:
     """The folder a manifest pattern names before its first wildcard, ending in '/'."""
     wildcard = _WILDCARD.search(pattern)
-    folder = posixpath.dirname(pattern[:wildcard.start()] if wildcard else pattern)
+    folder = posixpath.dirname(pattern[: wildcard.start()] if wildcard else pattern)
     if "://" not in pattern:
         folder = os.path.abspath(folder or ".")
     return folder.rstrip("/") + "/"
@@ -28,14 +29,14 @@ def source_name(path: str, folder: str) -> str:
     """A manifest's name in the results: its path below the pattern's folder, so two files of
     the same name in two folders of one glob stay apart (`a/jobs.jsonl`, `b/jobs.jsonl`),
     and a plain path gives its file name."""
-    return path[len(folder):] if path.startswith(folder) else path.rpartition("/")[2]
+    return path[len(folder) :] if path.startswith(folder) else path.rpartition("/")[2]
 
 
 def lines_of(stream) -> Iterator[tuple[int, str, bool]]:
     """(1-based number, text, is UTF-8) of each non-blank line of a manifest file."""
     for number, raw in enumerate(stream, start=1):
         if number == 1 and raw.startswith(BOM):
-            raw = raw[len(BOM):]
+            raw = raw[len(BOM) :]
         try:
             text, utf8 = raw.decode("utf-8"), True
         except UnicodeDecodeError:
@@ -60,7 +61,9 @@ class ReadManifest(beam.PTransform):
         self.pattern = pattern
 
     def expand(self, pbegin):
-        return (pbegin
-                | "Match" >> fileio.MatchFiles(self.pattern)
-                | "Open" >> fileio.ReadMatches()
-                | "Number" >> beam.FlatMap(numbered_lines, pattern_folder(self.pattern)))
+        return (
+            pbegin
+            | "Match" >> fileio.MatchFiles(self.pattern)
+            | "Open" >> fileio.ReadMatches()
+            | "Number" >> beam.FlatMap(numbered_lines, pattern_folder(self.pattern))
+        )

@@ -1,4 +1,5 @@
 """Notify: each finished job with a PipelineId sends its message; the outcome lands in its result."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -50,11 +51,15 @@ class Notify(beam.PTransform):
         targets = self.targets
         keyed = job_results | "Target" >> beam.Map(lambda r: (targets.target(r.pipeline_id) or "", r))
         silent, direct, files = keyed | "Route" >> beam.Partition(_route, 3)
-        sent = (direct
-                | "Batch" >> beam.BatchElements(min_batch_size=SEND_BATCH, max_batch_size=SEND_BATCH)
-                | "Send" >> beam.ParDo(_Send(targets.delivery)))
-        written = (files
-                   | "ByFile" >> beam.GroupByKey()
-                   | "Pairs" >> beam.MapTuple(lambda target, rs: [(target, r) for r in rs])
-                   | "Write" >> beam.ParDo(_Send(targets.delivery)))
+        sent = (
+            direct
+            | "Batch" >> beam.BatchElements(min_batch_size=SEND_BATCH, max_batch_size=SEND_BATCH)
+            | "Send" >> beam.ParDo(_Send(targets.delivery))
+        )
+        written = (
+            files
+            | "ByFile" >> beam.GroupByKey()
+            | "Pairs" >> beam.MapTuple(lambda target, rs: [(target, r) for r in rs])
+            | "Write" >> beam.ParDo(_Send(targets.delivery))
+        )
         return (silent | "Untouched" >> beam.Values(), sent, written) | "Notified" >> beam.Flatten()

@@ -1,5 +1,6 @@
 """WriteResults: one Avro record per job, in PREFIX-SSSSS-of-NNNNN.avro files; each finished
 job is also told to the local command's progress line, when it has one."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,5 +1,6 @@
 """CarryOver: with the results of an earlier run, the jobs that succeeded there are not run
 again; their old records are carried into the new results unchanged."""
+
 from __future__ import annotations
 
 import posixpath
@@ -37,14 +38,18 @@ class CarryOver(beam.PTransform):
 
     def expand(self, parsed):
         name = posixpath.basename(self.previous)
-        old = (parsed.pipeline
-               | "MatchPrevious" >> fileio.MatchFiles(f"{self.previous}-*-of-*.avro")
-               | "OwnShards" >> beam.Filter(lambda m: is_shard(posixpath.basename(m.path), name))
-               | "OpenPrevious" >> fileio.ReadMatches()
-               | "ReadPrevious" >> beam.FlatMap(_records)
-               | "Succeeded" >> beam.Filter(lambda record: record["State"] == results.SUCCESS)
-               | "ById" >> beam.Map(lambda record: (record["Id"], record)))
+        old = (
+            parsed.pipeline
+            | "MatchPrevious" >> fileio.MatchFiles(f"{self.previous}-*-of-*.avro")
+            | "OwnShards" >> beam.Filter(lambda m: is_shard(posixpath.basename(m.path), name))
+            | "OpenPrevious" >> fileio.ReadMatches()
+            | "ReadPrevious" >> beam.FlatMap(_records)
+            | "Succeeded" >> beam.Filter(lambda record: record["State"] == results.SUCCESS)
+            | "ById" >> beam.Map(lambda record: (record["Id"], record))
+        )
         jobs = parsed | "JobsById" >> beam.Map(lambda job: (job.id, job))
-        return ({"job": jobs, "old": old}
-                | "Join" >> beam.CoGroupByKey()
-                | "Split" >> beam.FlatMap(_split).with_outputs(CARRIED, main="todo"))
+        return (
+            {"job": jobs, "old": old}
+            | "Join" >> beam.CoGroupByKey()
+            | "Split" >> beam.FlatMap(_split).with_outputs(CARRIED, main="todo")
+        )
