@@ -265,24 +265,23 @@ def test_sheets_are_composed_inside_the_capped_decoding_process(bucket_root):
     import subprocess
     import sys
 
+    line = sprite_line(
+        {"Lines": 3, "Columns": 3},
+        output="big/{Count}.jpg",
+        tiles="big/sheet.jpg",
+        Time=0,
+        Num=9,
+        Interval=0.3,
+        FrameType="normal",
+        Width=4096,
+    )
     code = f"""
 import json
 from snapshot import assemble, jobs
 from snapshot.jobs import ManifestLine
 from snapshot.limits import Limits
 from snapshot.storage import Buckets
-line = {
-        sprite_line(
-            {"Lines": 3, "Columns": 3},
-            output="big/{{Count}}.jpg",
-            tiles="big/sheet.jpg",
-            Time=0,
-            Num=9,
-            Interval=0.3,
-            FrameType="normal",
-            Width=4096,
-        )!r
-    }
+line = {line!r}
 result = assemble.run(jobs.read_job(ManifestLine("m", 1, line), "now"), Buckets({str(bucket_root)!r}), Limits())
 peak_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps([result.state, result.message, peak_kb // 1024]))
