@@ -24,13 +24,13 @@ import atheris  # noqa: E402
 with atheris.instrument_imports():
     from snapshot import media, plan, synth
     from snapshot.errors import SnapshotError
-    from snapshot.spec import INTRA, NORMAL, ObjectRef, SnapshotConfig
+    from snapshot.spec import FrameType, ObjectRef, SnapshotConfig
 
 from tests.conftest import VIDEOS  # noqa: E402
 
 CONFIGS = [
-    SnapshotConfig(ObjectRef("o", "l", "{Count}.jpg"), time_array=(0, 900, 2100), frame_type=NORMAL),
-    SnapshotConfig(ObjectRef("o", "l", "{Count}.jpg"), time_ms=0, num=3, interval_ms=700, frame_type=INTRA),
+    SnapshotConfig(ObjectRef("o", "l", "{Count}.jpg"), time_array=(0, 900, 2100), frame_type=FrameType.NORMAL),
+    SnapshotConfig(ObjectRef("o", "l", "{Count}.jpg"), time_ms=0, num=3, interval_ms=700, frame_type=FrameType.INTRA),
 ]
 
 

@@ -27,8 +27,9 @@ from pipeline.progress import Progress
 from pipeline.runlog import RunLog
 from pipeline.show import read_results, result_files
 from snapshot.notify import Delivery, Targets
-from snapshot.results import SUCCESS, load_schema
-from snapshot.storage import Buckets, Retry
+from snapshot.objects import Retry
+from snapshot.results import State, load_schema
+from snapshot.storage import Buckets
 
 
 def parse_args(argv: list[str]) -> SnapshotOptions:
@@ -182,14 +183,14 @@ def launch(args: SnapshotOptions, terminal=None):
 
 def summary(records: list[dict], carried: int = 0) -> str:
     """'N jobs: S succeeded, F failed', or 'N jobs: C carried over, S succeeded, F failed'."""
-    succeeded = sum(r["State"] == SUCCESS for r in records) - carried
+    succeeded = sum(r["State"] == State.SUCCESS for r in records) - carried
     over = f"{carried} carried over, " if carried else ""
     return f"{len(records)} jobs: {over}{succeeded} succeeded, {len(records) - carried - succeeded} failed"
 
 
 def carried_over(previous: str, records: list[dict]) -> int:
     """How many of the new records are those of an earlier run's successes, carried over."""
-    before = {r["Id"]: r["FinishTime"] for r in read_results(previous) if r["State"] == SUCCESS}
+    before = {r["Id"]: r["FinishTime"] for r in read_results(previous) if r["State"] == State.SUCCESS}
     return sum(before.get(r["Id"]) == r["FinishTime"] for r in records)
 
 

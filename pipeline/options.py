@@ -7,7 +7,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from snapshot.limits import Limits
 from snapshot.notify import Delivery
-from snapshot.storage import Retry
+from snapshot.objects import Retry
 
 # flag -> Limits field
 LIMIT_FLAGS = {

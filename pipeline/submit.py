@@ -72,7 +72,7 @@ def run(job: Job, buckets: Buckets, limits: Limits) -> JobResult:
     """The whole job in a forked child process, killed past the time limit of its mode."""
     if job.error is not None:
         return assemble.failed(job, job.error)
-    worker = isolation.Worker("fork", limits.decoder_memory_mb)
+    worker = isolation.Worker("fork", limits.decoder_memory_mb, jobs.DECODING_STACK)
     try:
         return worker.call(
             assemble.run, (job, buckets, replace(limits, isolate=False)), limits.timeout_s(job.request.config.is_async)
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot read the bucket map, roles or pipelines file: {error}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    job = jobs.read_job(ManifestLine("submit", 1, request_line(args)), results.utc_now(), targets)
+    job = jobs.admit(jobs.read_job(ManifestLine("submit", 1, request_line(args)), results.utc_now()), targets.check)
     limits = Limits(sync_timeout_s=args.timeout, async_timeout_s=args.async_timeout)
     result = run(job, buckets, limits)
     target = targets.target(result.pipeline_id)
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         deadline = started + limits.timeout_s(job.request is not None and job.request.config.is_async)
         (result,) = notify.Sender(targets.delivery).notified([result], target, deadline)
     print(json.dumps(results.api_response(result.to_record()), indent=2, ensure_ascii=False))
-    return 0 if result.state == results.SUCCESS else 1
+    return 0 if result.state == results.State.SUCCESS else 1
 
 
 if __name__ == "__main__":

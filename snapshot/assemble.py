@@ -53,10 +53,10 @@ def finish(job: Job, outcomes: Iterable[Outcome], buckets: Buckets) -> JobResult
                 sheets = _write_sheets(job, planned.layout, shots, storage)
             if job.request.config.vtt:
                 vtt_url = _write_vtt(job, planned, shots, [name for name, _ in sheets], storage)
-        result = JobResult(job.id, job.source, results.SUCCESS, job.created, results.utc_now(), **_echo(job))
+        result = JobResult(job.id, job.source, results.State.SUCCESS, job.created, results.utc_now(), **_echo(job))
     except SnapshotError as error:
         result = failed(job, error)
-    except Exception:
+    except Exception:  # one bad job must never stop the pipeline
         log.exception("finishing job %s failed", job.id)
         result = failed(job, internal_error())
     return replace(
@@ -136,7 +136,7 @@ def failed(job: Job, error: SnapshotError) -> JobResult:
     return JobResult(
         job.id,
         job.source,
-        results.FAIL,
+        results.State.FAIL,
         job.created,
         results.utc_now(),
         code=error.code,

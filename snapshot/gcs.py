@@ -21,7 +21,7 @@ from google.cloud import storage
 
 from snapshot import errors
 from snapshot.errors import SnapshotError
-from snapshot.storage import CountingReader, Retry, changed, check_gcs_location, check_object_name
+from snapshot.objects import CountingReader, Retry, changed, check_gcs_location, check_object_name
 
 log = logging.getLogger(__name__)
 

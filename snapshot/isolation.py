@@ -1,13 +1,25 @@
-"""Decoding in a child process that can be killed: time limits and crashes.
+"""Calls in a child process that can be killed: time limits, memory caps and crashes.
 
-A decoder that hangs or crashes (segfault, abort, out of memory) takes only its child process
+A call that hangs or crashes (segfault, abort, out of memory) takes only its child process
 with it; the caller gets a SnapshotError with a code and goes on. The child is persistent:
-it serves call after call, and is replaced when it is killed or dies.
+it serves call after call, and is replaced when it is killed or dies. This module knows
+nothing of what it runs: its callers name the modules a child imports before it is ready.
+
+Why not Beam's own `with_exception_handling(use_subprocess=True, timeout=...)`:
+- it starts a process per element, and a decoding process costs about a second to import
+  PyAV, Pillow and NumPy: here one process serves a DoFn's calls from `setup` to `teardown`;
+- it has no address-space cap: here `memory_mb` sets RLIMIT_AS in the child, so a decoder
+  that asks for too much fails alone instead of waking the machine's OOM killer;
+- it maps every death to one dead-letter output: here a decoder's crash signal (SIGSEGV,
+  SIGABRT, ...) becomes `ResourceContentBad` for that input, a time limit `SnapshotTimeOut`,
+  and anything else `InternalError`, and a generator's items stream back one by one, each
+  within its own time limit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import multiprocessing
 import os
@@ -33,13 +45,14 @@ _DECODER_CRASHES = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE
 ORPHAN_CHECK_S = 0.2  # how often a decoding process looks for its parent
 
 
-def _serve(connection, memory_mb: int, parent: int) -> None:
+def _serve(connection, memory_mb: int, parent: int, preload: tuple[str, ...]) -> None:
     _exit_when_orphaned(parent)
     _relay_logs(connection)
     if memory_mb:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    import snapshot.jobs  # noqa: F401 - the decoding stack, loaded before the first call's clock starts
+    for module in preload:  # imported before the first call's clock starts
+        importlib.import_module(module)
 
     connection.send("ready")
     while True:
@@ -112,11 +125,17 @@ def _exit_when_orphaned(parent: int) -> None:
 
 
 class Worker:
-    """One child process that runs calls with a time limit."""
+    """One child process that runs calls with a time limit.
 
-    def __init__(self, start_method: str = "spawn", memory_mb: int = 0):
+    Args:
+        start_method: how multiprocessing starts the child ("spawn" or "fork").
+        memory_mb: the child's address-space cap in MiB; 0 for none.
+        preload: modules the child imports before it is ready, so that no call pays for them.
+    """
+
+    def __init__(self, start_method: str = "spawn", memory_mb: int = 0, preload: tuple[str, ...] = ()):
         self.context = multiprocessing.get_context(start_method)
-        self.memory_mb = memory_mb
+        self.memory_mb, self.preload = memory_mb, preload
         self.environment = dict(os.environ)  # what the child inherits
         self.process = self.connection = None
 
@@ -147,7 +166,9 @@ class Worker:
 
     def start(self) -> None:
         parent, child = self.context.Pipe()
-        self.process = self.context.Process(target=_serve, args=(child, self.memory_mb, os.getpid()), daemon=True)
+        self.process = self.context.Process(
+            target=_serve, args=(child, self.memory_mb, os.getpid(), self.preload), daemon=True
+        )
         self.process.start()
         child.close()
         self.connection = parent
@@ -226,13 +247,18 @@ def _describe(exitcode: int | None) -> str:
 
 
 class Pool:
-    """The decoding processes of one owner, such as a worker's DoFn, from its `setup` to its
+    """The child processes of one owner, such as a worker's DoFn, from its `setup` to its
     `teardown`: its threads share them (a call takes an idle one, or starts one, and gives it
     back), so there are only as many as calls that ran at the same time, and `close` ends them
-    all. A process is started again when this process's environment changed."""
+    all. A process is started again when this process's environment changed.
 
-    def __init__(self, memory_mb: int = 0):
-        self.memory_mb = memory_mb
+    Args:
+        memory_mb: each child's address-space cap in MiB; 0 for none.
+        preload: modules each child imports before it is ready.
+    """
+
+    def __init__(self, memory_mb: int = 0, preload: tuple[str, ...] = ()):
+        self.memory_mb, self.preload = memory_mb, preload
         self._idle: list[Worker] = []
         self._all: list[Worker] = []
         self._lock = threading.Lock()
@@ -290,7 +316,7 @@ class Pool:
         return worker or self._new()
 
     def _new(self) -> Worker:
-        worker = Worker("spawn", self.memory_mb)
+        worker = Worker("spawn", self.memory_mb, self.preload)
         with self._lock:
             self._all.append(worker)
         return worker

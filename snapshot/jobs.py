@@ -15,14 +15,13 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from snapshot import errors, images, isolation, media, naming, plan, spec, tiles
 from snapshot.errors import SnapshotError
 from snapshot.limits import Limits
 from snapshot.media import Probe, Shot
-from snapshot.notify import Targets
 from snapshot.results import SnapshotImage
 from snapshot.spec import Echo, ObjectRef, Request
 from snapshot.storage import Buckets, Storage
@@ -30,6 +29,7 @@ from snapshot.tiles import SheetLayout
 
 log = logging.getLogger(__name__)
 
+DECODING_STACK = ("snapshot.jobs",)  # what a decoding process imports before it is ready: PyAV, Pillow, NumPy
 LINES_PER_GROUP = 5000  # manifest lines whose jobs on one input are planned together
 
 # A task ends at the first keyframe boundary past MAX_SHOTS_PER_TASK shots, and anywhere
@@ -108,9 +108,8 @@ class Outcome:
     bytes_read: int = 0
 
 
-def read_job(line: ManifestLine, created: str, targets: Targets | None = None) -> Job:
-    """Parse a manifest line; with `targets`, its PipelineId must be a known one. Total: any
-    failure becomes the line's coded error."""
+def read_job(line: ManifestLine, created: str) -> Job:
+    """Parse a manifest line. Total: any failure becomes the line's coded error."""
     source = f"{line.source}:{line.number}"
     if not line.utf8:
         return Job(
@@ -123,12 +122,10 @@ def read_job(line: ManifestLine, created: str, targets: Targets | None = None) -
     echo = spec.decode_echo(line.text)
     try:
         request = spec.parse_request(line.text)
-        if targets is not None:
-            targets.check(request.pipeline_id)
         return Job(line.job_id, source, created, echo, request=request)
     except SnapshotError as error:
         return Job(line.job_id, source, created, echo, error=error)
-    except Exception:
+    except Exception:  # a line that breaks the parser is still that line's failure
         log.exception("reading line %s failed", source)
         return Job(
             line.job_id,
@@ -137,6 +134,18 @@ def read_job(line: ManifestLine, created: str, targets: Targets | None = None) -
             echo,
             error=SnapshotError(errors.INVALID_PARAMETER, "the request cannot be read"),
         )
+
+
+def admit(job: Job, check: Callable[[Request], None]) -> Job:
+    """`job`, or, when the deployment's `check` refuses its request (a PipelineId it does not
+    know, say), the same job failed with the check's error."""
+    if job.request is None:
+        return job
+    try:
+        check(job.request)
+    except SnapshotError as error:
+        return replace(job, request=None, error=error)
+    return job
 
 
 def input_key(job: Job) -> str:
@@ -194,7 +203,7 @@ def _intra_targets(jobs: list[Job], probe: Probe, limits: Limits) -> list[int]:
     targets = []
     for job in jobs:
         config = job.request.config
-        if config.frame_type == spec.INTRA:
+        if config.frame_type == spec.FrameType.INTRA:
             try:
                 targets += [probe.pts(t) for t in plan.time_points(config, probe.duration_ms, limits.max_points)]
             except SnapshotError:
@@ -397,8 +406,14 @@ def decoders(pool: isolation.Pool | None, limits: Limits) -> Iterator[isolation.
     if pool is not None or not limits.isolate:
         yield pool
         return
-    with isolation.Pool(limits.decoder_memory_mb) as own:
+    with decoding_pool(limits) as own:
         yield own
+
+
+def decoding_pool(limits: Limits) -> isolation.Pool:
+    """Decoding processes, capped at `limits.decoder_memory_mb`, that load the decoding stack
+    before their first call."""
+    return isolation.Pool(limits.decoder_memory_mb, preload=DECODING_STACK)
 
 
 class _Waiting:

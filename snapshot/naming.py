@@ -8,7 +8,7 @@ from __future__ import annotations
 import posixpath
 import re
 
-from snapshot import errors, storage
+from snapshot import errors, objects
 from snapshot.errors import SnapshotError
 
 COUNT = "{Count}"
@@ -58,4 +58,4 @@ def check_output_template(template: str, input_name: str, field: str, required_t
         raise SnapshotError(
             errors.INVALID_PARAMETER, f"{field} needs {required_token}: this job can write several of them"
         )
-    storage.check_object_name(expand(template, input_name), field)
+    objects.check_object_name(expand(template, input_name), field)

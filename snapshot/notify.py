@@ -9,6 +9,7 @@ A target that is down is retried within a bound and recorded as failed; it never
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import logging
@@ -17,14 +18,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from snapshot import errors, results, storage, webhook
+from snapshot import errors, objects, results, storage, webhook
 from snapshot.errors import SnapshotError
+from snapshot.objects import Retry
 from snapshot.results import JobResult
-from snapshot.storage import Retry
+from snapshot.spec import Request
 
 log = logging.getLogger(__name__)
 
-FILE, HTTP, PUBSUB = "file", "http", "pubsub"
+
+class TargetKind(enum.Enum):
+    """What a notification target is: each kind is sent its own way."""
+
+    FILE = "file"  # a JSON Lines file, appended to
+    HTTP = "http"  # an http(s) URL, POSTed to
+    PUBSUB = "pubsub"  # a Pub/Sub topic, published to
 
 
 @dataclass(frozen=True)
@@ -60,8 +68,9 @@ class Targets:
                 kind(target)
         return cls(default, pipelines, delivery)
 
-    def check(self, pipeline_id: str) -> None:
+    def check(self, request: Request) -> None:
         """Refuse, before any capture work, a PipelineId the pipelines file does not list."""
+        pipeline_id = request.pipeline_id
         if pipeline_id and self.pipelines is not None and pipeline_id not in self.pipelines:
             raise SnapshotError(errors.INVALID_PARAMETER, f"PipelineId {pipeline_id!r} is not a known pipeline")
 
@@ -72,13 +81,13 @@ class Targets:
         return self.default if self.pipelines is None else self.pipelines.get(pipeline_id)
 
 
-def kind(target: str) -> str:
+def kind(target: str) -> TargetKind:
     if target.startswith(("http://", "https://")):
-        return HTTP
+        return TargetKind.HTTP
     if target.startswith("pubsub://projects/"):
-        return PUBSUB
+        return TargetKind.PUBSUB
     if target.endswith(".jsonl"):
-        return FILE
+        return TargetKind.FILE
     raise ValueError(
         f"a notification target must be an http(s) URL, pubsub://projects/P/topics/T or a .jsonl file: {target}"
     )
@@ -100,7 +109,7 @@ def message(record: dict) -> dict:
         "state": record["State"],
         "State": record["State"],
     }
-    if record["State"] != results.SUCCESS:
+    if record["State"] != results.State.SUCCESS:
         body.update(code=record["Code"], msg=record["Message"])
     body.update(userData=record["UserData"], UserData=record["UserData"])
     return body
@@ -134,9 +143,9 @@ class Sender:
             kind_ = kind(target)
         except ValueError as error:
             return [not_sent("NotifyFailed", str(error)) for _ in records]
-        if kind_ == FILE:
+        if kind_ is TargetKind.FILE:
             return add_to_file(target, records)
-        send = self._post if kind_ == HTTP else self._publish
+        send = self._post if kind_ is TargetKind.HTTP else self._publish
         if len(records) == 1:
             return [self._guarded(send, target, records[0], deadline)]
         with ThreadPoolExecutor(max_workers=min(self.delivery.concurrency, len(records))) as pool:
@@ -219,7 +228,7 @@ def add_to_file(target: str, records: list[dict], retry: Retry = Retry()) -> lis
     try:
         written = storage.add_to_file(target, lines, retry)
         error_text = None
-    except storage.PartialWrite as partial:
+    except objects.PartialWrite as partial:
         written, error_text = partial.lines_written, partial.reason
     except Exception as error:  # noqa: BLE001 - a target, whatever it does, never fails the job
         written, error_text = 0, error.message if isinstance(error, SnapshotError) else type(error).__name__

@@ -8,7 +8,7 @@ from snapshot import errors
 from snapshot.errors import SnapshotError
 from snapshot.limits import Limits
 from snapshot.media import Probe, Shot
-from snapshot.spec import INTRA, SnapshotConfig
+from snapshot.spec import FrameType, SnapshotConfig
 
 
 def time_points(config: SnapshotConfig, duration_ms: float, max_points: int = Limits.max_points) -> list[int]:
@@ -27,7 +27,7 @@ def time_points(config: SnapshotConfig, duration_ms: float, max_points: int = Li
             )
         return list(config.time_array)
     if not config.is_async:
-        if config.time_ms > duration_ms and config.frame_type != INTRA:
+        if config.time_ms > duration_ms and config.frame_type != FrameType.INTRA:
             raise SnapshotError(
                 errors.RESOURCE_CONTENT_BAD, f"no frame at {config.time_ms} ms: the video lasts {duration_ms:.0f} ms"
             )
@@ -65,7 +65,7 @@ def shots(config: SnapshotConfig, probe: Probe, max_points: int = Limits.max_poi
     """
     result: list[Shot] = []
     seen: set[int] = set()
-    size, intra = output_size(config, probe), config.frame_type == INTRA
+    size, intra = output_size(config, probe), config.frame_type == FrameType.INTRA
     for point in time_points(config, probe.duration_ms, max_points):
         target = probe.pts(point)
         if intra:

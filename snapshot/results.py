@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import math
@@ -11,7 +12,14 @@ import uuid
 from dataclasses import dataclass
 from importlib import resources
 
-SUCCESS, FAIL = "Success", "Fail"
+
+class State(enum.StrEnum):
+    """A job's `State` in its result record."""
+
+    SUCCESS = "Success"
+    FAIL = "Fail"
+
+
 SCHEMA_FILE = "snapshot_job.avsc"
 
 

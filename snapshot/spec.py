@@ -7,6 +7,7 @@ be echoed in a failed job's result.
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import re
@@ -16,11 +17,10 @@ from typing import Any
 
 from PIL import ImageColor
 
-from snapshot import errors, naming, storage
+from snapshot import errors, naming, objects
 from snapshot.errors import SnapshotError
 from snapshot.results import LONE_SURROGATE
 
-INTRA, NORMAL = "intra", "normal"
 MIN_SIZE, MAX_SIZE = 8, 4096
 MAX_USER_DATA_BYTES = 1024
 MAX_TILE_CELLS = 10_000
@@ -28,6 +28,13 @@ MAX_TIME_MS = 10**10  # Time and TimeArray points: about 115 days
 MAX_COUNT = 2**31 - 1  # Num and CellSelStep
 DEFAULT_QUALITY = 85
 DEFAULT_INTERVAL_S = 10
+
+
+class FrameType(enum.StrEnum):
+    """`SnapshotConfig.FrameType`: which frame a time point shows."""
+
+    INTRA = "intra"  # the nearest keyframe
+    NORMAL = "normal"  # the frame a player shows at that time
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ class SnapshotConfig:
     time_array: tuple[int, ...] | None = None
     width: int | None = None
     height: int | None = None
-    frame_type: str = INTRA
+    frame_type: FrameType = FrameType.INTRA
     tile: TileSpec | None = None
     tile_output: ObjectRef | None = None
     vtt: bool = False  # Format: vtt
@@ -128,7 +135,7 @@ def parse_request(text: str) -> Request:
     if len(user_data.encode("utf-8")) > MAX_USER_DATA_BYTES:
         raise SnapshotError(errors.INVALID_PARAMETER, f"UserData is longer than {MAX_USER_DATA_BYTES} bytes")
     input_ref = _object_ref(_required_object(line, "Input"), "Input")
-    storage.check_object_name(input_ref.name, "Input.Object")
+    objects.check_object_name(input_ref.name, "Input.Object")
     config = _snapshot_config(_required_object(line, "SnapshotConfig"))
     several = config.max_images is None or config.max_images > 1
     naming.check_output_template(
@@ -195,11 +202,13 @@ def _snapshot_config(cfg: dict) -> SnapshotConfig:
         raise SnapshotError(
             errors.INVALID_PARAMETER, "SnapshotConfig.Interval 0 (spread evenly) needs SnapshotConfig.Num"
         )
-    frame_type = _optional_text(cfg, "FrameType", "SnapshotConfig.FrameType") or INTRA
-    if frame_type.lower() not in (INTRA, NORMAL):
+    frame_type_text = _optional_text(cfg, "FrameType", "SnapshotConfig.FrameType") or FrameType.INTRA
+    try:
+        frame_type = FrameType(frame_type_text.lower())
+    except ValueError:
         raise SnapshotError(
-            errors.INVALID_PARAMETER, f"SnapshotConfig.FrameType must be intra or normal, got {_show(frame_type)}"
-        )
+            errors.INVALID_PARAMETER, f"SnapshotConfig.FrameType must be intra or normal, got {_show(frame_type_text)}"
+        ) from None
     if time_array is not None:
         time_ms, interval, num = 0, None, None
     tile = _tile_spec(cfg)
@@ -230,7 +239,7 @@ def _snapshot_config(cfg: dict) -> SnapshotConfig:
         time_array=time_array,
         width=_integer(cfg, "Width", minimum=MIN_SIZE, maximum=MAX_SIZE),
         height=_integer(cfg, "Height", minimum=MIN_SIZE, maximum=MAX_SIZE),
-        frame_type=frame_type.lower(),
+        frame_type=frame_type,
         tile=tile,
         tile_output=tile_output,
         vtt=bool(vtt_format),
@@ -302,7 +311,7 @@ def _time_array(cfg: dict) -> tuple[int, ...] | None:
 
 def _object_ref(obj: dict, field: str) -> ObjectRef:
     bucket = _required_text(obj, "Bucket", f"{field}.Bucket")
-    storage.check_bucket_name(bucket, f"{field}.Bucket")
+    objects.check_bucket_name(bucket, f"{field}.Bucket")
     location = _required_text(obj, "Location", f"{field}.Location")
     encoded = _required_text(obj, "Object", f"{field}.Object")
     try:

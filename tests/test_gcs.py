@@ -23,7 +23,8 @@ from pipeline import graph
 from pipeline.show import read_results
 from snapshot import assemble, errors, jobs, synth
 from snapshot.jobs import ManifestLine
-from snapshot.storage import Buckets, Retry
+from snapshot.objects import Retry
+from snapshot.storage import Buckets
 
 from .gcs_servers import Emulator, FaultProxy, TokenServer, service_account_key
 

@@ -76,7 +76,7 @@ def test_any_value_in_any_field_gives_one_writable_result(text):
         result = JobResult(
             job.id,
             job.source,
-            results.SUCCESS,
+            results.State.SUCCESS,
             "now",
             "now",
             input=job.echo.input,

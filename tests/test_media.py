@@ -9,7 +9,7 @@ import pytest
 
 from snapshot import errors, media, plan, synth
 from snapshot.errors import SnapshotError
-from snapshot.spec import INTRA, NORMAL, ObjectRef, SnapshotConfig
+from snapshot.spec import FrameType, ObjectRef, SnapshotConfig
 
 OUT = ObjectRef("out", "x", "{Count}.jpg")
 CONSTANT_RATE = ["h264.mp4", "h264_faststart.mp4", "hevc10.mkv", "vp9.webm", "ts_from_10s.ts"]
@@ -28,7 +28,7 @@ def capture_file(path: str, **fields) -> tuple[media.Probe, list[media.Captured]
     config = SnapshotConfig(output=OUT, **fields)
     with open(path, "rb") as source:
         probe = media.probe(source)
-        if config.frame_type == INTRA:
+        if config.frame_type == FrameType.INTRA:
             targets = [probe.pts(point) for point in plan.time_points(config, probe.duration_ms)]
             probe = media.exact_keyframes(source, probe, targets)
         shots = plan.shots(config, probe)
@@ -45,25 +45,25 @@ def captured(path: str, **fields) -> list[tuple[int, int, tuple[int, int]]]:
 
 @pytest.mark.parametrize("name", CONSTANT_RATE)
 def test_normal_gives_the_frame_shown_at_each_point(videos, name):
-    shown = captured(videos(name), time_array=tuple(POINTS), frame_type=NORMAL)
+    shown = captured(videos(name), time_array=tuple(POINTS), frame_type=FrameType.NORMAL)
     assert [index for _, index, _ in shown] == NORMAL_FRAMES
     assert {size for _, _, size in shown} == {(320, 180)}
 
 
 @pytest.mark.parametrize("name", CONSTANT_RATE)
 def test_intra_gives_the_nearest_keyframe_once(videos, name):
-    shown = captured(videos(name), time_array=(400, 600, 1600, 2900), frame_type=INTRA)
+    shown = captured(videos(name), time_array=(400, 600, 1600, 2900), frame_type=FrameType.INTRA)
     assert [(ms, index) for ms, index, _ in shown] == [(400, 0), (600, 30), (1600, 60)]
 
 
 def test_points_in_any_order_and_repeated(videos):
-    shown = captured(videos("h264.mp4"), time_array=(2990, 0, 1499, 1499, 40), frame_type=NORMAL)
+    shown = captured(videos("h264.mp4"), time_array=(2990, 0, 1499, 1499, 40), frame_type=FrameType.NORMAL)
     assert [index for _, index, _ in shown] == [89, 0, 44, 44, 1]
 
 
 def test_dense_points_in_a_long_gop_decode_forward_correctly(videos):
     points = tuple(range(0, 10_000, 233))
-    shown = captured(videos("long_gop.mp4"), time_array=points, frame_type=NORMAL)
+    shown = captured(videos("long_gop.mp4"), time_array=points, frame_type=FrameType.NORMAL)
     assert [index for _, index, _ in shown] == [ms * 30 // 1000 for ms in points]
 
 
@@ -75,7 +75,7 @@ def test_mpeg_ts_time_counts_from_the_first_frame(videos):
 
 def test_variable_frame_rate(videos):
     points = (0, 120, 510, 999, 1000, 1705, 2400, 2533)
-    shown = captured(videos("vfr.mp4"), time_array=points, frame_type=NORMAL)
+    shown = captured(videos("vfr.mp4"), time_array=points, frame_type=FrameType.NORMAL)
     assert [index for _, index, _ in shown] == [0, 1, 3, 4, 5, 6, 8, 9]
 
 
@@ -83,12 +83,12 @@ def test_variable_frame_rate_intra_uses_true_keyframe_times(videos):
     # keyframes at 0, 0.52 s and 2.0 s; the MP4 index only knows their decode times
     probe = probe_file(videos("vfr.mp4"))
     assert not probe.keyframes_exact
-    shown = captured(videos("vfr.mp4"), time_array=(300, 1300, 2400), frame_type=INTRA)
+    shown = captured(videos("vfr.mp4"), time_array=(300, 1300, 2400), frame_type=FrameType.INTRA)
     assert [(ms, index) for ms, index, _ in shown] == [(300, 4), (1300, 8)]
 
 
 def test_probe_and_capture_read_a_small_part_of_an_indexed_file(videos):
-    from snapshot.storage import CountingReader
+    from snapshot.objects import CountingReader
 
     path = videos("grain.mp4")
     size = os.path.getsize(path)
@@ -109,16 +109,16 @@ def test_phone_video_is_upright_and_sized_after_rotation(videos):
     path = videos("phone.mp4")
     probe = probe_file(path)
     assert (probe.width, probe.height, probe.rotation) == (180, 320, -90)
-    shown = captured(path, time_array=(1010,), frame_type=NORMAL)
+    shown = captured(path, time_array=(1010,), frame_type=FrameType.NORMAL)
     assert shown == [(1010, 30, (180, 320))]
-    assert captured(path, time_array=(1010,), frame_type=NORMAL, width=90) == [(1010, 30, (90, 160))]
-    assert captured(path, time_array=(1010,), frame_type=NORMAL, height=80) == [(1010, 30, (45, 80))]
+    assert captured(path, time_array=(1010,), frame_type=FrameType.NORMAL, width=90) == [(1010, 30, (90, 160))]
+    assert captured(path, time_array=(1010,), frame_type=FrameType.NORMAL, height=80) == [(1010, 30, (45, 80))]
 
 
 def test_width_and_height_scale(videos):
     path = videos("h264.mp4")
-    assert captured(path, time_ms=1010, frame_type=NORMAL, width=160) == [(1010, 30, (160, 90))]
-    assert captured(path, time_ms=1010, frame_type=NORMAL, width=64, height=200) == [(1010, 30, (64, 200))]
+    assert captured(path, time_ms=1010, frame_type=FrameType.NORMAL, width=160) == [(1010, 30, (160, 90))]
+    assert captured(path, time_ms=1010, frame_type=FrameType.NORMAL, width=64, height=200) == [(1010, 30, (64, 200))]
 
 
 def test_moov_position_of_the_two_mp4_files(videos):

@@ -26,7 +26,7 @@ QUICK = Delivery(attempts=2, initial_s=0.05, timeout_s=1.0)
 
 
 def result(n: int = 1) -> JobResult:
-    return JobResult(f"job{n:04d}", f"m:{n}", results.SUCCESS, "now", "now", pipeline_id="p", user_data="u")
+    return JobResult(f"job{n:04d}", f"m:{n}", results.State.SUCCESS, "now", "now", pipeline_id="p", user_data="u")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from snapshot import media, synth
-from snapshot.spec import INTRA, NORMAL
+from snapshot.spec import FrameType
 
 from . import wild
 from .test_media import capture_file
@@ -52,9 +52,9 @@ def test_a_clip_trimmed_by_stream_copy_counts_from_its_first_shown_frame(tmp_pat
         probe = media.probe(stream)
     assert probe.duration_ms == pytest.approx((180 - first) * 1000 / wild.FPS)
     assert min(probe.keyframes) < probe.start_pts  # the hidden pre-roll keyframe is there ...
-    normal = shots_taken(path, time_array=POINTS, frame_type=NORMAL)
+    normal = shots_taken(path, time_array=POINTS, frame_type=FrameType.NORMAL)
     assert [(ms, index) for ms, index, _ in normal] == [(ms, normal_frame(first, ms)) for ms in POINTS]
-    intra = shots_taken(path, time_array=POINTS, frame_type=INTRA)
+    intra = shots_taken(path, time_array=POINTS, frame_type=FrameType.INTRA)
     assert [(ms, index) for ms, index, _ in intra] == intra_frames(first, POINTS)  # ... and never chosen
     assert all(frame_ms == round((index - first) * 1000 / wild.FPS) for _, index, frame_ms in intra)
     (default,) = shots_taken(path)  # the default request: sync intra at 0
@@ -64,9 +64,9 @@ def test_a_clip_trimmed_by_stream_copy_counts_from_its_first_shown_frame(tmp_pat
 def test_a_webm_without_cues_is_scanned_not_trusted(tmp_path):
     path = str(tmp_path / "live.webm")
     wild.pattern_video(path, codec="libvpx-vp9", options={"g": "30"}, container_options={"live": "1"})
-    intra = shots_taken(path, time_array=(0, 1000, 2000, 3000, 5000), frame_type=INTRA)
+    intra = shots_taken(path, time_array=(0, 1000, 2000, 3000, 5000), frame_type=FrameType.INTRA)
     assert [index for _, index, _ in intra] == [0, 30, 60, 90, 150]
-    normal = shots_taken(path, time_array=(5500, 5990), frame_type=NORMAL)
+    normal = shots_taken(path, time_array=(5500, 5990), frame_type=FrameType.NORMAL)
     assert [index for _, index, _ in normal] == [165, 179]
 
 
@@ -74,11 +74,11 @@ def test_a_transport_stream_cut_inside_a_gop_counts_from_its_first_decodable_fra
     whole, path = str(tmp_path / "whole.ts"), str(tmp_path / "cut.ts")
     wild.pattern_video(whole, container_format="mpegts")
     wild.cut_stream(whole, path, 1.2, format="mpegts")  # the first keyframe after the cut is frame 60
-    normal = shots_taken(path, time_array=POINTS, frame_type=NORMAL)
+    normal = shots_taken(path, time_array=POINTS, frame_type=FrameType.NORMAL)
     assert [(ms, index, frame_ms) for ms, index, frame_ms in normal] == [
         (ms, normal_frame(60, ms), round((normal_frame(60, ms) - 60) * 1000 / wild.FPS)) for ms in POINTS
     ]
-    intra = shots_taken(path, time_array=POINTS, frame_type=INTRA)
+    intra = shots_taken(path, time_array=POINTS, frame_type=FrameType.INTRA)
     assert [(ms, index, frame_ms) for ms, index, frame_ms in intra] == [
         (ms, key, round((key - 60) * 1000 / wild.FPS)) for ms, key in intra_frames(60, POINTS)
     ]
@@ -89,7 +89,7 @@ def test_a_transport_stream_across_the_timestamp_wrap(tmp_path):
     wild.pattern_video(path, container_format="mpegts", start_seconds=95_440)  # wraps 3.7 s in
     with open(path, "rb") as stream:
         assert media.probe(stream).duration_ms == pytest.approx(6000)
-    normal = shots_taken(path, time_array=POINTS + (5990,), frame_type=NORMAL)
+    normal = shots_taken(path, time_array=POINTS + (5990,), frame_type=FrameType.NORMAL)
     assert [index for _, index, _ in normal] == [normal_frame(0, ms) for ms in POINTS + (5990,)]
-    intra = shots_taken(path, time_array=POINTS + (5600,), frame_type=INTRA)
+    intra = shots_taken(path, time_array=POINTS + (5600,), frame_type=FrameType.INTRA)
     assert [(ms, index) for ms, index, _ in intra] == intra_frames(0, POINTS + (5600,))

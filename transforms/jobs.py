@@ -11,7 +11,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from snapshot import assemble, isolation, jobs, results
+from snapshot import assemble, jobs, results
 from snapshot.jobs import CaptureTask
 from snapshot.limits import Limits
 from snapshot.notify import Targets
@@ -31,8 +31,10 @@ class ParseJobs(beam.PTransform):
         self.targets = targets
 
     def expand(self, lines):
-        targets = self.targets
-        return lines | beam.Map(lambda line: jobs.read_job(line, results.utc_now(), targets))
+        parsed = lines | beam.Map(lambda line: jobs.read_job(line, results.utc_now()))
+        if self.targets is None:
+            return parsed
+        return parsed | "KnownPipelines" >> beam.Map(jobs.admit, self.targets.check)
 
 
 class _Decoding(beam.DoFn):
@@ -43,7 +45,7 @@ class _Decoding(beam.DoFn):
         self.buckets, self.limits = buckets, limits
 
     def setup(self):
-        self.pool = isolation.Pool(self.limits.decoder_memory_mb) if self.limits.isolate else None
+        self.pool = jobs.decoding_pool(self.limits) if self.limits.isolate else None
         if self.pool is not None:
             self.pool.prestart(1)
 
@@ -118,7 +120,7 @@ class _Finish(_Decoding):
     one request, captured once, and each line gets its result."""
 
     def setup(self):
-        self.pool = isolation.Pool(self.limits.decoder_memory_mb) if self.limits.isolate else None  # for sheets
+        self.pool = jobs.decoding_pool(self.limits) if self.limits.isolate else None  # for sheets
 
     def process(self, keyed):
         _job_id, grouped = keyed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections import defaultdict
 
 import apache_beam as beam
@@ -10,14 +11,21 @@ from snapshot import notify
 from snapshot.notify import Delivery, Targets
 
 SEND_BATCH = 64  # messages sent together, up to Delivery.concurrency at once
-SILENT, DIRECT, TO_FILE = range(3)  # the partitions of Notify/Route
+
+
+class Route(enum.IntEnum):
+    """The partitions of Notify/Route: how a job's message travels."""
+
+    SILENT = 0  # the job has no target: no message
+    DIRECT = 1  # one request per message, in concurrent batches
+    TO_FILE = 2  # every message of a file in one append
 
 
 def _route(keyed, _count) -> int:
     target, _result = keyed
     if not target:
-        return SILENT
-    return TO_FILE if notify.kind(target) == notify.FILE else DIRECT
+        return Route.SILENT
+    return Route.TO_FILE if notify.kind(target) is notify.TargetKind.FILE else Route.DIRECT
 
 
 class _Send(beam.DoFn):
@@ -50,7 +58,7 @@ class Notify(beam.PTransform):
     def expand(self, job_results):
         targets = self.targets
         keyed = job_results | "Target" >> beam.Map(lambda r: (targets.target(r.pipeline_id) or "", r))
-        silent, direct, files = keyed | "Route" >> beam.Partition(_route, 3)
+        silent, direct, files = keyed | "Route" >> beam.Partition(_route, len(Route))
         sent = (
             direct
             | "Batch" >> beam.BatchElements(min_batch_size=SEND_BATCH, max_batch_size=SEND_BATCH)

@@ -20,15 +20,15 @@ _sheets = Metrics.counter("snapshot", "sheets_written")
 
 
 def _counted_record(result: JobResult, progress: str | None) -> dict:
-    (_succeeded if result.state == results.SUCCESS else _failed).inc()
+    (_succeeded if result.state == results.State.SUCCESS else _failed).inc()
     _images.inc(result.count)
     _sheets.inc(len(result.tiles))
-    tell(progress, result.state != results.SUCCESS, result.count)
+    tell(progress, result.state != results.State.SUCCESS, result.count)
     return result.to_record()
 
 
 def _told(record: dict, progress: str | None) -> dict:
-    tell(progress, record["State"] != results.SUCCESS, record["Count"])
+    tell(progress, record["State"] != results.State.SUCCESS, record["Count"])
     return record
 
 

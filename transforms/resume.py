@@ -44,7 +44,7 @@ class CarryOver(beam.PTransform):
             | "OwnShards" >> beam.Filter(lambda m: is_shard(posixpath.basename(m.path), name))
             | "OpenPrevious" >> fileio.ReadMatches()
             | "ReadPrevious" >> beam.FlatMap(_records)
-            | "Succeeded" >> beam.Filter(lambda record: record["State"] == results.SUCCESS)
+            | "Succeeded" >> beam.Filter(lambda record: record["State"] == results.State.SUCCESS)
             | "ById" >> beam.Map(lambda record: (record["Id"], record))
         )
         jobs = parsed | "JobsById" >> beam.Map(lambda job: (job.id, job))
