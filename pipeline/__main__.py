@@ -21,7 +21,7 @@ import fastavro
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
-from pipeline import accounting, graph, local, options
+from pipeline import accounting, flags, graph, local, options
 from pipeline.options import SnapshotOptions
 from pipeline.progress import Progress
 from pipeline.runlog import RunLog
@@ -116,10 +116,13 @@ def _same_place(a: str, b: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     log = RunLog()  # first: Beam's PipelineOptions installs a handler of its own on a root without one
     try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
+        args = parse_args(flags.canonical(sys.argv[1:] if argv is None else argv))
     except SystemExit:  # --help, or a wrong command line
         log.close(keep=False)
         raise
+    ignored = flags.unknown(args)
+    if ignored:
+        print(f"warning: neither this pipeline nor Beam knows {', '.join(ignored)}: ignored", file=sys.stderr)
     reason = check_run_can_happen(args)
     if reason:
         log.close(keep=False)

@@ -24,6 +24,7 @@ from datetime import datetime
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
+from pipeline import flags
 from pipeline.show import read_results
 
 THUMB_WIDTH = 160
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("prefix", help="the results prefix of a run")
     parser.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
     parser.add_argument("--max_cards", type=int, default=MAX_CARDS, help=f"cards at most (default: {MAX_CARDS})")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(flags.canonical(sys.argv[1:] if argv is None else argv))
     records = read_results(args.prefix)
     if not records:
         print(f"error: no results match {args.prefix}", file=sys.stderr)

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import replace
 
+from pipeline import flags
 from snapshot import assemble, isolation, jobs, notify, results
 from snapshot.errors import SnapshotError
 from snapshot.jobs import Job, ManifestLine
@@ -32,8 +33,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.submit", description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True, help='the Input JSON: {"Bucket", "Location", "Object"}')
     parser.add_argument("--config", required=True, help="the SnapshotConfig JSON")
-    parser.add_argument("--pipeline-id", default="", help="PipelineId: where the job's message goes")
-    parser.add_argument("--user-data", default="", help="UserData, echoed in the response and the message")
+    parser.add_argument("--pipeline_id", default="", help="PipelineId: where the job's message goes")
+    parser.add_argument("--user_data", default="", help="UserData, echoed in the response and the message")
     parser.add_argument("--bucket_root", default="./buckets", help="root of the buckets (default: ./buckets)")
     parser.add_argument("--bucket_map", help='JSON file: bucket name (or "*") -> local folder or gs:// root')
     parser.add_argument("--roles", help="JSON file: RoleArn -> credentials")
@@ -50,12 +51,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"seconds a synchronous job may take (default: {Limits.sync_timeout_s:g})",
     )
     parser.add_argument(
-        "--async-timeout",
+        "--async_timeout",
         type=float,
         default=Limits.async_timeout_s,
         help=f"seconds a job with Interval, Num or TimeArray may take (default: {Limits.async_timeout_s:g})",
     )
-    return parser.parse_args(argv)
+    return parser.parse_args(flags.canonical(argv))
 
 
 def request_line(args: argparse.Namespace) -> str:
