@@ -1,23 +1,27 @@
 """Google Cloud Storage roots: ranged reads, single-upload writes, retries and error codes.
 
 Only the public JSON API is used (through google-cloud-storage), so any GCS server works;
-`STORAGE_EMULATOR_HOST` points the client at a local one.
+`STORAGE_EMULATOR_HOST` points the client at a local one. Retries are api_core's `Retry`,
+passed to each client call, with a predicate that retries transient failures up to
+`Retry.attempts` per request (api_core bounds retries by a deadline; the attempts are what
+an error message counts). Reads are the client's own `BlobReader`, wrapped to count bytes.
 """
 
 from __future__ import annotations
 
+import http
 import http.client
-import io
 import logging
 import mimetypes
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import requests
 from google.api_core import exceptions as api
+from google.api_core import retry as api_retry
 from google.auth import exceptions as auth_errors
 from google.cloud import storage
+from google.cloud.storage.exceptions import InvalidResponse
 
 from snapshot import errors
 from snapshot.errors import SnapshotError
@@ -43,30 +47,79 @@ _TRANSIENT = (
     TimeoutError,
     auth_errors.TransportError,
 )
+_TRANSIENT_STATUS = {
+    http.HTTPStatus.TOO_MANY_REQUESTS,
+    http.HTTPStatus.REQUEST_TIMEOUT,
+    http.HTTPStatus.INTERNAL_SERVER_ERROR,
+    http.HTTPStatus.BAD_GATEWAY,
+    http.HTTPStatus.SERVICE_UNAVAILABLE,
+    http.HTTPStatus.GATEWAY_TIMEOUT,
+}
 
 
-def call(what: str, action: Callable[[], T], retry: Retry) -> T:
-    """Run one storage request, retrying transient failures with exponential backoff."""
-    delay = retry.initial_s
-    for attempt in range(1, retry.attempts + 1):
-        try:
-            return action()
-        except api.NotFound:
-            raise SnapshotError(errors.RESOURCE_NOT_FOUND, f"{what}: not found") from None
-        except (api.Forbidden, api.Unauthorized):
-            raise SnapshotError(errors.PERMISSION_DENIED, f"{what}: access denied") from None
-        except api.PreconditionFailed:  # only reads ask for a generation: it is no longer the live one
-            raise changed() from None
-        except _TRANSIENT as error:
-            if attempt == retry.attempts:
-                raise SnapshotError(
-                    errors.TRANSIENT_NETWORK_ERROR,
-                    f"{what}: storage kept failing after {attempt} attempts ({type(error).__name__})",
-                ) from None
-            log.warning("%s: attempt %d failed (%s); retrying in %.2f s", what, attempt, type(error).__name__, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, retry.maximum_s)
-    raise AssertionError("unreachable")
+def transient(error: BaseException) -> bool:
+    """Whether a failed request may succeed when made again."""
+    if isinstance(error, InvalidResponse):  # the upload and download layer's own bad status
+        return error.response.status_code in _TRANSIENT_STATUS
+    return isinstance(error, _TRANSIENT)
+
+
+class Attempts:
+    """A predicate for api_core's Retry: a transient failure is retried until `limit`
+    attempts have failed. `reset()` gives the next request the whole budget."""
+
+    def __init__(self, limit: int):
+        self.limit, self.failed = limit, 0
+
+    def __call__(self, error: BaseException) -> bool:
+        if not transient(error):
+            return False
+        self.failed += 1
+        return self.failed < self.limit
+
+    def reset(self) -> None:
+        self.failed = 0
+
+
+def policy(retry: Retry, attempts: Attempts, what: str) -> api_retry.Retry:
+    """api_core's Retry for one request (or one reader's requests) under `retry`."""
+
+    def warn(error: Exception) -> None:
+        log.warning("%s: attempt %d failed (%s); retrying", what, attempts.failed, type(error).__name__)
+
+    return api_retry.Retry(
+        predicate=attempts,
+        initial=retry.initial_s,
+        maximum=retry.maximum_s,
+        multiplier=2.0,
+        timeout=None,  # bounded by the attempts and the timeout of each request
+        on_error=warn,
+    )
+
+
+def coded(error: Exception, what: str, attempts: Attempts) -> Exception:
+    """The coded error of a failed request; any other exception as it is."""
+    if isinstance(error, api.NotFound):
+        return SnapshotError(errors.RESOURCE_NOT_FOUND, f"{what}: not found")
+    if isinstance(error, (api.Forbidden, api.Unauthorized)):
+        return SnapshotError(errors.PERMISSION_DENIED, f"{what}: access denied")
+    if isinstance(error, api.PreconditionFailed):  # only reads ask for a generation: it is no longer the live one
+        return changed()
+    if transient(error):
+        return SnapshotError(
+            errors.TRANSIENT_NETWORK_ERROR,
+            f"{what}: storage kept failing after {max(attempts.failed, 1)} attempts ({type(error).__name__})",
+        )
+    return error
+
+
+def call(what: str, action: Callable[[api_retry.Retry], T], retry: Retry) -> T:
+    """`action(policy)`: one storage request, made with a retry policy of its own."""
+    attempts = Attempts(retry.attempts)
+    try:
+        return action(policy(retry, attempts, what))
+    except Exception as error:  # noqa: BLE001 - mapped to its code, or raised as it is
+        raise coded(error, what, attempts) from None
 
 
 def credentials_for(role: dict | None):
@@ -107,10 +160,19 @@ class GcsRoot:
         fails instead of mixing two contents)."""
         blob = self.bucket.blob(self._blob_name(name))
         what = f"reading {name!r}"
-        call(what, lambda: blob.reload(timeout=self.retry.timeout_s, retry=None), self.retry)
+        call(what, lambda retry: blob.reload(timeout=self.retry.timeout_s, retry=retry), self.retry)
         if version is not None and str(blob.generation) != version:
             raise changed()
-        return CountingReader(RangeReader(blob, blob.size, what, self.retry), str(blob.generation))
+        attempts = Attempts(self.retry.attempts)
+        reader = blob.open(
+            "rb",
+            chunk_size=READ_CHUNK,
+            retry=policy(self.retry, attempts, what),
+            timeout=self.retry.timeout_s,
+            raw_download=True,
+            if_generation_match=blob.generation,
+        )
+        return BlobBytes(reader, str(blob.generation), what, attempts)
 
     def close(self) -> None:
         self.client.close()
@@ -120,7 +182,9 @@ class GcsRoot:
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         call(
             f"writing {name!r}",
-            lambda: blob.upload_from_string(data, content_type=content_type, timeout=self.retry.timeout_s, retry=None),
+            lambda retry: blob.upload_from_string(
+                data, content_type=content_type, timeout=self.retry.timeout_s, retry=retry
+            ),
             self.retry,
         )
         return f"gs://{self.bucket_name}/{blob.name}"
@@ -132,54 +196,17 @@ class GcsRoot:
         return blob_name
 
 
-class RangeReader(io.RawIOBase):
-    """A seekable reader of one object that fetches byte ranges, READ_CHUNK at a time."""
+class BlobBytes(CountingReader):
+    """A BlobReader that counts the bytes it hands out. Each read, at most one ranged GET,
+    gets the whole retry budget, and its failure its code."""
 
-    def __init__(self, blob, size: int, what: str, retry: Retry):
-        super().__init__()
-        self.blob, self.size, self.what, self.retry = blob, size, what, retry
-        self.position = 0
-        self.chunk_start, self.chunk = 0, b""
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
+    def __init__(self, reader, version: str, what: str, attempts: Attempts):
+        super().__init__(reader, version)
+        self.what, self.attempts = what, attempts
 
     def readinto(self, buffer) -> int:
-        if self.position >= self.size:
-            return 0
-        offset = self.position - self.chunk_start
-        if not 0 <= offset < len(self.chunk):
-            self._fetch(self.position, max(len(buffer), READ_CHUNK))
-            offset = 0
-        count = min(len(buffer), len(self.chunk) - offset)
-        buffer[:count] = self.chunk[offset : offset + count]
-        self.position += count
-        return count
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
-        self.position = max(0, base + offset)
-        return self.position
-
-    def tell(self) -> int:
-        return self.position
-
-    def _fetch(self, start: int, length: int) -> None:
-        end = min(self.size, start + length) - 1  # inclusive
-        self.chunk = call(
-            self.what,
-            lambda: self.blob.download_as_bytes(
-                start=start,
-                end=end,
-                raw_download=True,
-                checksum=None,
-                timeout=self.retry.timeout_s,
-                retry=None,
-                if_generation_match=self.blob.generation,
-            ),
-            self.retry,
-        )
-        self.chunk_start = start
+        self.attempts.reset()
+        try:
+            return super().readinto(buffer)
+        except Exception as error:  # noqa: BLE001 - mapped to its code, or raised as it is
+            raise coded(error, self.what, self.attempts) from None

@@ -18,6 +18,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+import tenacity
+
 from snapshot import errors, objects, results, storage, webhook
 from snapshot.errors import SnapshotError
 from snapshot.objects import Retry
@@ -171,35 +173,27 @@ class Sender:
         return outcome
 
     def _post(self, url: str, record: dict, deadline: float | None) -> dict:
-        """POST the message, retrying 5xx, 429, timeouts and lost connections."""
+        """POST the message, one bounded `webhook.post` per attempt. tenacity retries 5xx, 429,
+        timeouts and lost connections with exponential backoff, and starts no attempt that
+        the deadline leaves no time for."""
         delivery = self.delivery
         body = json.dumps(message(record)).encode()
         headers = {"Content-Type": "application/json", "X-Message-Id": message_id(record["Id"])}
-        failure = not_sent("NotifyFailed", "no time left to try")
-        delay = delivery.initial_s
-        for attempt in range(1, delivery.attempts + 1):
-            seconds = _left(delivery.timeout_s, deadline)
-            if seconds <= 0:
-                break
-            answer = webhook.post(url, body, headers, seconds)
-            if answer.status is not None and answer.status < 300:
-                return sent(record["Id"])
-            if answer.status is not None:
-                failure = not_sent(
-                    "HttpError",
-                    f"HTTP {answer.status} after {attempt} attempt(s)"
-                    + (": redirects are not followed" if answer.status < 400 else ""),
-                )
-                if answer.status < 500 and answer.status != 429:
-                    return failure  # the receiver refuses this message; asking again will not help
-            else:
-                failure = not_sent(answer.error, f"{answer.detail}, {attempt} attempt(s)")
-                if answer.error == webhook.INVALID_URL:
-                    return failure
-            if attempt < delivery.attempts:
-                time.sleep(max(0.0, min(delay, _left(delay, deadline))))
-                delay *= 2
-        return failure
+
+        def backoff(state: tenacity.RetryCallState) -> float:
+            return delivery.initial_s * 2 ** (state.attempt_number - 1)
+
+        def out_of_time(state: tenacity.RetryCallState) -> bool:
+            return deadline is not None and deadline - time.monotonic() <= backoff(state)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_result(_worth_retrying),
+            stop=tenacity.stop_after_attempt(delivery.attempts) | out_of_time,
+            wait=backoff,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
+        answer = retrying(lambda: webhook.post(url, body, headers, _left(delivery.timeout_s, deadline)))
+        return _outcome(record, answer, retrying.statistics.get("attempt_number", 1))
 
     def _publish(self, topic: str, record: dict, deadline: float | None) -> dict:
         """Publish the message to a Pub/Sub topic (needs google-cloud-pubsub)."""
@@ -213,6 +207,23 @@ class Sender:
         )
         future.result(timeout=_left(self.delivery.timeout_s * self.delivery.attempts, deadline))
         return sent(record["Id"])
+
+
+def _worth_retrying(answer: webhook.Answer) -> bool:
+    """A 5xx, a 429, a timeout or a lost connection; not a refusal or a bad URL."""
+    if answer.status is not None:
+        return answer.status >= 500 or answer.status == 429
+    return answer.error != webhook.INVALID_URL
+
+
+def _outcome(record: dict, answer: webhook.Answer, attempts: int) -> dict:
+    """The MNSMessageResult of the last answer to a POST."""
+    if answer.status is not None and answer.status < 300:
+        return sent(record["Id"])
+    if answer.status is not None:
+        redirect = ": redirects are not followed" if answer.status < 400 else ""
+        return not_sent("HttpError", f"HTTP {answer.status} after {attempts} attempt(s){redirect}")
+    return not_sent(answer.error or "NotifyFailed", f"{answer.detail}, {attempts} attempt(s)")
 
 
 def _left(seconds: float, deadline: float | None) -> float:
