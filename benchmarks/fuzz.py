@@ -26,7 +26,7 @@ with atheris.instrument_imports():
     from snapshot.errors import SnapshotError
     from snapshot.spec import FrameType, ObjectRef, SnapshotConfig
 
-from tests.conftest import VIDEOS  # noqa: E402
+from tests.helpers import VIDEOS  # noqa: E402
 
 CONFIGS = [
     SnapshotConfig(ObjectRef("o", "l", "{Count}.jpg"), time_array=(0, 900, 2100), frame_type=FrameType.NORMAL),

@@ -15,6 +15,7 @@ import posixpath
 import re
 import shutil
 import sys
+from typing import cast
 
 import apache_beam as beam
 import fastavro
@@ -99,7 +100,7 @@ def resume_problem(previous: str, results: str) -> str | None:
             schema = fastavro.reader(stream).writer_schema
     except Exception:  # noqa: BLE001 - not Avro at all
         schema = None
-    expected = fastavro.parse_schema(load_schema())
+    expected = cast(dict, fastavro.parse_schema(load_schema()))
     if (
         not isinstance(schema, dict)
         or schema.get("name") != expected["name"]
@@ -173,7 +174,7 @@ def launch(args: SnapshotOptions, terminal=None):
             make_targets(args),
             limits,
             args.resume,
-            progress and progress.path,
+            progress.path if progress else None,
         )
         outcome = p.run()
         if not args.no_wait:

@@ -12,7 +12,7 @@ from __future__ import annotations
 def canonical(argv: list[str]) -> list[str]:
     """`argv` with every flag name (`--name` or `--name=value`) spelled with underscores;
     values, and everything after a bare `--`, are left alone."""
-    result = []
+    result: list[str] = []
     for position, arg in enumerate(argv):
         if arg == "--":
             return result + argv[position:]

@@ -69,8 +69,8 @@ class Progress:
             try:
                 failed, images = map(int, self.receiver.recv(64).split())
             except (OSError, ValueError):
-                failed = images = None
-            if failed is not None:
+                pass
+            else:
                 self.done, self.failed, self.images = self.done + 1, self.failed + failed, self.images + images
                 if self.bar is not None:
                     self.bar.set_postfix_str(f"{self.images} images, {self.failed} failed", refresh=False)

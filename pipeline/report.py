@@ -129,8 +129,10 @@ def _scrubber(track: list[tuple[float, float, str]], thumbs: dict, sheets: dict,
             uri, scale = sheets[url]
             x, y, w, h = (round(int(v) * scale) for v in fragment[5:].split(","))
             items.append({"s": start, "e": end, "src": uri, "box": [x, y, w, h]})
-        elif url in thumbs or (made := embed.uri(url, THUMB_WIDTH)):
-            items.append({"s": start, "e": end, "src": thumbs.get(url) or made[0]})
+        elif url in thumbs:
+            items.append({"s": start, "e": end, "src": thumbs[url]})
+        elif made := embed.uri(url, THUMB_WIDTH):
+            items.append({"s": start, "e": end, "src": made[0]})
     if not items:
         return ""
     data = html.escape(json.dumps(items), quote=True)
@@ -144,7 +146,7 @@ def summary(records: list[dict]) -> str:
     states = collections.Counter(r["State"] for r in records)
     codes = collections.Counter(r["Code"] for r in records if r["Code"])
     images, sheets = sum(r["Count"] for r in records), sum(r["TileCount"] for r in records)
-    slowest = collections.defaultdict(float)
+    slowest: dict[str, float] = collections.defaultdict(float)
     for record in records:
         try:
             seconds = (

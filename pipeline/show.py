@@ -20,10 +20,10 @@ def result_files(prefix: str) -> list[str]:
 
 def read_results(prefix: str) -> list[dict]:
     paths = result_files(prefix)
-    records = []
+    records: list[dict] = []
     for path in paths:
         with FileSystems.open(path) as stream:
-            records.extend(fastavro.reader(stream))
+            records.extend(record for record in fastavro.reader(stream) if isinstance(record, dict))
     return sorted(records, key=lambda r: (r["Source"].rsplit(":", 1)[0], int(r["Source"].rsplit(":", 1)[1])))
 
 

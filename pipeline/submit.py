@@ -71,8 +71,8 @@ def request_line(args: argparse.Namespace) -> str:
 
 def run(job: Job, buckets: Buckets, limits: Limits) -> JobResult:
     """The whole job in a forked child process, killed past the time limit of its mode."""
-    if job.error is not None:
-        return assemble.failed(job, job.error)
+    if job.request is None:
+        return assemble.failed(job, job.error or jobs.internal_error())
     worker = isolation.Worker("fork", limits.decoder_memory_mb, jobs.DECODING_STACK)
     try:
         return worker.call(

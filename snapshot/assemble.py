@@ -12,7 +12,7 @@ from snapshot import errors, images, isolation, naming, results, vtt
 from snapshot.errors import SnapshotError
 from snapshot.jobs import Job, Outcome, Planned, decoders, internal_error, plan_input_guarded, run_task_guarded
 from snapshot.limits import Limits
-from snapshot.results import JobResult
+from snapshot.results import JobResult, SnapshotImage
 from snapshot.storage import Buckets, Storage
 from snapshot.tiles import SheetLayout
 
@@ -26,15 +26,16 @@ def finish_guarded(
     without one), so that the process's memory cap bounds the sheets and the job's time limit
     their composing."""
     outcomes = list(outcomes)
-    if job.error is not None or job.request.config.tile is None or not limits.isolate:
+    if job.request is None or job.request.config.tile is None or not limits.isolate:
         return finish(job, outcomes, buckets)
     try:
         with decoders(pool, limits) as using:
-            return using.run(finish, (job, outcomes, buckets), limits.timeout_s(job.request.config.is_async))
+            return using.run(finish, (job, outcomes, buckets), limits.timeout_s(job.parsed.config.is_async))
     except SnapshotError as error:
-        shots = sorted((o for o in outcomes if o.image is not None), key=lambda o: o.seq)
         return replace(
-            failed(job, error), snapshots=tuple(o.image for o in shots), bytes_read=sum(o.bytes_read for o in outcomes)
+            failed(job, error),
+            snapshots=tuple(image for _, image in _shots(outcomes)),
+            bytes_read=sum(o.bytes_read for o in outcomes),
         )
 
 
@@ -44,14 +45,15 @@ def finish(job: Job, outcomes: Iterable[Outcome], buckets: Buckets) -> JobResult
     if job.error is not None:
         return failed(job, job.error)
     outcomes = sorted(outcomes, key=lambda o: o.seq)
-    shots = [o for o in outcomes if o.image is not None]
-    sheets, vtt_url = [], None
+    shots = _shots(outcomes)
+    sheets: list[tuple[str, str]] = []
+    vtt_url = None
     try:
         planned = _check_complete(job, outcomes, shots)
         with buckets.connect() as storage:
             if planned.layout:
                 sheets = _write_sheets(job, planned.layout, shots, storage)
-            if job.request.config.vtt:
+            if job.parsed.config.vtt:
                 vtt_url = _write_vtt(job, planned, shots, [name for name, _ in sheets], storage)
         result = JobResult(job.id, job.source, results.State.SUCCESS, job.created, results.utc_now(), **_echo(job))
     except SnapshotError as error:
@@ -61,14 +63,19 @@ def finish(job: Job, outcomes: Iterable[Outcome], buckets: Buckets) -> JobResult
         result = failed(job, internal_error())
     return replace(
         result,
-        snapshots=tuple(o.image for o in shots),
+        snapshots=tuple(image for _, image in shots),
         tiles=tuple(url for _, url in sheets),
         vtt=vtt_url,
         bytes_read=sum(o.bytes_read for o in outcomes),
     )
 
 
-def _check_complete(job: Job, outcomes: list[Outcome], shots: list[Outcome]) -> Planned:
+def _shots(outcomes: Iterable[Outcome]) -> list[tuple[Outcome, SnapshotImage]]:
+    """The outcomes that are images, with their image, in snapshot order."""
+    return sorted(((o, image) for o in outcomes if (image := o.image) is not None), key=lambda pair: pair[0].seq)
+
+
+def _check_complete(job: Job, outcomes: list[Outcome], shots: list[tuple[Outcome, SnapshotImage]]) -> Planned:
     """The job's plan, once no step failed and every shot arrived; else raise."""
     error = next((o.error for o in outcomes if o.error is not None), None)
     if error is not None:
@@ -80,36 +87,45 @@ def _check_complete(job: Job, outcomes: list[Outcome], shots: list[Outcome]) -> 
     return planned
 
 
-def _write_sheets(job: Job, layout: SheetLayout, shots: list[Outcome], storage: Storage) -> list[tuple[str, str]]:
+def _write_sheets(
+    job: Job, layout: SheetLayout, shots: list[tuple[Outcome, SnapshotImage]], storage: Storage
+) -> list[tuple[str, str]]:
     """Compose and write each sheet; (object name, url) per sheet."""
-    config, input_name = job.request.config, job.request.input.name
-    cells = [(layout.cell(layout.cell_index(o.seq)), o.cell) for o in shots if o.cell is not None]
-    color = images.sheet_color(config.tile.color, job.id)
+    config, input_name = job.parsed.config, job.parsed.input.name
+    tile, sheets_to = config.sheets
+    cells = [(layout.cell_of(o.seq), cell) for o, _ in shots if (cell := o.cell) is not None]
+    color = images.sheet_color(tile.color, job.id)
     written = []
     for sheet in range(1, layout.sheet_count(len(cells)) + 1):
         size = layout.sheet_size(sheet, len(cells))
         picture = images.compose_sheet(size, color, (((c.x, c.y), jpeg) for c, jpeg in cells if c.sheet == sheet))
-        name = naming.expand(config.tile_output.name, input_name, tile_count=sheet)
-        written.append((name, storage.write(config.tile_output, name, images.encode_jpeg(picture, config.quality))))
+        name = naming.expand(sheets_to.name, input_name, tile_count=sheet)
+        written.append((name, storage.write(sheets_to, name, images.encode_jpeg(picture, config.quality))))
     return written
 
 
-def _write_vtt(job: Job, planned: Planned, shots: list[Outcome], sheet_names: list[str], storage: Storage) -> str:
+def _write_vtt(
+    job: Job,
+    planned: Planned,
+    shots: list[tuple[Outcome, SnapshotImage]],
+    sheet_names: list[str],
+    storage: Storage,
+) -> str:
     """The WebVTT track beside what its cues point to: the first sheet, or the first image."""
-    config = job.request.config
-    if config.vtt_sprite_fragments:
-        layout, where = planned.layout, config.tile_output
+    config = job.parsed.config
+    points = []
+    if config.vtt_sprite_fragments and planned.layout is not None:
+        layout, where = planned.layout, config.sheets[1]
         name = naming.vtt_name(sheet_names[0])
-        points = []
-        for o in shots:
+        for o, image in shots:
             if o.cell is not None:
-                cell = layout.cell(layout.cell_index(o.seq))
+                cell = layout.cell_of(o.seq)
                 target = _relative(sheet_names[cell.sheet - 1], name)
-                points.append((o.image.time_ms, f"{target}#xywh={cell.x},{cell.y},{cell.width},{cell.height}"))
+                points.append((image.time_ms, f"{target}#xywh={cell.x},{cell.y},{cell.width},{cell.height}"))
     else:
         where = config.output
-        name = naming.vtt_name(shots[0].image.object)
-        points = [(o.image.time_ms, _relative(o.image.object, name)) for o in shots]
+        name = naming.vtt_name(shots[0][1].object)
+        points = [(image.time_ms, _relative(image.object, name)) for _, image in shots]
     text = vtt.track(points, planned.duration_ms)
     return storage.write(where, name, text.encode("utf-8"))
 

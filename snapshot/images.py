@@ -29,8 +29,10 @@ def cell_jpeg(image: Image.Image, size: tuple[int, int]) -> bytes:
 def sheet_color(color: str, seed: str) -> tuple[int, int, int]:
     """A colour name or #rrggbb; `random` picks one from `seed`, the same on every run."""
     if color.lower() == "random":
-        return tuple(hashlib.md5(seed.encode()).digest()[:3])
-    return ImageColor.getrgb(color)[:3]
+        red, green, blue = hashlib.md5(seed.encode()).digest()[:3]
+        return red, green, blue
+    red, green, blue = ImageColor.getrgb(color)[:3]
+    return red, green, blue
 
 
 def compose_sheet(

@@ -29,8 +29,11 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkContext, SpawnContext
+from multiprocessing.process import BaseProcess
 from types import GeneratorType
-from typing import Any
+from typing import Any, cast
 
 from snapshot import errors
 from snapshot.errors import SnapshotError
@@ -134,10 +137,11 @@ class Worker:
     """
 
     def __init__(self, start_method: str = "spawn", memory_mb: int = 0, preload: tuple[str, ...] = ()):
-        self.context = multiprocessing.get_context(start_method)
+        self.context = cast("ForkContext | SpawnContext", multiprocessing.get_context(start_method))
         self.memory_mb, self.preload = memory_mb, preload
         self.environment = dict(os.environ)  # what the child inherits
-        self.process = self.connection = None
+        self.process: BaseProcess | None = None
+        self.connection: Connection | None = None
 
     def call(self, function: Callable, args: tuple, seconds: float) -> Any:
         """`function(*args)` in the child; SnapshotTimeOut past `seconds`, a coded error if it dies."""
@@ -150,10 +154,11 @@ class Worker:
         """The items of generator `function(*args)`, run in the child, as they come: the child
         is killed, and SnapshotTimeOut raised, when the next item takes longer than
         `seconds()` (asked afresh for each item); a coded error if it dies."""
-        if self.process is None or not self.process.is_alive():
-            self.start()
-        self.connection.send((function, args))
-        return _Stream(self, seconds)
+        connection = self.connection
+        if connection is None or self.process is None or not self.process.is_alive():
+            connection = self.start()
+        connection.send((function, args))
+        return _Stream(self, connection, seconds)
 
     def close(self) -> None:
         """Kill the child (if any) and reap it."""
@@ -162,33 +167,40 @@ class Worker:
             with contextlib.suppress(Exception):  # a child still starting in another thread
                 process.kill()
                 process.join()
+        if connection is not None:
             connection.close()
 
-    def start(self) -> None:
+    def start(self) -> Connection:
+        """Start the child and wait until it is ready; the parent's end of its pipe."""
         parent, child = self.context.Pipe()
-        self.process = self.context.Process(
+        process = self.context.Process(
             target=_serve, args=(child, self.memory_mb, os.getpid(), self.preload), daemon=True
         )
-        self.process.start()
+        self.process, self.connection = process, parent
+        process.start()
         child.close()
-        self.connection = parent
         try:
             ready = parent.poll(START_TIMEOUT_S) and parent.recv() == "ready"
         except (EOFError, OSError):
             ready = False
         if not ready:
-            self.process.join(1)
-            cause = _describe(self.process.exitcode) if self.process.exitcode is not None else "no answer"
+            process.join(1)
+            cause = _describe(process.exitcode) if process.exitcode is not None else "no answer"
             self.close()
             raise SnapshotError(
                 errors.INTERNAL_ERROR, f"the decoding process did not start ({cause}; is --decoder_memory_mb too low?)"
             )
+        return parent
 
     def died(self) -> SnapshotError:
-        self.process.join()
-        code = self.process.exitcode
-        self.connection.close()
-        self.process = self.connection = None
+        """The coded error of a child that died mid-call, once it is reaped."""
+        process, connection, self.process, self.connection = self.process, self.connection, None, None
+        code = None
+        if process is not None:
+            process.join()
+            code = process.exitcode
+        if connection is not None:
+            connection.close()
         if code is not None and code < 0 and -code in _DECODER_CRASHES:
             return SnapshotError(
                 errors.RESOURCE_CONTENT_BAD, f"the decoder crashed on this input ({signal.Signals(-code).name})"
@@ -199,8 +211,9 @@ class Worker:
 class _Stream:
     """The answers of one call, item by item; `value` is the return value once done."""
 
-    def __init__(self, worker: Worker, seconds: Callable[[], float]):
-        self.worker, self.seconds, self.value = worker, seconds, None
+    def __init__(self, worker: Worker, connection: Connection, seconds: Callable[[], float]):
+        self.worker, self.connection, self.seconds = worker, connection, seconds
+        self.value: Any = None
 
     def __iter__(self) -> Iterator:
         finished = False
@@ -224,11 +237,11 @@ class _Stream:
         worker, seconds = self.worker, self.seconds()
         deadline = time.monotonic() + seconds
         while True:
-            if not worker.connection.poll(max(0.0, deadline - time.monotonic())):
+            if not self.connection.poll(max(0.0, deadline - time.monotonic())):
                 worker.close()
                 raise SnapshotError(errors.SNAPSHOT_TIMEOUT, f"the job ran past its time limit of {seconds:g} s")
             try:
-                kind, value = worker.connection.recv()
+                kind, value = self.connection.recv()
             except EOFError:
                 raise worker.died() from None
             if kind != LOG:

@@ -22,6 +22,7 @@ from snapshot import errors, images, isolation, media, naming, plan, spec, tiles
 from snapshot.errors import SnapshotError
 from snapshot.limits import Limits
 from snapshot.media import Probe, Shot
+from snapshot.objects import CountingReader
 from snapshot.results import SnapshotImage
 from snapshot.spec import Echo, ObjectRef, Request
 from snapshot.storage import Buckets, Storage
@@ -62,8 +63,15 @@ class Job:
     source: str
     created: str
     echo: Echo
-    request: Request | None = None
+    request: Request | None = None  # exactly one of these two is set
     error: SnapshotError | None = None
+
+    @property
+    def parsed(self) -> Request:
+        """The request of a job that parsed: every job that reaches planning."""
+        if self.request is None:
+            raise ValueError(f"job {self.id} has no request: {self.error}")
+        return self.request
 
 
 @dataclass(frozen=True)
@@ -152,7 +160,7 @@ def input_key(job: Job) -> str:
     """Jobs with the same key read the same object with the same credentials, and stand in the
     same block of LINES_PER_GROUP lines of their manifest: a hot input's jobs form groups of
     bounded size (each probes the input once), never one group of the whole batch."""
-    source = job.request.input
+    source = job.parsed.input
     manifest, _, line = job.source.rpartition(":")
     return json.dumps([source.bucket, source.name, source.role_arn, manifest, int(line) // LINES_PER_GROUP])
 
@@ -169,40 +177,42 @@ def plan_input(
     ready = []
     for job in jobs:
         try:
-            _check_before_io(job.request, buckets)
+            _check_before_io(job.parsed, buckets)
             ready.append(job)
         except SnapshotError as error:
             outcomes[job.id] = Outcome(0, error=error)
-    reader = probe = None
+    reader: CountingReader | None = None
+    probe: Probe | None = None
     try:
         if ready:
-            with buckets.connect() as storage, storage.open(ready[0].request.input) as reader:
+            with buckets.connect() as storage, storage.open(ready[0].parsed.input) as reader:
                 probe = media.probe(reader, limits)
                 probe = media.exact_keyframes(reader, probe, _intra_targets(ready, probe, limits), limits)
     except Exception as error:  # noqa: BLE001 - one bad video must never stop the pipeline
-        error = _coded(error, "planning")
-        outcomes.update((job.id, Outcome(0, error=error)) for job in ready)
-        ready = []
-    shots, parts = [], []
-    for job in ready:
-        try:
-            job_shots, layout = _plan_job(job, probe, limits, buckets)
-        except Exception as error:  # noqa: BLE001 - one bad job must never stop the others
-            outcomes[job.id] = Outcome(0, error=_coded(error, "planning"))
-            continue
-        outcomes[job.id] = Outcome(0, planned=Planned(probe.duration_ms, len(job_shots), layout))
-        shots += job_shots
-        parts.append(Part(job.id, job.request, layout))
+        outcomes.update((job.id, Outcome(0, error=_coded(error, "planning"))) for job in ready)
+        probe = None
+    tasks: list[CaptureTask] = []
+    if probe is not None:
+        shots, parts = [], []
+        for job in ready:
+            try:
+                job_shots, layout = _plan_job(job, probe, limits, buckets)
+            except Exception as error:  # noqa: BLE001 - one bad job must never stop the others
+                outcomes[job.id] = Outcome(0, error=_coded(error, "planning"))
+                continue
+            outcomes[job.id] = Outcome(0, planned=Planned(probe.duration_ms, len(job_shots), layout))
+            shots += job_shots
+            parts.append(Part(job.id, job.parsed, layout))
+        tasks = _tasks(probe, reader.version if reader else "", shots, parts)
     shares = _shares(reader.bytes_read if reader else 0, [job.id for job in jobs])
-    planned = [(job.id, replace(outcomes[job.id], bytes_read=shares[job.id])) for job in jobs]
-    return planned, _tasks(probe, reader.version if reader else "", shots, parts)
+    return [(job.id, replace(outcomes[job.id], bytes_read=shares[job.id])) for job in jobs], tasks
 
 
 def _intra_targets(jobs: list[Job], probe: Probe, limits: Limits) -> list[int]:
     """The points of the intra jobs, whose nearest keyframes must be exact."""
     targets = []
     for job in jobs:
-        config = job.request.config
+        config = job.parsed.config
         if config.frame_type == spec.FrameType.INTRA:
             try:
                 targets += [probe.pts(t) for t in plan.time_points(config, probe.duration_ms, limits.max_points)]
@@ -212,12 +222,12 @@ def _intra_targets(jobs: list[Job], probe: Probe, limits: Limits) -> list[int]:
 
 
 def _plan_job(job: Job, probe: Probe, limits: Limits, buckets: Buckets) -> tuple[list[Shot], SheetLayout | None]:
-    config = job.request.config
+    config = job.parsed.config
     size = plan.output_size(config, probe)
     layout = tiles.layout(config.tile, size, limits.max_sheet_pixels) if config.tile else None
     shots = plan.shots(config, probe, limits.max_points, owner=job.id)
     _check_output_pixels(config, size, layout, len(shots), limits)
-    _check_names(job.request, shots, layout, buckets)
+    _check_names(job.parsed, shots, layout, buckets)
     return shots, layout
 
 
@@ -242,23 +252,25 @@ def output_names(
     sheets = []
     if layout is not None:
         cells = sum(layout.cell_index(s.seq) is not None for s in shots)
+        _, sheets_to = config.sheets
         sheets = [
-            naming.expand(config.tile_output.name, input_name, tile_count=n)
-            for n in range(1, layout.sheet_count(cells) + 1)
+            naming.expand(sheets_to.name, input_name, tile_count=n) for n in range(1, layout.sheet_count(cells) + 1)
         ]
-        yield from (("SnapshotConfig.TileOutputFile.Object", config.tile_output, name) for name in sheets)
+        yield from (("SnapshotConfig.TileOutputFile.Object", sheets_to, name) for name in sheets)
     if config.vtt and shots:
         if config.vtt_sprite_fragments:
-            yield "WebVTT track", config.tile_output, naming.vtt_name(sheets[0])
+            yield "WebVTT track", config.sheets[1], naming.vtt_name(sheets[0])
         else:
             yield "WebVTT track", config.output, naming.vtt_name(images_[0])
 
 
-def _tasks(probe: Probe | None, version: str, shots: list[Shot], parts: list[Part]) -> list[CaptureTask]:
+def _tasks(probe: Probe, version: str, shots: list[Shot], parts: list[Part]) -> list[CaptureTask]:
     """Split shots into tasks contiguous in time: see MAX_SHOTS_PER_TASK."""
     if not shots:
         return []
-    groups, current, cost, previous = [], [], 0.0, None
+    groups: list[list[Shot]] = []
+    current: list[Shot] = []
+    cost, previous = 0.0, None
     for shot in sorted(shots, key=lambda s: (s.target_pts, s.owner, s.seq)):
         gop = probe.keyframe_at_or_before(shot.target_pts)
         if current and (
@@ -289,6 +301,7 @@ def _tasks(probe: Probe | None, version: str, shots: list[Shot], parts: list[Par
 def shot_cost(probe: Probe, shot: Shot, previous: Shot | None) -> float:
     """Estimated nanoseconds to capture `shot` after `previous` in the same task: the frames
     decoded to reach it, and its picture."""
+    frames: float
     if shot.keyframe or shot.black:
         frames = 1 if not shot.black else media.BLACK_WINDOW_S * ASSUMED_FPS
     else:
@@ -343,7 +356,7 @@ def plan_input_guarded(
     """plan_input in a decoding process of `pool` (of its own without one) that is killed past
     the most generous probe limit of the jobs (they share the probe): a stalled input holds
     back the run for that long only."""
-    seconds = max(limits.probe_timeout(job.request.config.is_async) for job in jobs)
+    seconds = max(limits.probe_timeout(job.parsed.config.is_async) for job in jobs)
     try:
         if not limits.isolate:
             return plan_input(jobs, buckets, limits)
@@ -369,7 +382,7 @@ def run_task_guarded(
     spent: dict[str, float] = defaultdict(float)
     limit = {part.job_id: limits.timeout_s(part.request.config.is_async) for part in task.parts}
     remaining: CaptureTask | None = task
-    with decoders(pool, limits) as using:
+    with decoders(pool, limits) if limits.isolate else contextlib.nullcontext() as using:
         while remaining is not None:
             waiting = _Waiting(remaining, failed)
             try:
@@ -379,31 +392,33 @@ def run_task_guarded(
                     outcomes.append((job_id, outcome))
                     if outcome.error is not None:
                         failed.add(job_id)
-                remaining = None
             except Exception as error:  # noqa: BLE001 - one bad video must never stop the pipeline
-                error = _coded(error, "capture")
+                coded = _coded(error, "capture")
                 stalled = waiting.next_shot()
-                if error.code != errors.SNAPSHOT_TIMEOUT or stalled is None:
-                    outcomes += _unfinished(remaining, outcomes, failed, error)
+                if coded.code != errors.SNAPSHOT_TIMEOUT or stalled is None:
+                    outcomes += _unfinished(remaining, outcomes, failed, coded)
                     break
-                outcomes.append((stalled.owner, Outcome(stalled.seq, error=error)))
+                outcomes.append((stalled.owner, Outcome(stalled.seq, error=coded)))
                 failed.add(stalled.owner)
                 remaining = _without(remaining, outcomes, failed)
+            else:
+                remaining = None
     return outcomes
 
 
 def _run(
-    task: CaptureTask, buckets: Buckets, limits: Limits, pool: isolation.Pool | None, seconds
+    task: CaptureTask, buckets: Buckets, limits: Limits, pool: isolation.Pool | None, seconds: Callable[[], float]
 ) -> Iterator[tuple[str, Outcome]]:
-    if not limits.isolate:
+    """The task's outcomes: in a decoding process of `pool`, or here without one."""
+    if pool is None:
         return run_task(task, buckets, limits)
     return pool.stream(run_task, (task, buckets, limits), seconds)
 
 
 @contextlib.contextmanager
-def decoders(pool: isolation.Pool | None, limits: Limits) -> Iterator[isolation.Pool | None]:
-    """`pool`, or, when isolating without one, a pool of its own that ends with the block."""
-    if pool is not None or not limits.isolate:
+def decoders(pool: isolation.Pool | None, limits: Limits) -> Iterator[isolation.Pool]:
+    """`pool`, or a pool of its own that ends with the block."""
+    if pool is not None:
         yield pool
         return
     with decoding_pool(limits) as own:
@@ -421,7 +436,8 @@ class _Waiting:
 
     def __init__(self, task: CaptureTask, failed: set[str]):
         self.shots, self.failed = list(task.shots), failed  # in the order the task captures them
-        self.position, self.since = 0, None
+        self.position = 0
+        self.since: float | None = None
 
     def next_shot(self) -> Shot | None:
         while self.position < len(self.shots) and self.shots[self.position].owner in self.failed:
@@ -450,7 +466,7 @@ def _unfinished(
 ) -> list[tuple[str, Outcome]]:
     """One failed outcome for each job not failed yet with shots of the task not captured."""
     done = {(job_id, outcome.seq) for job_id, outcome in outcomes}
-    result = {}
+    result: dict[str, tuple[str, Outcome]] = {}
     for shot in task.shots:
         if (shot.owner, shot.seq) not in done and shot.owner not in failed:
             result.setdefault(shot.owner, (shot.owner, Outcome(shot.seq, error=error)))
@@ -488,15 +504,13 @@ def _check_before_io(request: Request, buckets: Buckets) -> None:
     refs = {
         "Input": (request.input, request.input.name),
         "SnapshotConfig.OutputFile": (config.output, naming.expand(config.output.name, request.input.name)),
-        "SnapshotConfig.TileOutputFile": (
-            config.tile_output,
-            config.tile_output and naming.expand(config.tile_output.name, request.input.name),
-        ),
     }
+    if config.tile_output is not None:
+        sheets = naming.expand(config.tile_output.name, request.input.name)
+        refs["SnapshotConfig.TileOutputFile"] = (config.tile_output, sheets)
     for field_name, (ref, name) in refs.items():
-        if ref is not None:
-            buckets.check_role(ref.role_arn, f"{field_name}.RoleArn")
-            buckets.location(ref.bucket, name, f"{field_name}.Bucket")
+        buckets.check_role(ref.role_arn, f"{field_name}.RoleArn")
+        buckets.location(ref.bucket, name, f"{field_name}.Bucket")
 
 
 def _coded(error: Exception, step: str) -> SnapshotError:

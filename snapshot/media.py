@@ -8,12 +8,17 @@ at 10 s (MPEG-TS) counts from 0 like any other.
 from __future__ import annotations
 
 import bisect
+import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 import av
+from av.container import InputContainer
+from av.packet import Packet
+from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
 from PIL import Image
 
 from snapshot import errors, images
@@ -22,6 +27,8 @@ from snapshot.limits import Limits
 from snapshot.spec import BlackFilter
 
 DEFAULT_LIMITS = Limits()
+Source = BinaryIO | io.RawIOBase  # a seekable binary file: an open file, or a storage reader
+Frames = Iterator[VideoFrame]
 
 # PIL transposes that make a frame upright, keyed by PyAV's `frame.rotation` (degrees the
 # display matrix turns the picture counter-clockwise).
@@ -119,7 +126,7 @@ class Captured:
         return Captured(shot, self.image, self.frame_pts, self._jpegs)
 
 
-def probe(source: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Probe:
+def probe(source: Source, limits: Limits = DEFAULT_LIMITS) -> Probe:
     """Timing and keyframes of a video, and its upright display size.
 
     Time 0 is the first frame the decoder shows: frames that an edit list hides (a clip
@@ -140,6 +147,8 @@ def probe(source: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Probe:
         width, height = _display_size(stream, first)
         rotation = int(first.rotation or 0)
         time_base = stream.time_base
+        if time_base is None:
+            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video stream has no time base")
     if found is None:
         with _open(source) as container:  # opened anew: a seek to timestamp 0 can miss the head (PTS wrap)
             try:
@@ -151,13 +160,13 @@ def probe(source: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Probe:
     return Probe(time_base, width=width, height=height, rotation=rotation, **found)
 
 
-def exact_keyframes(source: BinaryIO, probe_: Probe, targets: Iterable[int], limits: Limits = DEFAULT_LIMITS) -> Probe:
+def exact_keyframes(source: Source, probe_: Probe, targets: Iterable[int], limits: Limits = DEFAULT_LIMITS) -> Probe:
     """The probe with the true pts of the keyframes around each target, where the index only
     gave estimates (MP4 indexes decode timestamps): one packet read per keyframe."""
     if probe_.keyframes_exact:
         return probe_
     keyframes = list(probe_.keyframes)
-    near = set()
+    near: set[int] = set()
     for target in targets:
         index = bisect.bisect_right(keyframes, target)
         near.update(range(max(0, index - 2), min(len(keyframes), index + 2)))
@@ -168,14 +177,14 @@ def exact_keyframes(source: BinaryIO, probe_: Probe, targets: Iterable[int], lim
                 # the MP4 demuxer seeks on the same estimated timeline, so this lands on that keyframe
                 container.seek(keyframes[index], stream=stream, backward=True)
                 packet = next((p for p in _packets(container, stream) if p.pts is not None), None)
-                if packet is not None and packet.is_keyframe:
+                if packet is not None and packet.is_keyframe and packet.pts is not None:
                     keyframes[index] = packet.pts
         except av.FFmpegError:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be read at its keyframes") from None
     return replace(probe_, keyframes=tuple(sorted(set(keyframes))))
 
 
-def _first_frame(container, stream):
+def _first_frame(container: InputContainer, stream: VideoStream) -> tuple[Packet | None, VideoFrame]:
     """(first packet with a timestamp, first decoded frame)."""
     first_packet = None
     for packet in _packets(container, stream):
@@ -188,7 +197,7 @@ def _first_frame(container, stream):
     raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video has no decodable frame")
 
 
-def _first_pts(stream, first_packet, first) -> int:
+def _first_pts(stream: VideoStream, first_packet: Packet | None, first: VideoFrame) -> int:
     """The timestamp of the first frame shown."""
     for pts in (first.pts, first_packet.pts if first_packet else None, stream.start_time):
         if pts is not None:
@@ -196,12 +205,12 @@ def _first_pts(stream, first_packet, first) -> int:
     raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video has no timestamps")
 
 
-def _from_index(container, stream, first_packet, start: int) -> dict | None:
+def _from_index(container: InputContainer, stream: VideoStream, first_packet: Packet | None, start: int) -> dict | None:
     """Keyframes from the index of a format that has one, and the end from the packets of
     the last keyframe's GOP; None when there is no index or it does not cover the stream
     (a WebM from a browser or a pipe has no Cues: the demuxer's index then holds only the
     keyframes it has met so far)."""
-    if first_packet is None or not INDEXED_FORMATS & set(container.format.name.split(",")):
+    if first_packet is None or first_packet.pts is None or not INDEXED_FORMATS & set(container.format.name.split(",")):
         return None
     container.seek(start, stream=stream, backward=True)  # Matroska reads its cues on the first seek
     index = sorted(entry.timestamp for entry in stream.index_entries if entry.is_keyframe)
@@ -222,7 +231,7 @@ def _from_index(container, stream, first_packet, start: int) -> dict | None:
     return {"start_pts": start, "end_pts": end, "keyframes": keyframes, "keyframes_exact": offset == 0}
 
 
-def _from_packets(container, stream, start: int) -> dict:
+def _from_packets(container: InputContainer, stream: VideoStream, start: int) -> dict:
     """Keyframes and end from every packet's timestamps."""
     keyframes, end = [], None
     for packet in _packets(container, stream):
@@ -238,7 +247,7 @@ def _from_packets(container, stream, start: int) -> dict:
 
 
 def capture(
-    source: BinaryIO,
+    source: Source,
     shots: Iterable[Shot],
     probe_: Probe,
     limits: Limits = DEFAULT_LIMITS,
@@ -254,8 +263,11 @@ def capture(
     """
     with _open(source) as container:
         stream = _video_stream(container, limits)
-        frames: Iterator | None = None
-        last = ahead = previous = previous_frame = None
+        frames: Frames | None = None
+        last: VideoFrame | None = None
+        ahead: VideoFrame | None = None
+        previous: Captured | None = None
+        previous_frame: VideoFrame | None = None
         try:
             for shot in sorted(shots, key=lambda s: s.target_pts):
                 if skip(shot.owner):
@@ -265,12 +277,15 @@ def capture(
                     frames = None  # the next frame-exact shot seeks afresh
                 elif shot.keyframe:
                     same = previous is not None and previous.shot.keyframe and previous.frame_pts == shot.target_pts
-                    frame = previous_frame if same else _keyframe(container, stream, probe_, shot.target_pts, limits)
+                    if same and previous_frame is not None:
+                        frame = previous_frame
+                    else:
+                        frame = _keyframe(container, stream, probe_, shot.target_pts, limits)
                     frames = None
                 else:
                     keyframe = probe_.keyframe_at_or_before(shot.target_pts)
                     position = ahead if ahead is not None else last
-                    if frames is None or position is None or keyframe > position.pts:
+                    if frames is None or position is None or (position.pts is not None and keyframe > position.pts):
                         frames, last, ahead = _frames_from(container, stream, probe_, keyframe, shot.target_pts)
                     last, ahead = _advance(frames, last, ahead, shot.target_pts, limits.max_frames_per_point)
                     if last is None:
@@ -279,14 +294,15 @@ def capture(
                 if previous is not None and frame is previous_frame and shot.size == previous.shot.size:
                     captured = previous.again(shot)
                 else:
-                    captured = Captured(shot, _picture(frame, shot.size), frame.pts)
+                    shown = frame.pts if frame.pts is not None else shot.target_pts
+                    captured = Captured(shot, _picture(frame, shot.size), shown)
                 previous, previous_frame = captured, frame
                 yield captured
         except av.FFmpegError:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded") from None
 
 
-def _keyframe(container, stream, probe_: Probe, target: int, limits: Limits):
+def _keyframe(container: InputContainer, stream: VideoStream, probe_: Probe, target: int, limits: Limits) -> VideoFrame:
     """The keyframe at `target`: its packet alone is decoded, then the decoder is drained,
     so no frame after it is decoded. Falls back to decoding forward when the demuxer does not
     land on it."""
@@ -306,7 +322,14 @@ def _keyframe(container, stream, probe_: Probe, target: int, limits: Limits):
     return last
 
 
-def _first_non_black(container, stream, probe_: Probe, black: BlackFilter, keyframes_only: bool, limits: Limits):
+def _first_non_black(
+    container: InputContainer,
+    stream: VideoStream,
+    probe_: Probe,
+    black: BlackFilter,
+    keyframes_only: bool,
+    limits: Limits,
+) -> VideoFrame:
     """The first candidate frame of the first BLACK_WINDOW_S seconds that is not black; the
     first frame when all are."""
     limit = probe_.start_pts + int(BLACK_WINDOW_S / probe_.time_base)
@@ -320,7 +343,9 @@ def _first_non_black(container, stream, probe_: Probe, black: BlackFilter, keyfr
     return first
 
 
-def _candidates(container, stream, probe_: Probe, limit: int, keyframes_only: bool, limits: Limits):
+def _candidates(
+    container: InputContainer, stream: VideoStream, probe_: Probe, limit: int, keyframes_only: bool, limits: Limits
+) -> Frames:
     try:
         if keyframes_only:
             for keyframe in (k for k in probe_.keyframes if probe_.start_pts <= k < limit):
@@ -337,14 +362,16 @@ def _candidates(container, stream, probe_: Probe, limit: int, keyframes_only: bo
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded near its start") from None
 
 
-def _is_black(frame, black: BlackFilter) -> bool:
+def _is_black(frame: VideoFrame, black: BlackFilter) -> bool:
     width = min(frame.width, BLACK_TEST_WIDTH)
     height = max(1, round(frame.height * width / frame.width))
     luma = frame.reformat(width=width, height=height, format="gray").to_ndarray()
     return images.black_share(luma, black.threshold) >= black.level
 
 
-def _frames_from(container, stream, probe_: Probe, keyframe: int, target: int):
+def _frames_from(
+    container: InputContainer, stream: VideoStream, probe_: Probe, keyframe: int, target: int
+) -> tuple[Frames, VideoFrame | None, VideoFrame | None]:
     """Seek so that the first decoded frame is at or before `target`; (frames, last, ahead).
 
     Demuxers may land late (MP4 seeks by decode timestamps, MPEG-TS by byte position):
@@ -360,11 +387,14 @@ def _frames_from(container, stream, probe_: Probe, keyframe: int, target: int):
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded after seeking") from None
         if first is not None and (first.pts is None or first.pts <= target):
             return frames, None, first
-        offset, back = min(offset, first.pts if first is not None else offset) - back, back * 2
+        landed = first.pts if first is not None and first.pts is not None else offset
+        offset, back = min(offset, landed) - back, back * 2
     raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "seeking in the video fails")
 
 
-def _advance(frames: Iterator, last, ahead, target: int, max_frames: int):
+def _advance(
+    frames: Frames, last: VideoFrame | None, ahead: VideoFrame | None, target: int, max_frames: int
+) -> tuple[VideoFrame | None, VideoFrame | None]:
     """Decode forward to `target`: (last frame with pts <= target, the next one or None)."""
     if ahead is not None and ahead.pts is not None:
         if ahead.pts > target:
@@ -387,7 +417,7 @@ def _advance(frames: Iterator, last, ahead, target: int, max_frames: int):
     return last, None
 
 
-def _packets(container, stream):
+def _packets(container: InputContainer, stream: VideoStream) -> Iterator[Packet]:
     """The stream's packets. PyAV fails with IndexError when the container gains a stream
     mid-file (damaged MPEG-TS): that is damage, not a bug."""
     try:
@@ -396,7 +426,7 @@ def _packets(container, stream):
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the container's streams change mid-file") from None
 
 
-def _frames(container, stream):
+def _frames(container: InputContainer, stream: VideoStream) -> Frames:
     """The stream's decoded frames; see _packets."""
     try:
         yield from container.decode(stream)
@@ -404,7 +434,7 @@ def _frames(container, stream):
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the container's streams change mid-file") from None
 
 
-def _picture(frame, size: tuple[int, int]) -> Image.Image:
+def _picture(frame: VideoFrame, size: tuple[int, int]) -> Image.Image:
     """The frame as an upright RGB image of `size`, scaled during colour conversion."""
     transpose = _UPRIGHT.get(int(frame.rotation or 0))
     width, height = size
@@ -414,7 +444,7 @@ def _picture(frame, size: tuple[int, int]) -> Image.Image:
     return image.transpose(transpose) if transpose is not None else image
 
 
-def _display_size(stream, frame) -> tuple[int, int]:
+def _display_size(stream: VideoStream, frame: VideoFrame) -> tuple[int, int]:
     width, height = frame.width, frame.height
     sar = stream.sample_aspect_ratio
     if sar and sar > 0 and sar != 1:
@@ -422,7 +452,7 @@ def _display_size(stream, frame) -> tuple[int, int]:
     return width, height
 
 
-def _open(source: BinaryIO):
+def _open(source: Source) -> InputContainer:
     """Open a container from a reader: only allowed formats, and no second file or URL."""
     if hasattr(source, "seek"):
         source.seek(0)
@@ -439,12 +469,12 @@ def _open(source: BinaryIO):
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the input is not a readable video") from None
 
 
-def refuse_nested_open(url: str, flags: int, options: dict):
+def refuse_nested_open(url: str, flags: int, options: dict) -> NoReturn:
     """FFmpeg's hook for a demuxer that opens another file or URL (playlists, concat): never."""
     raise PermissionError("a video may not open other files")
 
 
-def _video_stream(container, limits: Limits):
+def _video_stream(container: InputContainer, limits: Limits) -> VideoStream:
     if container.format.name.split(",")[0] not in ALLOWED_FORMATS:
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"the {container.format.name} format is not allowed")
     videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]

@@ -183,12 +183,12 @@ class Sender:
         def backoff(state: tenacity.RetryCallState) -> float:
             return delivery.initial_s * 2 ** (state.attempt_number - 1)
 
-        def out_of_time(state: tenacity.RetryCallState) -> bool:
-            return deadline is not None and deadline - time.monotonic() <= backoff(state)
-
+        stops: list[tenacity.stop.stop_base] = [tenacity.stop_after_attempt(delivery.attempts)]
+        if deadline is not None:  # no attempt that the deadline leaves no time for
+            stops.append(tenacity.stop_before_delay(deadline - time.monotonic()))
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_result(_worth_retrying),
-            stop=tenacity.stop_after_attempt(delivery.attempts) | out_of_time,
+            stop=tenacity.stop_any(*stops),
             wait=backoff,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from snapshot import errors
 from snapshot.errors import SnapshotError
@@ -72,7 +72,7 @@ class CountingReader(io.RawIOBase):
     """A seekable binary reader that counts the bytes it hands out. `version` tells one
     content of the object from another: a GCS generation, or a local file's size and time."""
 
-    def __init__(self, raw: BinaryIO, version: str = ""):
+    def __init__(self, raw: io.RawIOBase | io.BufferedIOBase, version: str = ""):
         super().__init__()
         self.raw, self.version = raw, version
         self.bytes_read = 0
@@ -84,8 +84,8 @@ class CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        count = self.raw.readinto(buffer)
-        self.bytes_read += count or 0
+        count = self.raw.readinto(buffer) or 0
+        self.bytes_read += count
         return count
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:

@@ -41,14 +41,14 @@ def time_points(config: SnapshotConfig, duration_ms: float, max_points: int = Li
 
 
 def _sequence(config: SnapshotConfig, duration_ms: float, max_points: int) -> list[int]:
-    start, num = config.time_ms, config.num
-    if num == 1 or start > duration_ms:
+    start, num, interval = config.time_ms, config.num, config.interval_ms
+    if num == 1 or start > duration_ms or interval is None:
         return [start]
-    if config.interval_ms == 0:
-        step = (duration_ms - start) / num
+    if interval == 0 and num is not None:  # spread evenly: parsing requires Num with Interval 0
+        step: float = (duration_ms - start) / num
         count = num
     else:
-        step = config.interval_ms
+        step = interval
         inside = int(max(duration_ms - start, -step) // step) + 1  # points at or before the end
         count = min(num, inside) if num is not None else inside
     if count > max_points:

@@ -125,7 +125,7 @@ def api_response(record: dict) -> dict:
 
 
 _REF = {"Bucket": str, "Location": str, "Object": str, "RoleArn": str}
-_SHAPES = {
+_SHAPES: dict[str, dict] = {
     "Input": _REF,
     "SnapshotConfig": {
         "OutputFile": _REF,
@@ -149,9 +149,11 @@ def _render(value, shape: dict) -> dict | None:
     value = _loads(value) if isinstance(value, str) else value
     if not isinstance(value, dict):
         return None
-    rendered, unparsed = {}, {}
+    rendered: dict = {}
+    unparsed: dict = {}
     for key, item in value.items():
         inner = shape.get(key)
+        item_rendered: object
         if isinstance(inner, dict):
             item_rendered = _render(item, inner)
         elif inner == [int]:

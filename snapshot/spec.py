@@ -105,6 +105,13 @@ class SnapshotConfig:
     def writes_images(self) -> bool:
         return self.tile is None or self.tile.keep_cells
 
+    @property
+    def sheets(self) -> tuple[TileSpec, ObjectRef]:
+        """`TileOut` and `TileOutputFile` of a job with sprite sheets: parsing keeps them together."""
+        if self.tile is None or self.tile_output is None:
+            raise ValueError("the job makes no sprite sheets")
+        return self.tile, self.tile_output
+
 
 @dataclass(frozen=True)
 class Request:
@@ -144,21 +151,20 @@ def parse_request(text: str) -> Request:
         "SnapshotConfig.OutputFile.Object",
         naming.COUNT if several and config.writes_images else None,
     )
-    if config.tile is not None:
+    if config.tile is not None and config.tile_output is not None:
         naming.check_output_template(
             config.tile_output.name,
             input_ref.name,
             "SnapshotConfig.TileOutputFile.Object",
-            naming.TILE_COUNT if _several_sheets(config) else None,
+            naming.TILE_COUNT if _several_sheets(config.max_images, config.tile) else None,
         )
     return Request(input_ref, config, pipeline_id, user_data)
 
 
-def _several_sheets(config: SnapshotConfig) -> bool:
-    tile = config.tile
-    if config.max_images is None:
+def _several_sheets(max_images: int | None, tile: TileSpec) -> bool:
+    if max_images is None:
         return True
-    cells = -(-config.max_images // tile.cell_step)
+    cells = -(-max_images // tile.cell_step)
     return cells > tile.lines * tile.columns
 
 

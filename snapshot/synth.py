@@ -86,6 +86,7 @@ def write_video(
     time_base = Fraction(1, fps * 1000 if times is not None else fps)
     with av.open(path, "w", format=container_format, options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=fps)
+        assert isinstance(stream, av.VideoStream), codec
         stream.width, stream.height = (height, width) if turned else (width, height)
         stream.pix_fmt = pix_fmt
         stream.time_base = time_base

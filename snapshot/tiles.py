@@ -36,6 +36,13 @@ class SheetLayout:
         index, rest = divmod(seq - 1, self.tile.cell_step)
         return None if rest else index
 
+    def cell_of(self, seq: int) -> Cell:
+        """The cell of the `seq`-th snapshot, one that CellSelStep keeps."""
+        index = self.cell_index(seq)
+        if index is None:
+            raise ValueError(f"snapshot {seq} has no cell")
+        return self.cell(index)
+
     def cell(self, index: int) -> Cell:
         sheet, place = divmod(index, self.per_sheet)
         row, column = divmod(place, self.tile.columns)

@@ -97,8 +97,8 @@ class _Delivered(Exception):
 
 def _recording(seen: list[int]):
     class Response(http.client.HTTPResponse):
-        def _read_status(self):
-            version, status, reason = super()._read_status()
+        def _read_status(self):  # http.client's private hook: the only place to stop at the status line
+            version, status, reason = super()._read_status()  # type: ignore[misc]
             seen.append(status)
             if 200 <= status < 300:
                 raise _Delivered

@@ -16,10 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import accounting, local
 from pipeline.show import read_results
-
-from .conftest import request_line
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT, request_line
 
 
 def _count(keyed):

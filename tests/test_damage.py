@@ -117,11 +117,10 @@ def test_successful_images_decode(campaign):
 def test_a_full_output_disk_fails_the_jobs_that_could_not_write(tmp_path, bucket_root):
     """The command may write files of 30,000 bytes at most (RLIMIT_FSIZE, a real fault): small
     pictures fit, 4096-wide ones do not."""
-    import os
     import subprocess
     import sys
 
-    from .conftest import request_line
+    from tests.helpers import ROOT, request_line
 
     lines = [
         request_line(output="small.jpg", Time=1010, FrameType="normal", Width=64),
@@ -134,7 +133,6 @@ resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
 from pipeline import __main__ as command
 sys.exit(command.main(sys.argv[1:]))
 """
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run(
         [
             sys.executable,
@@ -147,7 +145,7 @@ sys.exit(command.main(sys.argv[1:]))
             "--bucket_root",
             str(bucket_root),
         ],
-        cwd=root,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,

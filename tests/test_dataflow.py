@@ -11,10 +11,8 @@ from apache_beam.portability.api import beam_runner_api_pb2 as api
 
 from pipeline import __main__ as command
 from pipeline.options import SnapshotOptions
+from tests.helpers import ROOT, request_line
 
-from .conftest import request_line
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATAFLOW = [
     "--runner",
     "DataflowRunner",

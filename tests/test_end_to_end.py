@@ -14,10 +14,7 @@ from PIL import Image
 
 from pipeline.show import read_results
 from snapshot import errors, results, synth
-
-from .conftest import request_line
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT, request_line
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -25,10 +25,10 @@ from snapshot import assemble, errors, jobs, synth
 from snapshot.jobs import ManifestLine
 from snapshot.objects import Retry
 from snapshot.storage import Buckets
+from tests.helpers import ROOT
 
 from .gcs_servers import Emulator, FaultProxy, TokenServer, service_account_key
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST_RETRY = Retry(attempts=4, initial_s=0.01, maximum_s=0.05, timeout_s=5)
 
 

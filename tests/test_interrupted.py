@@ -18,8 +18,8 @@ from PIL import Image
 from benchmarks.common import command_line, descendants
 from pipeline.show import read_results
 from snapshot import synth
+from tests.helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JOBS = 60
 
 

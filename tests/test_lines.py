@@ -18,13 +18,12 @@ from snapshot import assemble, errors, jobs, results, spec
 from snapshot.jobs import ManifestLine
 from snapshot.results import JobResult
 from snapshot.storage import Buckets
+from tests.helpers import ROOT, request_line
 
-from .conftest import request_line
 from .test_properties import KEYS
 
 SCHEMA = fastavro.parse_schema(results.load_schema())
 CODES = {value for name, value in vars(errors).items() if name.isupper()}
-ROOT = __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__)))
 
 hostile = st.one_of(
     st.integers(),

@@ -22,11 +22,10 @@ from snapshot import errors, isolation, notify
 from snapshot.errors import SnapshotError
 from snapshot.notify import Delivery, Targets
 from snapshot.storage import Buckets
+from tests.helpers import ROOT, request_line
 
-from .conftest import request_line
 from .gcs_servers import free_port
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MESSAGE_KEYS = {"jobId", "JobId", "requestId", "RequestId", "type", "Type", "state", "State", "userData", "UserData"}
 
 

@@ -12,8 +12,7 @@ from PIL import Image
 from pipeline import graph, report
 from pipeline.show import read_results
 from snapshot.storage import Buckets
-
-from .conftest import request_line
+from tests.helpers import request_line
 
 CHROMIUM = [
     "chromium",

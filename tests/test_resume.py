@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -15,10 +14,7 @@ from pipeline import graph
 from pipeline.show import read_results
 from snapshot import synth
 from snapshot.storage import Buckets
-
-from .conftest import request_line
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT, request_line
 
 
 def command(*args: str) -> subprocess.CompletedProcess:

@@ -15,8 +15,7 @@ from snapshot import assemble, errors, jobs, media, synth
 from snapshot.jobs import ManifestLine
 from snapshot.limits import Limits
 from snapshot.storage import Buckets
-
-from .conftest import request_line
+from tests.helpers import ROOT, request_line
 
 
 def run_lines(tmp_path, bucket_root, texts, limits=Limits()) -> dict[int, dict]:
@@ -181,7 +180,6 @@ def test_an_input_replaced_between_planning_and_capture_fails_its_jobs(bucket_ro
 
 def test_decoding_processes_die_with_their_parent(tmp_path):
     """The parent is SIGKILLed, as the OOM killer does, while its child decodes (here: sleeps)."""
-    import os
     import signal
     import subprocess
     import sys
@@ -194,8 +192,7 @@ worker.start()
 print(worker.process.pid, flush=True)
 worker.call(time.sleep, (60,), 120)
 """
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    parent = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
     time.sleep(0.5)
     parent.send_signal(signal.SIGKILL)

@@ -10,8 +10,7 @@ from alibabacloud_mts20140618 import models as mts
 from snapshot import errors
 from snapshot.errors import SnapshotError
 from snapshot.spec import BlackFilter, decode_echo, parse_request
-
-from .conftest import request_line
+from tests.helpers import request_line
 
 OUT = {"Bucket": "out", "Location": "oss-cn-hangzhou", "Object": "{Count}.jpg"}
 INPUT = {"Bucket": "in", "Location": "oss-cn-hangzhou", "Object": "v/a.mp4"}

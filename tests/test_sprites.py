@@ -11,8 +11,7 @@ from PIL import Image
 from snapshot import assemble, errors, jobs, synth
 from snapshot.jobs import ManifestLine
 from snapshot.storage import Buckets
-
-from .conftest import request_line
+from tests.helpers import ROOT, request_line
 
 GREEN = (0, 255, 0)
 
@@ -261,7 +260,6 @@ def test_quality_sets_the_jpeg_quality(bucket_root):
 
 def test_sheets_are_composed_inside_the_capped_decoding_process(bucket_root):
     """A 12,288 x 6,912 sheet (85 MP, 255 MB as RGB): the worker's own memory never holds it."""
-    import os
     import subprocess
     import sys
 
@@ -286,8 +284,7 @@ result = assemble.run(jobs.read_job(ManifestLine("m", 1, line), "now"), Buckets(
 peak_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps([result.state, result.message, peak_kb // 1024]))
 """
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     state, message, peak_mb = json.loads(done.stdout)
     assert state == "Success", message
     assert peak_mb < 200, peak_mb

@@ -16,10 +16,9 @@ from snapshot import assemble, errors, jobs, synth
 from snapshot.jobs import ManifestLine
 from snapshot.results import SnapshotImage
 from snapshot.storage import Buckets
+from tests.helpers import request_line
 from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures
 from transforms.manifest import ReadManifest
-
-from .conftest import request_line
 
 
 def make_pipeline():

@@ -18,8 +18,8 @@ from snapshot import notify, results
 from snapshot.notify import Delivery, Sender, Targets
 from snapshot.results import JobResult
 from snapshot.storage import Buckets
+from tests.helpers import ROOT, request_line
 
-from .conftest import request_line
 from .webhook_servers import Target
 
 QUICK = Delivery(attempts=2, initial_s=0.05, timeout_s=1.0)
@@ -150,7 +150,7 @@ print(json.dumps(notify.add_to_file({str(tmp_path / "m.jsonl")!r}, records)))
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        cwd=ROOT,
     )
     outcomes = json.loads(done.stdout)
     lines = (tmp_path / "m.jsonl").read_bytes().split(b"\n")
@@ -179,14 +179,13 @@ def test_a_run_with_a_hanging_target_ends_in_time(tmp_path, bucket_root, target)
 
 
 def submit(*args: str, cwd) -> subprocess.CompletedProcess:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return subprocess.run(
         [sys.executable, "-m", "pipeline.submit", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": root},
+        env={**os.environ, "PYTHONPATH": ROOT},
     )
 
 

@@ -1,0 +1,36 @@
+"""What many tests share: the test videos' settings, manifest lines, and the repository root."""
+
+from __future__ import annotations
+
+import json
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository: commands run here
+
+H264 = {"g": "30", "bf": "2", "sc_threshold": "0"}  # keyframe every second at 30 fps, B-frames
+
+# name -> write_video settings; every video is 3 s at 30 fps unless it says otherwise.
+VIDEOS = {
+    "h264.mp4": {"options": H264},
+    "h264_faststart.mp4": {"options": H264, "container_options": {"movflags": "faststart"}},
+    "hevc10.mkv": {
+        "codec": "libx265",
+        "pix_fmt": "yuv420p10le",
+        "options": {"x265-params": "keyint=30:min-keyint=30:scenecut=0:bframes=2:log-level=error"},
+    },
+    "vp9.webm": {"codec": "libvpx-vp9", "options": {"g": "30"}},
+    "ts_from_10s.ts": {"container_format": "mpegts", "start_seconds": 10, "options": H264},
+    "vfr.mp4": {"frames": 10, "times": [0, 0.1, 0.15, 0.5, 0.52, 1.0, 1.7, 1.71, 2.0, 2.5], "options": {"g": "4"}},
+    "phone.mp4": {"size": (180, 320), "rotation": -90, "options": H264},
+    "long_gop.mp4": {"frames": 300, "options": {"g": "300", "bf": "2"}},
+    # 10 s of grain at about 85 Mbit/s: 10 MB, for tests of how much of an input is read
+    "grain.mp4": {"frames": 300, "noise": 25, "options": {**H264, "preset": "ultrafast", "crf": "10"}},
+}
+
+
+def request_line(obj: str = "v/h264.mp4", output: str = "{Count}.jpg", **config) -> str:
+    """A manifest line for input bucket `in` and output bucket `out`."""
+    config = {"OutputFile": {"Bucket": "out", "Location": "local", "Object": output}, **config}
+    if "TimeArray" not in config:
+        config.setdefault("Time", 0)
+    return json.dumps({"Input": {"Bucket": "in", "Location": "local", "Object": obj}, "SnapshotConfig": config})
