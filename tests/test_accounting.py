@@ -18,6 +18,8 @@ from pipeline import accounting, local
 from pipeline.show import read_results
 from tests.helpers import ROOT, request_line
 
+pytestmark = pytest.mark.slow  # whole runs of the command, under a pseudo-terminal
+
 
 def _count(keyed):
     Metrics.counter("test", "elements").inc(len(list(keyed[1])))
@@ -111,6 +113,7 @@ def test_a_full_disk_for_the_results_gives_one_line_and_leaves_no_debris(tmp_pat
 import resource, sys
 resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
 from pipeline import __main__ as command
+
 sys.exit(command.main(sys.argv[1:]))
 """
     done = subprocess.run(

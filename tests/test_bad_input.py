@@ -456,6 +456,7 @@ def wait_for(find, seconds=60):
     return []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGSEGV, E.RESOURCE_CONTENT_BAD), (signal.SIGKILL, E.INTERNAL_ERROR)])
 def test_a_decoder_that_dies_fails_its_job_and_the_pipeline_goes_on(tmp_path, videos, sig, code):
     root = tmp_path / "buckets"
@@ -525,6 +526,7 @@ def test_memory_cap_of_the_decoding_process():
         worker.close()
 
 
+@pytest.mark.slow
 def test_a_stuck_job_is_killed_not_abandoned(tmp_path):
     root = tmp_path / "b"
     (root / "in" / "v").mkdir(parents=True)

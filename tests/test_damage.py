@@ -22,6 +22,8 @@ from snapshot.storage import Buckets
 
 from . import damage
 
+pytestmark = pytest.mark.slow  # 1,500 damaged files
+
 SOURCES = ["h264.mp4", "h264_faststart.mp4", "hevc10.mkv", "vp9.webm", "ts_from_10s.ts", "phone.mp4"]
 PER_SOURCE = 250  # 1,500 damaged files
 LIMITS = Limits(sync_timeout_s=5, async_timeout_s=20, probe_timeout_s=20)
@@ -131,6 +133,7 @@ def test_a_full_output_disk_fails_the_jobs_that_could_not_write(tmp_path, bucket
 import resource, sys
 resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
 from pipeline import __main__ as command
+
 sys.exit(command.main(sys.argv[1:]))
 """
     done = subprocess.run(

@@ -7,11 +7,15 @@ import subprocess
 import sys
 import tarfile
 
+import pytest
 from apache_beam.portability.api import beam_runner_api_pb2 as api
 
 from pipeline import __main__ as command
 from pipeline.options import SnapshotOptions
 from tests.helpers import ROOT, request_line
+
+pytestmark = pytest.mark.slow  # Dataflow's own translation
+
 
 DATAFLOW = [
     "--runner",

@@ -16,6 +16,8 @@ from pipeline.show import read_results
 from snapshot import errors, results, synth
 from tests.helpers import ROOT, request_line
 
+pytestmark = pytest.mark.slow  # whole runs of the command
+
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(

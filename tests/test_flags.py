@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import __main__ as main_command
@@ -37,6 +38,7 @@ def test_a_flag_nobody_knows_is_named():
     assert flags.unknown(options) == ["--bucket_rot"]
 
 
+@pytest.mark.slow
 def test_the_main_command_warns_about_a_flag_nobody_knows(tmp_path):
     done = subprocess.run(
         [

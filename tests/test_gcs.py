@@ -29,6 +29,9 @@ from tests.helpers import ROOT
 
 from .gcs_servers import Emulator, FaultProxy, TokenServer, service_account_key
 
+pytestmark = pytest.mark.slow  # a GCS emulator behind a fault-injecting proxy
+
+
 FAST_RETRY = Retry(attempts=4, initial_s=0.01, maximum_s=0.05, timeout_s=5)
 
 

@@ -20,6 +20,9 @@ from pipeline.show import read_results
 from snapshot import synth
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.slow  # runs of the command that are killed
+
+
 JOBS = 60
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import fastavro
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -192,6 +193,7 @@ def test_same_file_names_in_two_folders_of_one_glob_stay_apart(tmp_path, bucket_
     assert len({r["Id"] for r in found}) == 2
 
 
+@pytest.mark.slow
 def test_show_reads_its_own_prefix_only(tmp_path, bucket_root):
     (tmp_path / "m.jsonl").write_text("oops\n")
     (tmp_path / "n.jsonl").write_text("oops\n[]\n")

@@ -26,6 +26,9 @@ from tests.helpers import ROOT, request_line
 
 from .gcs_servers import free_port
 
+pytestmark = pytest.mark.slow  # real servers and killed processes
+
+
 MESSAGE_KEYS = {"jobId", "JobId", "requestId", "RequestId", "type", "Type", "state", "State", "userData", "UserData"}
 
 

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from PIL import Image
 
@@ -13,6 +14,9 @@ from pipeline import graph, report
 from pipeline.show import read_results
 from snapshot.storage import Buckets
 from tests.helpers import request_line
+
+pytestmark = pytest.mark.slow  # headless Chromium
+
 
 CHROMIUM = [
     "chromium",

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from PIL import Image
@@ -15,6 +16,8 @@ from pipeline.show import read_results
 from snapshot import synth
 from snapshot.storage import Buckets
 from tests.helpers import ROOT, request_line
+
+pytestmark = pytest.mark.slow  # whole runs of the command
 
 
 def command(*args: str) -> subprocess.CompletedProcess:

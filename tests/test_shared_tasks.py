@@ -17,6 +17,8 @@ from snapshot.limits import Limits
 from snapshot.storage import Buckets
 from tests.helpers import ROOT, request_line
 
+pytestmark = pytest.mark.slow  # time limits that must run out
+
 
 def run_lines(tmp_path, bucket_root, texts, limits=Limits()) -> dict[int, dict]:
     (tmp_path / "m.jsonl").write_text("\n".join(texts) + "\n")
@@ -187,6 +189,7 @@ def test_decoding_processes_die_with_their_parent(tmp_path):
     code = """
 import sys, threading, time
 from snapshot import isolation
+
 worker = isolation.Worker("spawn")
 worker.start()
 print(worker.process.pid, flush=True)

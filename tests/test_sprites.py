@@ -258,6 +258,7 @@ def test_quality_sets_the_jpeg_quality(bucket_root):
         assert result.code in (errors.OUT_OF_RANGE, errors.INVALID_PARAMETER) and "Quality" in result.message
 
 
+@pytest.mark.slow
 def test_sheets_are_composed_inside_the_capped_decoding_process(bucket_root):
     """A 12,288 x 6,912 sheet (85 MP, 255 MB as RGB): the worker's own memory never holds it."""
     import subprocess

@@ -22,6 +22,8 @@ from tests.helpers import ROOT, request_line
 
 from .webhook_servers import Target
 
+pytestmark = pytest.mark.slow  # real HTTP servers that misbehave
+
 QUICK = Delivery(attempts=2, initial_s=0.05, timeout_s=1.0)
 
 
@@ -141,6 +143,7 @@ def test_short_writes_on_a_full_disk_fail_the_messages_not_written(tmp_path):
 import json, resource
 resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 from snapshot import notify, results
+
 records = [results.JobResult(f"job{{n:04d}}", "m", "Success", "now", "now", pipeline_id="p").to_record()
            for n in range(1000)]
 print(json.dumps(notify.add_to_file({str(tmp_path / "m.jsonl")!r}, records)))
