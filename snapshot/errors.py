@@ -1,4 +1,4 @@
-"""The error codes of the SubmitSnapshotJob contract (docs/results.md, Error codes)."""
+"""The error codes of the SubmitSnapshotJob contract (docs/contract.md#error-codes)."""
 
 JSON_FORMAT_INVALID = "InvalidParameter.JsonFormatInvalid"
 JSON_OBJECT_FORMAT_INVALID = "InvalidParameter.JsonObjectFormatInvalid"

@@ -1,4 +1,4 @@
-"""The limits that protect the workers (docs/limits.md): time, size and count caps."""
+"""The limits that protect the workers (docs/operations.md#limits): time, size and count caps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Output names: literal expansion of the placeholders of docs/manifest.md (Output names).
+"""Output names: literal expansion of the placeholders of docs/contract.md#output-names.
 
 Never `str.format`: only these tokens are replaced, everything else stays as written.
 """

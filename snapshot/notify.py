@@ -1,4 +1,4 @@
-"""Job-end notifications (docs/notifications.md): the message, its targets, and sending it.
+"""Job-end notifications (docs/operations.md#notifications): the message, its targets, and sending it.
 
 A pipelines file maps a PipelineId to a target: an HTTP(S) URL (POST of the JSON message), a
 local or gs:// JSON Lines file, or `pubsub://projects/P/topics/T`. Without one, every message

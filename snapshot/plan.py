@@ -1,4 +1,4 @@
-"""Time points and shots from a config and a probed video (docs/manifest.md, Which times): pure arithmetic."""
+"""Time points and shots from a config and a probed video (docs/contract.md#which-times): pure arithmetic."""
 
 from __future__ import annotations
 

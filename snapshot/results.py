@@ -1,4 +1,4 @@
-"""The result of a job (docs/results.md): an Avro record, or the API's response JSON."""
+"""The result of a job (docs/contract.md#results): an Avro record, or the API's response JSON."""
 
 from __future__ import annotations
 

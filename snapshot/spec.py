@@ -1,4 +1,4 @@
-"""Parsing and validating one SubmitSnapshotJob request (docs/manifest.md).
+"""Parsing and validating one SubmitSnapshotJob request (docs/contract.md#requests).
 
 `parse_request` turns a manifest line into a frozen `Request` or raises `SnapshotError`
 with the documented code and a message naming the field. `decode_echo` recovers what can
@@ -49,7 +49,7 @@ class ObjectRef:
 
 @dataclass(frozen=True)
 class TileSpec:
-    """TileOut: how snapshots are laid out on sprite sheets (docs/manifest.md, Sprite sheets)."""
+    """TileOut: how snapshots are laid out on sprite sheets (docs/contract.md#sprite-sheets)."""
 
     lines: int = 10
     columns: int = 10
@@ -64,7 +64,7 @@ class TileSpec:
 
 @dataclass(frozen=True)
 class BlackFilter:
-    """Skip black frames for the first image (docs/manifest.md, Black frames)."""
+    """Skip black frames for the first image (docs/contract.md#black-frames)."""
 
     level: int = 98  # percent of black pixels that makes a frame black
     threshold: int = 32  # a pixel with luma below this is black
@@ -89,7 +89,7 @@ class SnapshotConfig:
 
     @property
     def is_async(self) -> bool:
-        """Async as soon as Interval, Num or TimeArray is present (docs/manifest.md, Which times)."""
+        """Async as soon as Interval, Num or TimeArray is present (docs/contract.md#which-times)."""
         return self.interval_ms is not None or self.num is not None or self.time_array is not None
 
     @property

@@ -1,4 +1,4 @@
-"""Buckets (docs/manifest.md, Names and buckets; docs/gcs.md): where each bucket lives.
+"""Buckets (docs/contract.md#names-and-buckets, docs/running.md#buckets-on-google-cloud-storage): where each bucket lives.
 
 A bucket is a local folder or a `gs://` root. By default bucket `B` is `<bucket_root>/B/`; a
 bucket map sends one bucket (`"B": ROOT`: object `N` is `ROOT/N`) or every other bucket

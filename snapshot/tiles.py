@@ -1,4 +1,4 @@
-"""Sprite sheet geometry (docs/manifest.md, Sprite sheets): which snapshot goes in which cell, where."""
+"""Sprite sheet geometry (docs/contract.md#sprite-sheets): which snapshot goes in which cell, where."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The WebVTT thumbnail track (docs/manifest.md, WebVTT)."""
+"""The WebVTT thumbnail track (docs/contract.md#webvtt)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Output names: literal placeholder expansion (docs/manifest.md, Output names)."""
+"""Output names: literal placeholder expansion (docs/contract.md#output-names)."""
 
 from __future__ import annotations
 

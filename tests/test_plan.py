@@ -1,4 +1,4 @@
-"""Time points, shots and output sizes (docs/manifest.md): pure arithmetic on a made-up probe."""
+"""Time points, shots and output sizes (docs/contract.md#requests): pure arithmetic on a made-up probe."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request parsing and validation (docs/manifest.md, docs/results.md), without Beam or video."""
+"""Request parsing and validation (docs/contract.md), without Beam or video."""
 
 from __future__ import annotations
 
