@@ -146,7 +146,14 @@ def credentials_for(role: dict | None):
 
 
 class GcsRoot:
-    """Objects below gs://bucket[/prefix]."""
+    """Objects below gs://bucket[/prefix].
+
+    Args:
+        location: gs://bucket, or gs://bucket/prefix.
+        role: a role of the roles file (a key file or an account to impersonate); None for
+            the default credentials.
+        retry: how requests are retried and how long each may take.
+    """
 
     def __init__(self, location: str, role: dict | None, retry: Retry):
         bucket, _, prefix = location[len("gs://") :].partition("/")

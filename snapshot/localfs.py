@@ -25,6 +25,9 @@ class LocalRoot:
     O_NOFOLLOW, and files are opened, created and renamed relative to the descriptor of
     their own folder: no path is resolved twice, so a symbolic link swapped in meanwhile
     cannot send a read or a write outside. Symbolic links below the folder are refused.
+
+    Args:
+        folder: the bucket's folder; objects are files below it.
     """
 
     def __init__(self, folder: str):

@@ -126,7 +126,12 @@ def not_sent(code: str, text: str) -> dict:
 
 
 class Sender:
-    """Sends messages and remembers which targets are down. One per worker; thread-safe."""
+    """Sends messages and remembers which targets are down. One per worker; thread-safe.
+
+    Args:
+        delivery: attempts, time limits, concurrency, and after how many failures in a row a
+            target counts as down.
+    """
 
     def __init__(self, delivery: Delivery = Delivery()):
         self.delivery = delivery

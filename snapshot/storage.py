@@ -1,4 +1,5 @@
-"""Buckets (docs/contract.md#names-and-buckets, docs/running.md#buckets-on-google-cloud-storage): where each bucket lives.
+"""Buckets: where each bucket lives (docs/contract.md#names-and-buckets, and for GCS
+docs/running.md#buckets-on-google-cloud-storage).
 
 A bucket is a local folder or a `gs://` root. By default bucket `B` is `<bucket_root>/B/`; a
 bucket map sends one bucket (`"B": ROOT`: object `N` is `ROOT/N`) or every other bucket
@@ -86,7 +87,11 @@ class Buckets:
 
 class Storage:
     """Reads and writes the objects of some Buckets, keeping a root (and its GCS client) per
-    bucket and role until `close()`."""
+    bucket and role until `close()`.
+
+    Args:
+        buckets: where each bucket lives, and the known roles.
+    """
 
     def __init__(self, buckets: Buckets):
         self.buckets = buckets

@@ -39,8 +39,12 @@ def test_every_docs_reference_in_the_code_names_a_file_and_section_that_exist():
             assert target.exists(), f"{path.name} cites docs/{name}"
             assert not anchor or anchor in anchors(target), f"{path.name} cites docs/{name}#{anchor}"
     assert cited >= 10
-    for path in tracked("*.py"):
-        assert "SPEC.md" not in path.read_text(), path
+
+
+def test_every_markdown_file_the_code_names_is_in_the_repository():
+    for path in tracked("*.py", "*.avsc", "*.sh"):
+        for name in re.findall(r"[\w./-]+\.md\b", path.read_text()):
+            assert (REPO / name).exists() or (REPO / "docs" / name).exists(), f"{path.name} names {name}"
 
 
 def test_every_link_between_the_docs_resolves():

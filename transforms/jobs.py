@@ -24,7 +24,12 @@ _capture_ms = Metrics.distribution("snapshot", "capture_ms_per_snapshot")
 
 
 class ParseJobs(beam.PTransform):
-    """ManifestLine -> Job; an invalid request, or one naming an unknown PipelineId, carries its error."""
+    """ManifestLine -> Job; an invalid request, or one naming an unknown PipelineId, carries its error.
+
+    Args:
+        targets: the deployment's notification targets; with them, a `PipelineId` that the
+            pipelines file does not list fails its job. None checks no `PipelineId`.
+    """
 
     def __init__(self, targets: Targets | None = None):
         super().__init__()
@@ -78,7 +83,12 @@ class _Plan(_Decoding):
 
 class PlanCaptures(beam.PTransform):
     """Jobs -> CaptureTasks (main output) and the (job id, Outcome) of each job's plan. Jobs on
-    the same input are planned together, and their tasks share the decoding."""
+    the same input are planned together, and their tasks share the decoding.
+
+    Args:
+        buckets: where each bucket lives, and the known roles.
+        limits: the time limits and caps of the jobs and their decoding processes.
+    """
 
     def __init__(self, buckets: Buckets, limits: Limits = Limits()):
         super().__init__()
@@ -105,7 +115,12 @@ class _Capture(_Decoding):
 
 
 class Capture(beam.PTransform):
-    """CaptureTask -> (job id, Outcome), the tasks spread over workers first."""
+    """CaptureTask -> (job id, Outcome), the tasks spread over workers first.
+
+    Args:
+        buckets: where each bucket lives, and the known roles.
+        limits: the time limits and caps of the jobs and their decoding processes.
+    """
 
     def __init__(self, buckets: Buckets, limits: Limits = Limits()):
         super().__init__()
@@ -130,7 +145,12 @@ class _Finish(_Decoding):
 
 
 class AssembleResults(beam.PTransform):
-    """(jobs, outcomes) -> exactly one JobResult per job, sprites and VTT written."""
+    """(jobs, outcomes) -> exactly one JobResult per job, sprites and VTT written.
+
+    Args:
+        buckets: where each bucket lives, and the known roles.
+        limits: the time limits and caps of the jobs and their decoding processes.
+    """
 
     def __init__(self, buckets: Buckets, limits: Limits = Limits()):
         super().__init__()

@@ -54,7 +54,11 @@ def numbered_lines(readable: fileio.ReadableFile, folder: str) -> Iterator[Manif
 
 
 class ReadManifest(beam.PTransform):
-    """Lines of a manifest (a path or glob), each read whole with its position."""
+    """Lines of a manifest, each read whole with its position.
+
+    Args:
+        pattern: a manifest file, or a glob of them, local or gs://.
+    """
 
     def __init__(self, pattern: str):
         super().__init__()

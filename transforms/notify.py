@@ -49,7 +49,11 @@ class _Send(beam.DoFn):
 class Notify(beam.PTransform):
     """JobResult -> JobResult with MNSMessageResult. HTTP and Pub/Sub targets get one request
     per job, sent concurrently in batches; a JSON Lines target gets all its messages in one
-    append."""
+    append.
+
+    Args:
+        targets: where each PipelineId's messages go, and how they are delivered.
+    """
 
     def __init__(self, targets: Targets):
         super().__init__()

@@ -43,7 +43,13 @@ def tell(path: str | None, failed: bool, images: int) -> None:
 
 
 class WriteResults(beam.PTransform):
-    """JobResults, and the records carried over from an earlier run if any, to Avro."""
+    """JobResults, and the records carried over from an earlier run if any, to Avro.
+
+    Args:
+        prefix: the results prefix, local or gs://: files PREFIX-SSSSS-of-NNNNN.avro.
+        carried: a PCollection of records carried over unchanged (CarryOver's), or None.
+        progress: the Unix socket of the local command's progress line, or None.
+    """
 
     def __init__(self, prefix: str, carried=None, progress: str | None = None):
         super().__init__()

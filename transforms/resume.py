@@ -30,7 +30,11 @@ def _split(keyed):
 
 
 class CarryOver(beam.PTransform):
-    """Jobs -> the jobs still to run (main output) and the carried records (CARRIED)."""
+    """Jobs -> the jobs still to run (main output) and the carried records (CARRIED).
+
+    Args:
+        previous_prefix: the results prefix of the earlier run, local or gs://.
+    """
 
     def __init__(self, previous_prefix: str):
         super().__init__()
