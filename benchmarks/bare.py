@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import sys
 
-from snapshot import assemble, jobs
+from snapshot import assemble, guarded, jobs, tasks
 from snapshot.jobs import ManifestLine
 from snapshot.limits import Limits
 from snapshot.storage import Buckets
@@ -22,7 +22,7 @@ LIMITS = Limits(isolate=False)
 
 def _capture(args):
     task, root = args
-    return jobs.run_task_guarded(task, Buckets(root), LIMITS)
+    return guarded.run_task_guarded(task, Buckets(root), LIMITS)
 
 
 def main(manifest: str, root: str) -> None:
@@ -33,13 +33,13 @@ def main(manifest: str, root: str) -> None:
     for job in parsed:
         if job.error is None:
             by_input.setdefault(jobs.input_key(job), []).append(job)
-    outcomes, tasks = [], []
+    outcomes, cut = [], []
     for group in by_input.values():
-        planned, group_tasks = jobs.plan_input(group, buckets, LIMITS)
+        planned, group_tasks = tasks.plan_input(group, buckets, LIMITS)
         outcomes += planned
-        tasks += group_tasks
+        cut += group_tasks
     with multiprocessing.get_context("spawn").Pool(2) as pool:
-        for done in pool.imap_unordered(_capture, [(task, root) for task in tasks]):
+        for done in pool.imap_unordered(_capture, [(task, root) for task in cut]):
             outcomes += done
     by_job: dict[str, list] = {}
     for job_id, outcome in outcomes:

@@ -21,7 +21,7 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.common import run_measured  # noqa: E402
 from pipeline.show import read_results  # noqa: E402
-from snapshot import jobs, synth  # noqa: E402
+from snapshot import guarded, jobs, synth, tasks  # noqa: E402
 from snapshot.jobs import ManifestLine  # noqa: E402
 from snapshot.limits import Limits  # noqa: E402
 from snapshot.storage import Buckets  # noqa: E402
@@ -56,11 +56,11 @@ def main() -> None:
         out.write(line + "\n")
 
     job = jobs.read_job(ManifestLine("long.jsonl", 1, line), "now")
-    _, tasks = jobs.plan_input([job], Buckets(buckets), Limits(isolate=False))
-    sizes = sorted(len(pickle.dumps(task)) for task in tasks)
-    outcomes = [len(pickle.dumps(o)) for o in jobs.run_task_guarded(tasks[0], Buckets(buckets), Limits(isolate=False))]
+    _, cut = tasks.plan_input([job], Buckets(buckets), Limits(isolate=False))
+    sizes = sorted(len(pickle.dumps(task)) for task in cut)
+    outcomes = [len(pickle.dumps(o)) for o in guarded.run_task_guarded(cut[0], Buckets(buckets), Limits(isolate=False))]
     print(
-        f"capture tasks: {len(tasks)}, pickled: largest {sizes[-1] / 1024:.1f} KB, "
+        f"capture tasks: {len(cut)}, pickled: largest {sizes[-1] / 1024:.1f} KB, "
         f"total {sum(sizes) / 1024:.0f} KB; outcomes of one task: {len(outcomes)}, largest "
         f"{max(outcomes) / 1024:.1f} KB"
     )

@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 
 from pipeline import flags
-from snapshot import assemble, isolation, jobs, notify, results
+from snapshot import assemble, guarded, isolation, jobs, notify, results, tasks
 from snapshot.errors import SnapshotError
 from snapshot.jobs import Job, ManifestLine
 from snapshot.limits import Limits
@@ -72,8 +72,8 @@ def request_line(args: argparse.Namespace) -> str:
 def run(job: Job, buckets: Buckets, limits: Limits) -> JobResult:
     """The whole job in a forked child process, killed past the time limit of its mode."""
     if job.request is None:
-        return assemble.failed(job, job.error or jobs.internal_error())
-    worker = isolation.Worker("fork", limits.decoder_memory_mb, jobs.DECODING_STACK)
+        return assemble.failed(job, job.error or tasks.internal_error())
+    worker = isolation.Worker("fork", limits.decoder_memory_mb, guarded.DECODING_STACK)
     try:
         return worker.call(
             assemble.run, (job, buckets, replace(limits, isolate=False)), limits.timeout_s(job.request.config.is_async)

@@ -10,10 +10,12 @@ from dataclasses import replace
 
 from snapshot import errors, images, isolation, naming, results, vtt
 from snapshot.errors import SnapshotError
-from snapshot.jobs import Job, Outcome, Planned, decoders, internal_error, plan_input_guarded, run_task_guarded
+from snapshot.guarded import decoders, plan_input_guarded, run_task_guarded
+from snapshot.jobs import Job
 from snapshot.limits import Limits
 from snapshot.results import JobResult, SnapshotImage
 from snapshot.storage import Buckets, Storage
+from snapshot.tasks import Outcome, Planned, internal_error
 from snapshot.tiles import SheetLayout
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from PIL import Image
 
 from pipeline import graph
 from pipeline.show import read_results
-from snapshot import assemble, errors, jobs, synth
+from snapshot import assemble, errors, guarded, jobs, synth
 from snapshot.jobs import ManifestLine
 from snapshot.limits import Limits
 from snapshot.storage import Buckets
@@ -536,7 +536,7 @@ def test_a_stuck_job_is_killed_not_abandoned(tmp_path):
     watcher = threading.Thread(target=lambda: seen.extend(wait_for(blocked_on_a_fifo)))
     watcher.start()
     started = time.monotonic()
-    ((_, outcome),), tasks = jobs.plan_input_guarded([job], Buckets(str(root)), Limits(sync_timeout_s=2))
+    ((_, outcome),), tasks = guarded.plan_input_guarded([job], Buckets(str(root)), Limits(sync_timeout_s=2))
     assert outcome.error.code == E.SNAPSHOT_TIMEOUT and tasks == []
     assert time.monotonic() - started < 10
     watcher.join()

@@ -21,7 +21,7 @@ from PIL import Image
 
 from pipeline import graph
 from pipeline.show import read_results
-from snapshot import assemble, errors, jobs, synth
+from snapshot import assemble, errors, guarded, jobs, synth, tasks
 from snapshot.jobs import ManifestLine
 from snapshot.objects import Retry
 from snapshot.storage import Buckets
@@ -302,10 +302,10 @@ def test_an_input_replaced_after_planning_is_caught_by_its_generation(gcs, video
     gcs.upload(media, "v.mp4", videos("long_gop.mp4"))
     buckets = gcs_buckets()
     job = jobs.read_job(ManifestLine("m", 1, line(media, "v.mp4", out, Time=9000, FrameType="normal")), "now")
-    _, (task,) = jobs.plan_input([job], buckets)
+    _, (task,) = tasks.plan_input([job], buckets)
     assert task.input_version.isdigit()
     gcs.upload(media, "v.mp4", videos("h264.mp4"))  # a 3 s video in its place: a new generation
-    ((_, outcome),) = jobs.run_task_guarded(task, buckets, assemble.Limits(isolate=False))
+    ((_, outcome),) = guarded.run_task_guarded(task, buckets, assemble.Limits(isolate=False))
     assert (outcome.error.code, outcome.error.message) == (
         errors.RESOURCE_CONTENT_BAD,
         "the input changed during the job",

@@ -11,7 +11,7 @@ from PIL import Image
 
 from pipeline import graph
 from pipeline.show import read_results
-from snapshot import assemble, errors, jobs, media, synth
+from snapshot import assemble, errors, guarded, jobs, media, synth, tasks
 from snapshot.jobs import ManifestLine
 from snapshot.limits import Limits
 from snapshot.storage import Buckets
@@ -77,17 +77,17 @@ def test_tasks_are_cut_by_count_and_cost_inside_a_gop(bucket_root):
         )
         for n in range(200)
     ]
-    _, tasks = jobs.plan_input(many, buckets)
-    assert sum(len(t.shots) for t in tasks) == 200
-    assert max(len(t.shots) for t in tasks) <= jobs.MAX_SHOTS_IN_A_GOP
+    _, cut = tasks.plan_input(many, buckets)
+    assert sum(len(t.shots) for t in cut) == 200
+    assert max(len(t.shots) for t in cut) <= tasks.MAX_SHOTS_IN_A_GOP
     big = [
         jobs.read_job(
             ManifestLine("m", n, request_line(output=f"{n}.jpg", Time=1010 + n, FrameType="normal", Width=4096)), "now"
         )
         for n in range(30)
     ]
-    _, tasks = jobs.plan_input(big, buckets)
-    assert len(tasks) > 1 and all(len(t.shots) < 30 for t in tasks)
+    _, cut = tasks.plan_input(big, buckets)
+    assert len(cut) > 1 and all(len(t.shots) < 30 for t in cut)
 
 
 def test_a_task_carries_only_the_keyframes_its_shots_use(bucket_root, videos):
@@ -97,7 +97,7 @@ def test_a_task_carries_only_the_keyframes_its_shots_use(bucket_root, videos):
     ]
     for text, kept in zip(texts, [(0,), (0, 2 * 15360)], strict=True):
         job = jobs.read_job(ManifestLine("m", 1, text), "now")
-        _, (task,) = jobs.plan_input([job], Buckets(str(bucket_root)))
+        _, (task,) = tasks.plan_input([job], Buckets(str(bucket_root)))
         assert task.probe.keyframes == kept  # not the keyframe at 1 s, which no shot needs
 
 
@@ -166,13 +166,13 @@ def test_assemble_run_uses_the_same_guards(bucket_root, text):
 def test_an_input_replaced_between_planning_and_capture_fails_its_jobs(bucket_root, videos):
     buckets = Buckets(str(bucket_root))
     job = jobs.read_job(ManifestLine("m", 1, request_line(output="late.jpg", Time=2500, FrameType="normal")), "now")
-    _, (task,) = jobs.plan_input([job], buckets)
+    _, (task,) = tasks.plan_input([job], buckets)
     import os
     import shutil
 
     shutil.copy(videos("vfr.mp4"), bucket_root / "in" / "v" / "h264.mp4")  # another video under the same name
     os.utime(bucket_root / "in" / "v" / "h264.mp4", ns=(1, 1))
-    ((_, outcome),) = jobs.run_task_guarded(task, buckets, Limits(isolate=False))
+    ((_, outcome),) = guarded.run_task_guarded(task, buckets, Limits(isolate=False))
     assert (outcome.error.code, outcome.error.message) == (
         errors.RESOURCE_CONTENT_BAD,
         "the input changed during the job",

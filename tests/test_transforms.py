@@ -12,7 +12,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
-from snapshot import assemble, errors, jobs, synth
+from snapshot import assemble, errors, jobs, synth, tasks
 from snapshot.jobs import ManifestLine
 from snapshot.results import SnapshotImage
 from snapshot.storage import Buckets
@@ -101,9 +101,9 @@ def test_capture_writes_the_right_frames(bucket_root):
         )[0],
         "now",
     )
-    _, tasks = jobs.plan_input([job], buckets)
+    _, cut = tasks.plan_input([job], buckets)
     with make_pipeline() as p:
-        outcomes = p | beam.Create(tasks) | Capture(buckets)
+        outcomes = p | beam.Create(cut) | Capture(buckets)
         assert_that(
             outcomes | beam.MapTuple(lambda job_id, o: (job_id, o.seq, o.image.object, o.image.time_ms)),
             equal_to(
@@ -199,19 +199,19 @@ def test_a_failure_mid_job_fails_the_job_and_keeps_what_was_written(tmp_path):
     buckets = Buckets(str(tmp_path))
     job = jobs.read_job(lines(request_line(Time=0, Num=2))[0], "now")
     image = SnapshotImage(1, "00001.jpg", "file:///x", 0, 0, 8, 8)
-    planned = jobs.Outcome(0, planned=jobs.Planned(3000, 2, None))
+    planned = tasks.Outcome(0, planned=tasks.Planned(3000, 2, None))
     result = assemble.finish(
         job,
         [
             planned,
-            jobs.Outcome(1, image=image),
-            jobs.Outcome(2, error=errors.SnapshotError(errors.RESOURCE_CONTENT_BAD, "x")),
+            tasks.Outcome(1, image=image),
+            tasks.Outcome(2, error=errors.SnapshotError(errors.RESOURCE_CONTENT_BAD, "x")),
         ],
         buckets,
     )
     assert (result.state, result.code, result.count) == ("Fail", errors.RESOURCE_CONTENT_BAD, 1)
     # a shot that never arrived is an internal error, never a success
-    assert assemble.finish(job, [planned, jobs.Outcome(1, image=image)], buckets).code == errors.INTERNAL_ERROR
+    assert assemble.finish(job, [planned, tasks.Outcome(1, image=image)], buckets).code == errors.INTERNAL_ERROR
     assert assemble.finish(job, [], buckets).code == errors.INTERNAL_ERROR
 
 

@@ -1,6 +1,7 @@
 """ParseJobs, PlanCaptures, Capture and AssembleResults: a job from its line to its result.
 
-Each step is a few lines around a function of `snapshot.jobs`; failures are data.
+Each step is a few lines around a function of `snapshot.jobs`, `snapshot.guarded` or
+`snapshot.assemble`; failures are data.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from snapshot import assemble, jobs, results
-from snapshot.jobs import CaptureTask
+from snapshot import assemble, guarded, jobs, results
 from snapshot.limits import Limits
 from snapshot.notify import Targets
 from snapshot.storage import Buckets
+from snapshot.tasks import CaptureTask
 
 OUTCOMES = "outcomes"
 PLAN_CHUNK = 1000  # jobs on one input planned in one call
@@ -50,7 +51,7 @@ class _Decoding(beam.DoFn):
         self.buckets, self.limits = buckets, limits
 
     def setup(self):
-        self.pool = jobs.decoding_pool(self.limits) if self.limits.isolate else None
+        self.pool = guarded.decoding_pool(self.limits) if self.limits.isolate else None
         if self.pool is not None:
             self.pool.prestart(1)
 
@@ -74,7 +75,7 @@ class _Plan(_Decoding):
             yield from self._plan(chunk)
 
     def _plan(self, chunk):
-        outcomes, tasks = jobs.plan_input_guarded(chunk, self.buckets, self.limits, self.pool)
+        outcomes, tasks = guarded.plan_input_guarded(chunk, self.buckets, self.limits, self.pool)
         for job_id, outcome in outcomes:
             _bytes_read.inc(outcome.bytes_read)
             yield pvalue.TaggedOutput(OUTCOMES, (job_id, outcome))
@@ -107,7 +108,7 @@ class PlanCaptures(beam.PTransform):
 class _Capture(_Decoding):
     def process(self, task: CaptureTask):
         started = time.monotonic()
-        outcomes = jobs.run_task_guarded(task, self.buckets, self.limits, self.pool)
+        outcomes = guarded.run_task_guarded(task, self.buckets, self.limits, self.pool)
         _capture_ms.update(round((time.monotonic() - started) * 1000 / max(1, len(task.shots))))
         for job_id, outcome in outcomes:
             _bytes_read.inc(outcome.bytes_read)
@@ -135,7 +136,7 @@ class _Finish(_Decoding):
     one request, captured once, and each line gets its result."""
 
     def setup(self):
-        self.pool = jobs.decoding_pool(self.limits) if self.limits.isolate else None  # for sheets
+        self.pool = guarded.decoding_pool(self.limits) if self.limits.isolate else None  # for sheets
 
     def process(self, keyed):
         _job_id, grouped = keyed

@@ -1,0 +1,311 @@
+"""Planning and capture tasks, without Beam: the jobs on one input planned together.
+
+The video is probed once, and the shots of all its jobs are walked in time order by tasks
+that open the file once and share every decoded frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+
+from snapshot import errors, images, media, naming, plan, spec, tiles
+from snapshot.errors import SnapshotError
+from snapshot.jobs import Job
+from snapshot.limits import Limits
+from snapshot.media import Probe, Shot
+from snapshot.objects import CountingReader
+from snapshot.results import SnapshotImage
+from snapshot.spec import ObjectRef, Request
+from snapshot.storage import Buckets, Storage
+from snapshot.tiles import SheetLayout
+
+log = logging.getLogger(__name__)
+
+# A task ends at the first keyframe boundary past MAX_SHOTS_PER_TASK shots, and anywhere
+# once it holds MAX_SHOTS_IN_A_GOP shots or its estimated work passes TASK_COST: a long GOP
+# shared by many jobs is then decoded once per task, which beats one unbounded task.
+MAX_SHOTS_PER_TASK = 16
+MAX_SHOTS_IN_A_GOP = 64
+TASK_COST = 1e9  # estimated nanoseconds of work: about a second
+DECODE_NS_PER_PIXEL = 2  # estimates for one core, from the capture benchmark
+PICTURE_NS_PER_PIXEL = 8  # scaling, colour conversion and JPEG encoding of an output pixel
+ASSUMED_FPS = 30  # to count the frames a walk of so many milliseconds decodes
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What finishing a job needs to know of its plan."""
+
+    duration_ms: float
+    shots: int
+    layout: SheetLayout | None
+
+
+@dataclass(frozen=True)
+class Part:
+    """A job's share of a capture task: where its images go."""
+
+    job_id: str
+    request: Request
+    layout: SheetLayout | None
+
+
+@dataclass(frozen=True)
+class CaptureTask:
+    """Shots on one input, of one or several jobs, captured opening the video once."""
+
+    input: ObjectRef
+    input_version: str  # what planning read: capture must read the same content
+    probe: Probe
+    shots: tuple[Shot, ...]  # in time order; each shot's owner is its job's id
+    parts: tuple[Part, ...]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A piece of a job's result: its plan (seq 0), or one shot's image and sprite cell,
+    or the error that stopped either; with the input bytes its step read for the job."""
+
+    seq: int
+    planned: Planned | None = None
+    image: SnapshotImage | None = None
+    cell: bytes | None = None
+    error: SnapshotError | None = None
+    bytes_read: int = 0
+
+
+def plan_input(
+    jobs: list[Job], buckets: Buckets, limits: Limits = Limits()
+) -> tuple[list[tuple[str, Outcome]], list[CaptureTask]]:
+    """Plan the jobs on one input: probe it once, then each job's shots, sizes and sprites.
+
+    Returns each job's plan outcome (seq 0: what finishing needs, or the error that stops
+    the job) and the capture tasks of all the jobs together.
+    """
+    outcomes: dict[str, Outcome] = {}
+    ready = []
+    for job in jobs:
+        try:
+            _check_before_io(job.parsed, buckets)
+            ready.append(job)
+        except SnapshotError as error:
+            outcomes[job.id] = Outcome(0, error=error)
+    reader: CountingReader | None = None
+    probe: Probe | None = None
+    try:
+        if ready:
+            with buckets.connect() as storage, storage.open(ready[0].parsed.input) as reader:
+                probe = media.probe(reader, limits)
+                probe = media.exact_keyframes(reader, probe, _intra_targets(ready, probe, limits), limits)
+    except Exception as error:  # noqa: BLE001 - one bad video must never stop the pipeline
+        outcomes.update((job.id, Outcome(0, error=coded(error, "planning"))) for job in ready)
+        probe = None
+    tasks: list[CaptureTask] = []
+    if probe is not None:
+        shots, parts = [], []
+        for job in ready:
+            try:
+                job_shots, layout = _plan_job(job, probe, limits, buckets)
+            except Exception as error:  # noqa: BLE001 - one bad job must never stop the others
+                outcomes[job.id] = Outcome(0, error=coded(error, "planning"))
+                continue
+            outcomes[job.id] = Outcome(0, planned=Planned(probe.duration_ms, len(job_shots), layout))
+            shots += job_shots
+            parts.append(Part(job.id, job.parsed, layout))
+        tasks = _tasks(probe, reader.version if reader else "", shots, parts)
+    shares = _shares(reader.bytes_read if reader else 0, [job.id for job in jobs])
+    return [(job.id, replace(outcomes[job.id], bytes_read=shares[job.id])) for job in jobs], tasks
+
+
+def _intra_targets(jobs: list[Job], probe: Probe, limits: Limits) -> list[int]:
+    """The points of the intra jobs, whose nearest keyframes must be exact."""
+    targets = []
+    for job in jobs:
+        config = job.parsed.config
+        if config.frame_type == spec.FrameType.INTRA:
+            try:
+                targets += [probe.pts(t) for t in plan.time_points(config, probe.duration_ms, limits.max_points)]
+            except SnapshotError:
+                pass  # the job fails when it is planned
+    return targets
+
+
+def _plan_job(job: Job, probe: Probe, limits: Limits, buckets: Buckets) -> tuple[list[Shot], SheetLayout | None]:
+    config = job.parsed.config
+    size = plan.output_size(config, probe)
+    layout = tiles.layout(config.tile, size, limits.max_sheet_pixels) if config.tile else None
+    shots = plan.shots(config, probe, limits.max_points, owner=job.id)
+    _check_output_pixels(config, size, layout, len(shots), limits)
+    _check_names(job.parsed, shots, layout, buckets)
+    return shots, layout
+
+
+def _check_names(request: Request, shots: list[Shot], layout: SheetLayout | None, buckets: Buckets) -> None:
+    """A job's images, sheets and track are distinct objects, and none is its own input."""
+    taken = {buckets.location(request.input.bucket, request.input.name, "Input.Object"): "the job's own input"}
+    for field, ref, name in output_names(request, shots, layout):
+        where = buckets.location(ref.bucket, name, field)
+        if where in taken:
+            raise SnapshotError(errors.INVALID_PARAMETER, f"{field} names {name!r}, which is also {taken[where]}")
+        taken[where] = f"a name of its {field}"
+
+
+def output_names(
+    request: Request, shots: list[Shot], layout: SheetLayout | None
+) -> Iterator[tuple[str, ObjectRef, str]]:
+    """(field, where, object name) of every object a job writes: images, sheets, track."""
+    config, input_name = request.config, request.input.name
+    images_ = [naming.expand(config.output.name, input_name, s.seq, s.requested_ms) for s in shots]
+    if config.writes_images:
+        yield from (("SnapshotConfig.OutputFile.Object", config.output, name) for name in images_)
+    sheets = []
+    if layout is not None:
+        cells = sum(layout.cell_index(s.seq) is not None for s in shots)
+        _, sheets_to = config.sheets
+        sheets = [
+            naming.expand(sheets_to.name, input_name, tile_count=n) for n in range(1, layout.sheet_count(cells) + 1)
+        ]
+        yield from (("SnapshotConfig.TileOutputFile.Object", sheets_to, name) for name in sheets)
+    if config.vtt and shots:
+        if config.vtt_sprite_fragments:
+            yield "WebVTT track", config.sheets[1], naming.vtt_name(sheets[0])
+        else:
+            yield "WebVTT track", config.output, naming.vtt_name(images_[0])
+
+
+def _tasks(probe: Probe, version: str, shots: list[Shot], parts: list[Part]) -> list[CaptureTask]:
+    """Split shots into tasks contiguous in time: see MAX_SHOTS_PER_TASK."""
+    if not shots:
+        return []
+    groups: list[list[Shot]] = []
+    current: list[Shot] = []
+    cost, previous = 0.0, None
+    for shot in sorted(shots, key=lambda s: (s.target_pts, s.owner, s.seq)):
+        gop = probe.keyframe_at_or_before(shot.target_pts)
+        if current and (
+            len(current) >= MAX_SHOTS_IN_A_GOP
+            or cost >= TASK_COST
+            or (len(current) >= MAX_SHOTS_PER_TASK and gop != probe.keyframe_at_or_before(current[-1].target_pts))
+        ):
+            groups.append(current)
+            current, cost, previous = [], 0.0, None
+        cost += shot_cost(probe, shot, previous)
+        current.append(shot)
+        previous = shot
+    groups.append(current)
+    by_job = {part.job_id: part for part in parts}
+    source = parts[0].request.input
+    return [
+        CaptureTask(
+            source,
+            version,
+            probe.for_targets((s.target_pts for s in group), any(s.black for s in group)),
+            tuple(group),
+            tuple(by_job[o] for o in sorted({s.owner for s in group})),
+        )
+        for group in groups
+    ]
+
+
+def shot_cost(probe: Probe, shot: Shot, previous: Shot | None) -> float:
+    """Estimated nanoseconds to capture `shot` after `previous` in the same task: the frames
+    decoded to reach it, and its picture."""
+    frames: float
+    if shot.keyframe or shot.black:
+        frames = 1 if not shot.black else media.BLACK_WINDOW_S * ASSUMED_FPS
+    else:
+        keyframe = probe.keyframe_at_or_before(shot.target_pts)
+        walked_from = max(keyframe, previous.target_pts) if previous is not None and not previous.keyframe else keyframe
+        frames = 1 + probe.ms(shot.target_pts) / 1000 * ASSUMED_FPS - probe.ms(walked_from) / 1000 * ASSUMED_FPS
+    return (
+        frames * probe.width * probe.height * DECODE_NS_PER_PIXEL + shot.size[0] * shot.size[1] * PICTURE_NS_PER_PIXEL
+    )
+
+
+def run_task(task: CaptureTask, buckets: Buckets, limits: Limits = Limits()) -> Iterator[tuple[str, Outcome]]:
+    """Capture a task's shots in order, yielding each (job id, Outcome) as soon as it is
+    made: the single image written and/or the sprite cell kept small, with the input bytes
+    read since the previous one. A job whose write fails gets that error as its outcome and
+    no more of its shots; the other jobs go on. A failure of the input itself is raised."""
+    parts = {part.job_id: part for part in task.parts}
+    failed: set[str] = set()
+    with buckets.connect() as storage, storage.open(task.input, task.input_version) as reader:
+        counted = 0
+        for captured in media.capture(reader, task.shots, task.probe, limits, skip=failed.__contains__):
+            owner = captured.shot.owner
+            try:
+                outcome = _keep(parts[owner], task.probe, captured, storage)
+            except Exception as error:  # noqa: BLE001 - one job's failure stays in that job
+                failed.add(owner)
+                outcome = Outcome(captured.shot.seq, error=coded(error, "writing"))
+            yield owner, replace(outcome, bytes_read=reader.bytes_read - counted)
+            counted = reader.bytes_read
+
+
+def _keep(part: Part, probe: Probe, captured: media.Captured, storage: Storage) -> Outcome:
+    """Write one captured picture as a single image and/or keep its sprite cell."""
+    request, shot = part.request, captured.shot
+    config = request.config
+    name = url = ""
+    if config.writes_images:
+        name = naming.expand(config.output.name, request.input.name, shot.seq, shot.requested_ms)
+        url = storage.write(config.output, name, captured.jpeg(config.quality))
+    image = SnapshotImage(
+        shot.seq, name, url, shot.requested_ms, round(probe.ms(captured.frame_pts)), *captured.image.size
+    )
+    cell = None
+    if part.layout and part.layout.cell_index(shot.seq) is not None:
+        cell = images.cell_jpeg(captured.image, (part.layout.cell_width, part.layout.cell_height))
+    return Outcome(shot.seq, image=image, cell=cell)
+
+
+def _check_output_pixels(
+    config: spec.SnapshotConfig, size: tuple[int, int], layout: SheetLayout | None, shots: int, limits: Limits
+) -> None:
+    """The pixels a job writes, single images and sheets together, must stay under the cap."""
+    total = shots * size[0] * size[1] if config.writes_images else 0
+    if layout is not None:
+        cells = sum(layout.cell_index(seq) is not None for seq in range(1, shots + 1))
+        total += sum(w * h for w, h in (layout.sheet_size(n, cells) for n in range(1, layout.sheet_count(cells) + 1)))
+    if total > limits.max_output_pixels:
+        raise SnapshotError(
+            errors.OUT_OF_RANGE, f"the job would write {total} pixels, over the cap of {limits.max_output_pixels}"
+        )
+
+
+def _check_before_io(request: Request, buckets: Buckets) -> None:
+    """Every RoleArn must be one the deployment knows, and every bucket and name one that its
+    storage accepts (GCS's rules), before any I/O."""
+    config = request.config
+    refs = {
+        "Input": (request.input, request.input.name),
+        "SnapshotConfig.OutputFile": (config.output, naming.expand(config.output.name, request.input.name)),
+    }
+    if config.tile_output is not None:
+        sheets = naming.expand(config.tile_output.name, request.input.name)
+        refs["SnapshotConfig.TileOutputFile"] = (config.tile_output, sheets)
+    for field_name, (ref, name) in refs.items():
+        buckets.check_role(ref.role_arn, f"{field_name}.RoleArn")
+        buckets.location(ref.bucket, name, f"{field_name}.Bucket")
+
+
+def coded(error: Exception, step: str) -> SnapshotError:
+    if isinstance(error, SnapshotError):
+        return error
+    log.error("%s failed", step, exc_info=error)
+    return internal_error()
+
+
+def internal_error() -> SnapshotError:
+    return SnapshotError(errors.INTERNAL_ERROR, "an internal error occurred; see the worker logs")
+
+
+def _shares(total: int, job_ids: Iterable[str]) -> dict[str, int]:
+    """`total` bytes split evenly over the jobs that shared them (the first gets the rest)."""
+    job_ids = list(dict.fromkeys(job_ids))
+    if not job_ids:
+        return {}
+    share, rest = divmod(total, len(job_ids))
+    return {job_id: share + (rest if n == 0 else 0) for n, job_id in enumerate(job_ids)}
