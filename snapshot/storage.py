@@ -32,7 +32,7 @@ class BucketRef(Protocol):
     def role_arn(self) -> str: ...
 
 
-class ObjectRef(BucketRef, Protocol):
+class StoredObject(BucketRef, Protocol):
     """One object of a bucket."""
 
     @property
@@ -97,7 +97,7 @@ class Storage:
         self.buckets = buckets
         self._roots: dict[tuple[str, str], Root] = {}
 
-    def open(self, ref: ObjectRef, version: str | None = None) -> CountingReader:
+    def open(self, ref: StoredObject, version: str | None = None) -> CountingReader:
         """A seekable reader of the object `ref` (bucket, name, role_arn); the caller closes it.
         With `version` (a reader's `version` from before), the content must not have changed
         since: `ResourceContentBad` if it has."""
