@@ -19,6 +19,7 @@ Why not Beam's own `with_exception_handling(use_subprocess=True, timeout=...)`:
 from __future__ import annotations
 
 import contextlib
+import enum
 import importlib
 import logging
 import multiprocessing
@@ -38,7 +39,16 @@ from typing import Any, cast
 from snapshot import errors
 from snapshot.errors import SnapshotError
 
-ITEM, DONE, FAILED, LOG = "item", "done", "failed", "log"  # what the child answers
+
+class Kind(enum.Enum):
+    """What a child's answer on the pipe is."""
+
+    ITEM = "item"  # one item of a generator
+    DONE = "done"  # the return value: the call is over
+    FAILED = "failed"  # the exception the call raised
+    LOG = "log"  # a log record on the way
+
+
 START_TIMEOUT_S = 120  # a new decoding process imports PyAV, Pillow and NumPy before it is ready
 
 # Signals that mean the decoder itself broke on the input, not the machine.
@@ -67,11 +77,11 @@ def _serve(connection, memory_mb: int, parent: int, preload: tuple[str, ...]) ->
             value = function(*args)
             if isinstance(value, GeneratorType):  # its items go back one by one, as they come
                 for item in value:
-                    connection.send((ITEM, item))
+                    connection.send((Kind.ITEM, item))
                 value = None
-            answer = (DONE, value)
+            answer = (Kind.DONE, value)
         except BaseException as error:  # noqa: BLE001 - everything goes back to the parent
-            answer = (FAILED, error)
+            answer = (Kind.FAILED, error)
         connection.send(answer)
 
 
@@ -90,7 +100,7 @@ class _Relay(logging.Handler):
                 text += "\n" + "".join(traceback.format_exception(*record.exc_info))
             self.connection.send(
                 (
-                    LOG,
+                    Kind.LOG,
                     {
                         "name": record.name,
                         "levelno": record.levelno,
@@ -220,11 +230,11 @@ class _Stream:
         try:
             while True:
                 kind, value = self._next()
-                if kind == ITEM:
+                if kind == Kind.ITEM:
                     yield value
                     continue
                 finished = True
-                if kind == FAILED:
+                if kind == Kind.FAILED:
                     raise value
                 self.value = value
                 return
@@ -244,7 +254,7 @@ class _Stream:
                 kind, value = self.connection.recv()
             except EOFError:
                 raise worker.died() from None
-            if kind != LOG:
+            if kind != Kind.LOG:
                 return kind, value
             record = logging.makeLogRecord(value)
             logging.getLogger(record.name).handle(record)

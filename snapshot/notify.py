@@ -218,7 +218,7 @@ def _worth_retrying(answer: webhook.Answer) -> bool:
     """A 5xx, a 429, a timeout or a lost connection; not a refusal or a bad URL."""
     if answer.status is not None:
         return answer.status >= 500 or answer.status == 429
-    return answer.error != webhook.INVALID_URL
+    return answer.error is not webhook.Failure.INVALID_URL
 
 
 def _outcome(record: dict, answer: webhook.Answer, attempts: int) -> dict:

@@ -23,11 +23,13 @@ from snapshot.tiles import SheetLayout
 
 log = logging.getLogger(__name__)
 
-# A task ends at the first keyframe boundary past MAX_SHOTS_PER_TASK shots, and anywhere
-# once it holds MAX_SHOTS_IN_A_GOP shots or its estimated work passes TASK_COST: a long GOP
-# shared by many jobs is then decoded once per task, which beats one unbounded task.
-MAX_SHOTS_PER_TASK = 16
-MAX_SHOTS_IN_A_GOP = 64
+# A task ends at the first keyframe boundary once it shows MAX_FRAMES_PER_TASK frames or its
+# estimated work passes TASK_COST, and anywhere once it shows MAX_FRAMES_IN_A_GOP frames: a
+# very long GOP is then decoded once per task, which beats one unbounded task. A cut inside a
+# GOP makes the next task decode again from its keyframe, so cost alone never cuts there; and
+# the shots of one frame (many jobs asking for the same time) are never split.
+MAX_FRAMES_PER_TASK = 16
+MAX_FRAMES_IN_A_GOP = 64
 TASK_COST = 1e9  # estimated nanoseconds of work: about a second
 DECODE_NS_PER_PIXEL = 2  # estimates for one core, from the capture benchmark
 PICTURE_NS_PER_PIXEL = 8  # scaling, colour conversion and JPEG encoding of an output pixel
@@ -176,21 +178,19 @@ def output_names(
 
 
 def _tasks(probe: Probe, version: str, shots: list[Shot], parts: list[Part]) -> list[CaptureTask]:
-    """Split shots into tasks contiguous in time: see MAX_SHOTS_PER_TASK."""
+    """Split shots into tasks contiguous in time: see MAX_FRAMES_PER_TASK."""
     if not shots:
         return []
     groups: list[list[Shot]] = []
     current: list[Shot] = []
-    cost, previous = 0.0, None
+    cost, frames, previous = 0.0, 0, None
     for shot in sorted(shots, key=lambda s: (s.target_pts, s.owner, s.seq)):
-        gop = probe.keyframe_at_or_before(shot.target_pts)
-        if current and (
-            len(current) >= MAX_SHOTS_IN_A_GOP
-            or cost >= TASK_COST
-            or (len(current) >= MAX_SHOTS_PER_TASK and gop != probe.keyframe_at_or_before(current[-1].target_pts))
-        ):
-            groups.append(current)
-            current, cost, previous = [], 0.0, None
+        if previous is not None and not same_frame(shot, previous):
+            new_gop = probe.keyframe_at_or_before(shot.target_pts) != probe.keyframe_at_or_before(previous.target_pts)
+            if frames >= MAX_FRAMES_IN_A_GOP or (new_gop and (frames >= MAX_FRAMES_PER_TASK or cost >= TASK_COST)):
+                groups.append(current)
+                current, cost, frames, previous = [], 0.0, 0, None
+        frames += previous is None or not same_frame(shot, previous)
         cost += shot_cost(probe, shot, previous)
         current.append(shot)
         previous = shot
@@ -211,7 +211,11 @@ def _tasks(probe: Probe, version: str, shots: list[Shot], parts: list[Part]) -> 
 
 def shot_cost(probe: Probe, shot: Shot, previous: Shot | None) -> float:
     """Estimated nanoseconds to capture `shot` after `previous` in the same task: the frames
-    decoded to reach it, and its picture."""
+    decoded to reach it, and its picture. A shot of the frame that `previous` showed decodes
+    nothing, and at the same size makes no new picture either."""
+    picture = shot.size[0] * shot.size[1] * PICTURE_NS_PER_PIXEL
+    if previous is not None and same_frame(shot, previous):
+        return 0.0 if shot.size == previous.size else picture
     frames: float
     if shot.keyframe or shot.black:
         frames = 1 if not shot.black else media.BLACK_WINDOW_S * ASSUMED_FPS
@@ -219,8 +223,17 @@ def shot_cost(probe: Probe, shot: Shot, previous: Shot | None) -> float:
         keyframe = probe.keyframe_at_or_before(shot.target_pts)
         walked_from = max(keyframe, previous.target_pts) if previous is not None and not previous.keyframe else keyframe
         frames = 1 + probe.ms(shot.target_pts) / 1000 * ASSUMED_FPS - probe.ms(walked_from) / 1000 * ASSUMED_FPS
+    return frames * probe.width * probe.height * DECODE_NS_PER_PIXEL + picture
+
+
+def same_frame(shot: Shot, previous: Shot) -> bool:
+    """Whether capture shows `shot` with the frame it decoded for `previous` (media.capture
+    keeps it for the next shot of the same time and kind; a black-frame search runs anew)."""
     return (
-        frames * probe.width * probe.height * DECODE_NS_PER_PIXEL + shot.size[0] * shot.size[1] * PICTURE_NS_PER_PIXEL
+        shot.target_pts == previous.target_pts
+        and shot.keyframe == previous.keyframe
+        and shot.black is None
+        and previous.black is None
     )
 
 

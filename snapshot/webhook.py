@@ -9,13 +9,20 @@ status line counts as delivered even if the headers after it stall.
 from __future__ import annotations
 
 import base64
+import enum
 import http.client
 import socket
 import threading
 import urllib.parse
 from dataclasses import dataclass
 
-TIMEOUT, CONNECTION_ERROR, INVALID_URL = "Timeout", "ConnectionError", "InvalidURL"
+
+class Failure(enum.StrEnum):
+    """Why a POST has no HTTP status; the value is the message's `ErrorCode`."""
+
+    TIMEOUT = "Timeout"
+    CONNECTION_ERROR = "ConnectionError"
+    INVALID_URL = "InvalidURL"
 
 
 @dataclass(frozen=True)
@@ -23,7 +30,7 @@ class Answer:
     """The HTTP status, or the error that kept one from arriving."""
 
     status: int | None = None
-    error: str | None = None  # TIMEOUT, CONNECTION_ERROR or INVALID_URL
+    error: Failure | None = None
     detail: str = ""
 
 
@@ -35,7 +42,7 @@ def post(url: str, body: bytes, headers: dict[str, str], seconds: float) -> Answ
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("not an http(s) URL with a host")
     except ValueError as error:
-        return Answer(error=INVALID_URL, detail=str(error))
+        return Answer(error=Failure.INVALID_URL, detail=str(error))
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     connection = kind(parts.hostname, port, timeout=max(seconds, 0.001))
     seen: list[int] = []
@@ -61,10 +68,10 @@ def post(url: str, body: bytes, headers: dict[str, str], seconds: float) -> Answ
     if seen and 200 <= seen[-1] < 300:
         return Answer(status=seen[-1])  # delivered; what came after the status line does not matter
     if cut.is_set() or isinstance(failure, TimeoutError):
-        return Answer(error=TIMEOUT, detail=f"no answer within {seconds:g} s")
+        return Answer(error=Failure.TIMEOUT, detail=f"no answer within {seconds:g} s")
     if status is not None:
         return Answer(status=status)
-    return Answer(error=CONNECTION_ERROR, detail=type(failure).__name__)
+    return Answer(error=Failure.CONNECTION_ERROR, detail=type(failure).__name__)
 
 
 def redact(url: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -69,25 +70,31 @@ def test_a_job_past_its_limit_fails_alone_and_keeps_its_images(tmp_path, bucket_
     assert shown(bucket_root / "out" / "quick0.jpg") == 89
 
 
-def test_tasks_are_cut_by_count_and_cost_inside_a_gop(bucket_root):
+def test_tasks_keep_each_frame_whole_and_cut_inside_a_gop_by_frames_only(bucket_root):
     buckets = Buckets(str(bucket_root))
-    many = [
-        jobs.read_job(
-            ManifestLine("m", n, request_line(output=f"{n}.jpg", Time=1010 + n % 30, FrameType="normal")), "now"
-        )
-        for n in range(200)
-    ]
-    _, cut = tasks.plan_input(many, buckets)
+
+    def plan(texts: list[str]):
+        parsed = [jobs.read_job(ManifestLine("m", n, text), "now") for n, text in enumerate(texts, 1)]
+        return tasks.plan_input(parsed, buckets)[1]
+
+    # 200 jobs asking for the same two times: each frame is decoded by one task, once
+    cut = plan([request_line(output=f"{n}.jpg", Time=1010 + 1000 * (n % 2), FrameType="normal") for n in range(200)])
     assert sum(len(t.shots) for t in cut) == 200
-    assert max(len(t.shots) for t in cut) <= tasks.MAX_SHOTS_IN_A_GOP
-    big = [
-        jobs.read_job(
-            ManifestLine("m", n, request_line(output=f"{n}.jpg", Time=1010 + n, FrameType="normal", Width=4096)), "now"
-        )
-        for n in range(30)
-    ]
-    _, cut = tasks.plan_input(big, buckets)
-    assert len(cut) > 1 and all(len(t.shots) < 30 for t in cut)
+    frames = [target for t in cut for target in {s.target_pts for s in t.shots}]
+    assert len(frames) == len(set(frames)) == 2
+    # 100 frames of one 10 s GOP: a task ends inside it only after MAX_FRAMES_IN_A_GOP frames
+    points = list(range(0, 10_000, 100))
+    long_gop = request_line(
+        obj="v/long_gop.mp4", output="g/{Count}.jpg", TimeArray={"TimePointList": points}, FrameType="normal"
+    )
+    cut = plan([long_gop])
+    assert [len({s.target_pts for s in t.shots}) for t in cut] == [tasks.MAX_FRAMES_IN_A_GOP, 100 - 64]
+    # large pictures past TASK_COST end a task at the next keyframe, never inside a GOP
+    cut = plan([request_line(output=f"{n}.jpg", Time=100 * n, FrameType="normal", Width=4096) for n in range(30)])
+    assert len(cut) > 1
+    for before, after in itertools.pairwise(cut):
+        last, first = before.shots[-1].target_pts, after.shots[0].target_pts
+        assert before.probe.keyframe_at_or_before(last) != after.probe.keyframe_at_or_before(first)
 
 
 def test_a_task_carries_only_the_keyframes_its_shots_use(bucket_root, videos):
