@@ -161,6 +161,8 @@ def launch(args: SnapshotOptions, terminal=None):
     local run shows its progress on `terminal` unless --quiet."""
     limits = options.limits(args)
     runner = local.runner(args) if local.is_local(args) else None
+    if local.on_this_machine(args):
+        local.keep_every_element()
     progress = None
     if local.on_this_machine(args) and not args.quiet and not args.no_wait:
         progress = Progress(len(accounting.manifest_sources(args.manifest)), terminal)

@@ -13,7 +13,10 @@ import apache_beam as beam
 import pytest
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.portability.fn_api_runner import worker_handlers
+from apache_beam.runners.worker import data_plane
 
+from pipeline import __main__ as command
 from pipeline import accounting, local
 from pipeline.show import read_results
 from tests.helpers import ROOT, request_line
@@ -49,6 +52,29 @@ def large_elements_arrive(runs: int = 10) -> list[int]:
 
 def test_the_local_default_mode_never_loses_large_elements():
     assert large_elements_arrive() == [250] * 10
+
+
+def test_the_runner_side_of_local_channels_flushes_only_between_elements(tmp_path, bucket_root, monkeypatch):
+    """The runner sends each bundle's input over a stream with the same racing timer; 100,000
+    lines with multi_processing lost capture outcomes through it. A local run turns it off."""
+    monkeypatch.setattr(worker_handlers, "DATA_BUFFER_TIME_LIMIT_MS", worker_handlers.DATA_BUFFER_TIME_LIMIT_MS)
+    servicer = data_plane.BeamFnDataServicer(worker_handlers.DATA_BUFFER_TIME_LIMIT_MS)
+    timed = servicer.get_conn_by_worker_id("w").output_stream("i", "t")
+    assert isinstance(timed, data_plane.TimeBasedBufferingClosableOutputStream)  # Beam's default
+    timed.close()
+    (tmp_path / "m.jsonl").write_text(request_line() + "\n")
+    argv = [
+        "--manifest",
+        str(tmp_path / "m.jsonl"),
+        "--results",
+        str(tmp_path / "r"),
+        "--bucket_root",
+        str(bucket_root),
+    ]
+    assert command.main([*argv, "--quiet"]) == 0
+    servicer = data_plane.BeamFnDataServicer(worker_handlers.DATA_BUFFER_TIME_LIMIT_MS)
+    stream = servicer.get_conn_by_worker_id("w").output_stream("i", "t")
+    assert not isinstance(stream, data_plane.TimeBasedBufferingClosableOutputStream)  # size-based: no timer
 
 
 def test_the_local_default_uses_a_worker_thread_per_core():
