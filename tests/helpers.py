@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository: commands run here
 
@@ -34,3 +35,19 @@ def request_line(obj: str = "v/h264.mp4", output: str = "{Count}.jpg", **config)
     if "TimeArray" not in config:
         config.setdefault("Time", 0)
     return json.dumps({"Input": {"Bucket": "in", "Location": "local", "Object": obj}, "SnapshotConfig": config})
+
+
+def pipeline_command(manifest, results, bucket_root, *flags) -> list[str]:
+    """`python -m pipeline` on a manifest, a results prefix and a bucket root, with more flags."""
+    return [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "--manifest",
+        str(manifest),
+        "--results",
+        str(results),
+        "--bucket_root",
+        str(bucket_root),
+        *flags,
+    ]

@@ -19,7 +19,7 @@ from apache_beam.runners.worker import data_plane
 from pipeline import __main__ as command
 from pipeline import accounting, local
 from pipeline.show import read_results
-from tests.helpers import ROOT, request_line
+from tests.helpers import ROOT, pipeline_command, request_line
 
 pytestmark = pytest.mark.slow  # whole runs of the command, under a pseudo-terminal
 
@@ -177,18 +177,7 @@ def test_a_local_run_on_a_terminal_shows_its_progress(tmp_path, bucket_root, mod
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
     leader, follower = pty.openpty()
     run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "--manifest",
-            str(tmp_path / "m.jsonl"),
-            "--results",
-            str(tmp_path / "res"),
-            "--bucket_root",
-            str(bucket_root),
-            *mode,
-        ],
+        pipeline_command(str(tmp_path / "m.jsonl"), str(tmp_path / "res"), str(bucket_root), *mode),
         cwd=ROOT,
         stdout=follower,
         stderr=follower,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tarfile
 
 import pytest
@@ -12,7 +11,7 @@ from apache_beam.portability.api import beam_runner_api_pb2 as api
 
 from pipeline import __main__ as command
 from pipeline.options import SnapshotOptions
-from tests.helpers import ROOT, request_line
+from tests.helpers import ROOT, pipeline_command, request_line
 
 pytestmark = pytest.mark.slow  # Dataflow's own translation
 
@@ -51,18 +50,7 @@ STEPS = [
 def test_the_command_translates_for_dataflow_and_submits_nothing(tmp_path, bucket_root):
     (tmp_path / "m.jsonl").write_text(request_line() + "\n")
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "--manifest",
-            str(tmp_path / "m.jsonl"),
-            "--results",
-            str(tmp_path / "res"),
-            "--bucket_root",
-            str(bucket_root),
-            *DATAFLOW,
-        ],
+        pipeline_command(str(tmp_path / "m.jsonl"), str(tmp_path / "res"), str(bucket_root), *DATAFLOW),
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -18,7 +17,7 @@ from PIL import Image
 from benchmarks.common import command_line, descendants
 from pipeline.show import read_results
 from snapshot import synth
-from tests.helpers import ROOT
+from tests.helpers import ROOT, pipeline_command
 
 pytestmark = pytest.mark.slow  # runs of the command that are killed
 
@@ -58,18 +57,7 @@ def command(root, buckets: str, results: str, *extra: str) -> subprocess.Popen:
     if not target.exists():
         shutil.copytree(root / "buckets", target)
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "--manifest",
-            str(root / "m.jsonl"),
-            "--results",
-            str(root / results),
-            "--bucket_root",
-            str(target),
-            *extra,
-        ],
+        pipeline_command(str(root / "m.jsonl"), str(root / results), str(target), *extra),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
