@@ -91,3 +91,13 @@ def test_no_module_imports_another_in_a_cycle():
 
     cycles = [m for m in graph if reaches(m, m, set())]
     assert cycles == []
+
+
+def test_the_readme_layout_names_every_module_and_no_other():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## How it works") : readme.index("## Benchmarks")]
+    for package in PACKAGES:
+        row = next(line for line in section.splitlines() if line.startswith(f"| `{package}/`"))
+        named = set(re.findall(r"`(\w+)`", row))
+        modules = {path.stem for path in (REPO / package).glob("*.py")} - {"__init__"}
+        assert named == modules, package
