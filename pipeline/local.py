@@ -2,15 +2,14 @@
 embedded gRPC data channel that flushes by size only. (Beam 2.77's DirectRunner first tries to
 download the Prism runner binary; its batch engine, the FnApiRunner, needs nothing from outside.)
 
-Beam 2.77's embedded channel also flushes on a timer thread every second, and that flush races
-with the thread that writes elements: bytes written between the timer's read of the buffer and
-its clearing are dropped, so large elements are silently lost (docs/beam-local-data-loss.md).
-With the timer pushed past any run's length, flushes happen only at element boundaries.
-
-The runner's own side of the channel, which sends each bundle's input to the workers, has the
-same timer (`worker_handlers.DATA_BUFFER_TIME_LIMIT_MS`), in every local mode: 100,000 lines
-with `multi_processing` lost the capture outcomes of 1,018 jobs. `keep_every_element()` turns
-it off for the runs of this process.
+Beam 2.77's local data channels also flush on a timer thread every second, and that flush
+races with the thread that writes elements: bytes written between the timer's read of the
+buffer and its clearing are dropped, so large elements are silently lost
+(docs/beam-local-data-loss.md). Both sides have the timer: the workers' streams, and the
+runner's, which send each bundle's input to the workers, in every local mode (100,000 lines
+with `multi_processing` lost the capture outcomes of 1,018 jobs). One Beam constant,
+`worker_handlers.DATA_BUFFER_TIME_LIMIT_MS`, sets both; `keep_every_element()` makes it 0, so
+every stream flushes only between elements.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner, worker_handlers
 from apache_beam.transforms.environments import EmbeddedPythonGrpcEnvironment
 
-NO_TIMER_MS = 10**10  # the embedded channel's time-based flush: never, in practice (0 means its default)
 LOCAL_RUNNERS = {"FnApiRunner", "DirectRunner"}  # what the command runs with pipeline.local
 
 
@@ -57,8 +55,9 @@ def with_defaults(beam_args: list[str]) -> list[str]:
 
 
 def keep_every_element() -> None:
-    """The runner side of every local data channel flushes only between elements: 0 makes
-    Beam use its size-based stream there instead of the timed one."""
+    """Every local data channel of this process flushes only between elements: 0 makes Beam
+    use its size-based stream instead of the timed one, on the runner's side and on the side
+    of the embedded workers (a `multi_processing` worker gets 0 from its own command line)."""
     worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0
 
 
@@ -68,6 +67,5 @@ def runner(options: PipelineOptions) -> FnApiRunner:
     direct = options.view_as(DirectOptions)
     direct.direct_num_workers = workers(options)
     direct.direct_running_mode = None  # a mode would make Beam replace the environment below
-    return FnApiRunner(
-        default_environment=EmbeddedPythonGrpcEnvironment(state_cache_size=None, data_buffer_time_limit_ms=NO_TIMER_MS)
-    )
+    keep_every_element()
+    return FnApiRunner(default_environment=EmbeddedPythonGrpcEnvironment(state_cache_size=None))

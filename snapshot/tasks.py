@@ -185,12 +185,13 @@ def _tasks(probe: Probe, version: str, shots: list[Shot], parts: list[Part]) -> 
     current: list[Shot] = []
     cost, frames, previous = 0.0, 0, None
     for shot in sorted(shots, key=lambda s: (s.target_pts, s.owner, s.seq)):
-        if previous is not None and not same_frame(shot, previous):
+        new_frame = previous is None or not same_frame(shot, previous)
+        if previous is not None and new_frame:
             new_gop = probe.keyframe_at_or_before(shot.target_pts) != probe.keyframe_at_or_before(previous.target_pts)
             if frames >= MAX_FRAMES_IN_A_GOP or (new_gop and (frames >= MAX_FRAMES_PER_TASK or cost >= TASK_COST)):
                 groups.append(current)
                 current, cost, frames, previous = [], 0.0, 0, None
-        frames += previous is None or not same_frame(shot, previous)
+        frames += new_frame
         cost += shot_cost(probe, shot, previous)
         current.append(shot)
         previous = shot

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository: commands run here
@@ -37,12 +38,15 @@ def request_line(obj: str = "v/h264.mp4", output: str = "{Count}.jpg", **config)
     return json.dumps({"Input": {"Bucket": "in", "Location": "local", "Object": obj}, "SnapshotConfig": config})
 
 
-def pipeline_command(manifest, results, bucket_root, *flags) -> list[str]:
-    """`python -m pipeline` on a manifest, a results prefix and a bucket root, with more flags."""
+def pipeline_command(manifest, results, bucket_root, *flags, max_file_bytes: int = 0) -> list[str]:
+    """`python -m pipeline` on a manifest, a results prefix and a bucket root, with more flags;
+    with `max_file_bytes`, the command may write no file larger (RLIMIT_FSIZE: a full disk)."""
+    start = ["-m", "pipeline"]
+    if max_file_bytes:
+        start = ["-c", CAPPED_COMMAND.format(max_file_bytes)]
     return [
         sys.executable,
-        "-m",
-        "pipeline",
+        *start,
         "--manifest",
         str(manifest),
         "--results",
@@ -51,3 +55,24 @@ def pipeline_command(manifest, results, bucket_root, *flags) -> list[str]:
         str(bucket_root),
         *flags,
     ]
+
+
+CAPPED_COMMAND = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_FSIZE, ({0}, {0}))
+from pipeline import __main__ as command
+
+sys.exit(command.main(sys.argv[1:]))
+"""
+
+
+def submit(*args: str, cwd) -> subprocess.CompletedProcess:
+    """`python -m pipeline.submit` run from `cwd`."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.submit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )

@@ -57,7 +57,7 @@ def test_the_local_default_mode_never_loses_large_elements():
 def test_the_runner_side_of_local_channels_flushes_only_between_elements(tmp_path, bucket_root, monkeypatch):
     """The runner sends each bundle's input over a stream with the same racing timer; 100,000
     lines with multi_processing lost capture outcomes through it. A local run turns it off."""
-    monkeypatch.setattr(worker_handlers, "DATA_BUFFER_TIME_LIMIT_MS", worker_handlers.DATA_BUFFER_TIME_LIMIT_MS)
+    monkeypatch.setattr(worker_handlers, "DATA_BUFFER_TIME_LIMIT_MS", 1000)  # Beam's own value, for this test
     servicer = data_plane.BeamFnDataServicer(worker_handlers.DATA_BUFFER_TIME_LIMIT_MS)
     timed = servicer.get_conn_by_worker_id("w").output_stream("i", "t")
     assert isinstance(timed, data_plane.TimeBasedBufferingClosableOutputStream)  # Beam's default
@@ -71,7 +71,7 @@ def test_the_runner_side_of_local_channels_flushes_only_between_elements(tmp_pat
         "--bucket_root",
         str(bucket_root),
     ]
-    assert command.main([*argv, "--quiet"]) == 0
+    assert command.main([*argv, "--quiet", "--direct_running_mode", "multi_processing"]) == 0
     servicer = data_plane.BeamFnDataServicer(worker_handlers.DATA_BUFFER_TIME_LIMIT_MS)
     stream = servicer.get_conn_by_worker_id("w").output_stream("i", "t")
     assert not isinstance(stream, data_plane.TimeBasedBufferingClosableOutputStream)  # size-based: no timer
@@ -135,25 +135,10 @@ def test_a_full_disk_for_the_results_gives_one_line_and_leaves_no_debris(tmp_pat
     lines = ['{"UserData": "' + os.urandom(500).hex() + '", "Input": 1}' for _ in range(200)]  # incompressible
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
     (tmp_path / "out").mkdir()
-    code = """
-import resource, sys
-resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
-from pipeline import __main__ as command
-
-sys.exit(command.main(sys.argv[1:]))
-"""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "--manifest",
-            str(tmp_path / "m.jsonl"),
-            "--results",
-            str(tmp_path / "out" / "res"),
-            "--bucket_root",
-            str(bucket_root),
-        ],
+        pipeline_command(
+            str(tmp_path / "m.jsonl"), str(tmp_path / "out" / "res"), str(bucket_root), max_file_bytes=50_000
+        ),
         cwd=ROOT,
         capture_output=True,
         text=True,

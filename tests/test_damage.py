@@ -120,34 +120,16 @@ def test_a_full_output_disk_fails_the_jobs_that_could_not_write(tmp_path, bucket
     """The command may write files of 30,000 bytes at most (RLIMIT_FSIZE, a real fault): small
     pictures fit, 4096-wide ones do not."""
     import subprocess
-    import sys
 
-    from tests.helpers import ROOT, request_line
+    from tests.helpers import ROOT, pipeline_command, request_line
 
     lines = [
         request_line(output="small.jpg", Time=1010, FrameType="normal", Width=64),
         request_line(output="big.jpg", Time=1010, FrameType="normal", Width=4096),
     ]
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
-    code = """
-import resource, sys
-resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
-from pipeline import __main__ as command
-
-sys.exit(command.main(sys.argv[1:]))
-"""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "--manifest",
-            str(tmp_path / "m.jsonl"),
-            "--results",
-            str(tmp_path / "res"),
-            "--bucket_root",
-            str(bucket_root),
-        ],
+        pipeline_command(str(tmp_path / "m.jsonl"), str(tmp_path / "res"), str(bucket_root), max_file_bytes=30_000),
         cwd=ROOT,
         capture_output=True,
         text=True,

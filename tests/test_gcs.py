@@ -214,6 +214,27 @@ def test_transient_failures_are_retried(gcs, videos):
     assert answers["503"] >= 3 and answers["drop"] >= 3 and answers["429"] >= 3
 
 
+def test_each_ranged_read_gets_the_whole_retry_budget(gcs, videos):
+    """Every ranged GET fails once before it succeeds: more failures in all than the attempts
+    of one request, which must not add up across the reads of one input."""
+    media, out = gcs.bucket("media"), gcs.bucket("out")
+    gcs.upload(media, "grain.mp4", videos("grain.mp4"))
+    gets = Counter()
+
+    def every_read_fails_once(method, path):
+        if "alt=media" not in path:
+            return "pass"
+        gets["all"] += 1
+        return 503 if gets["all"] % 2 else "pass"
+
+    gcs.proxy.rule = every_read_fails_once
+    text = line(media, "grain.mp4", out, TimeArray={"TimePointList": [2000, 5000, 8000]}, FrameType="normal")
+    result = run_job(text, gcs_buckets())
+    assert (result.state, result.code) == ("Success", ""), result.message
+    assert gets["all"] // 2 > FAST_RETRY.attempts
+    assert [gcs.index_of(out, f"0000{n}.jpg")[0] for n in (1, 2, 3)] == [60, 150, 240]
+
+
 def test_a_stalled_request_times_out_and_is_retried(gcs, videos):
     media, out = gcs.bucket("media"), gcs.bucket("out")
     gcs.upload(media, "v.mp4", videos("h264.mp4"))

@@ -6,8 +6,6 @@ from __future__ import annotations
 import faulthandler
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +20,7 @@ from snapshot import errors, isolation, notify
 from snapshot.errors import SnapshotError
 from snapshot.notify import Delivery, Targets
 from snapshot.storage import Buckets
-from tests.helpers import ROOT, request_line
+from tests.helpers import request_line, submit
 
 from .gcs_servers import free_port
 
@@ -150,17 +148,6 @@ def test_without_a_pipelines_file_messages_go_beside_the_results(tmp_path, bucke
     (record,) = [r for r in read_results(str(tmp_path / "res")) if r["PipelineId"]]
     assert [json.loads(m)["JobId"] for m in messages] == [record["Id"]]
     assert record["MNSMessageResult"]["MessageId"] == notify.message_id(record["Id"])
-
-
-def submit(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.submit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": ROOT},
-    )
 
 
 def test_sync_command_answers_in_the_api_format(tmp_path, bucket_root, receivers):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from snapshot import notify, results
 from snapshot.notify import Delivery, Sender, Targets
 from snapshot.results import JobResult
 from snapshot.storage import Buckets
-from tests.helpers import ROOT, request_line
+from tests.helpers import ROOT, request_line, submit
 
 from .webhook_servers import Target
 
@@ -136,8 +135,6 @@ def test_a_gcs_target_without_credentials_fails_its_messages_not_the_run(monkeyp
 
 def test_short_writes_on_a_full_disk_fail_the_messages_not_written(tmp_path):
     """The messages file may grow by 20,000 bytes only (RLIMIT_FSIZE, in a child process)."""
-    import subprocess
-    import sys
 
     code = f"""
 import json, resource
@@ -179,17 +176,6 @@ def test_a_run_with_a_hanging_target_ends_in_time(tmp_path, bucket_root, target)
     found = read_results(str(tmp_path / "res"))
     assert len(found) == 200 and all(r["MNSMessageResult"]["ErrorCode"] for r in found)
     assert len(target.received) <= QUICK.attempts * (QUICK.concurrency + QUICK.down_after)
-
-
-def submit(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.submit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": ROOT},
-    )
 
 
 @pytest.mark.parametrize("target", ["drip", "hang"], indirect=True)
