@@ -101,10 +101,14 @@ def resume_problem(previous: str, results: str) -> str | None:
     except Exception:  # noqa: BLE001 - not Avro at all
         schema = None
     expected = cast(dict, fastavro.parse_schema(load_schema()))
+    names = [f["name"] for f in schema.get("fields", [])] if isinstance(schema, dict) else []
+    known = [f["name"] for f in expected["fields"]]
+    # An earlier version's results lack only the fields added since, which have defaults.
     if (
         not isinstance(schema, dict)
         or schema.get("name") != expected["name"]
-        or [f["name"] for f in schema.get("fields", [])] != [f["name"] for f in expected["fields"]]
+        or not names
+        or names != known[: len(names)]
     ):
         return f"{files[0]} is not a results file of this pipeline"
     return None

@@ -102,7 +102,8 @@ def _write_sheets(
         size = layout.sheet_size(sheet, len(cells))
         picture = images.compose_sheet(size, color, (((c.x, c.y), jpeg) for c, jpeg in cells if c.sheet == sheet))
         name = naming.expand(sheets_to.name, input_name, tile_count=sheet)
-        written.append((name, storage.write(sheets_to, name, images.encode_jpeg(picture, config.quality))))
+        encoded = images.encode(picture, images.format_of(name), config.quality)
+        written.append((name, storage.write(sheets_to, name, encoded)))
     return written
 
 

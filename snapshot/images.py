@@ -1,9 +1,10 @@
-"""Pillow and NumPy: JPEG encoding, sprite sheets and the black-frame test."""
+"""Pillow and NumPy: image encoding, sprite sheets and the black-frame test."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import posixpath
 from collections.abc import Iterable
 
 import numpy as np
@@ -11,11 +12,24 @@ from PIL import Image, ImageColor
 
 CELL_QUALITY = 95  # cells travel between steps as JPEG, nearly lossless
 
+# An output name's extension picks its encoder (docs/contract.md#image-formats); any other is JPEG.
+FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".avif": "AVIF", ".png": "PNG"}
 
-def encode_jpeg(image: Image.Image, quality: int) -> bytes:
-    """Baseline JPEG with libjpeg-turbo (Pillow's wheel) and 4:2:0 chroma subsampling."""
+
+def format_of(name: str) -> str:
+    """The image format an object name asks for by its extension: JPEG unless it names another."""
+    return FORMATS.get(posixpath.splitext(name)[1].lower(), "JPEG")
+
+
+def encode(image: Image.Image, image_format: str, quality: int) -> bytes:
+    """The picture in `image_format`. `quality` applies to the lossy ones: JPEG (libjpeg-turbo,
+    4:2:0), WebP and AVIF; PNG is lossless."""
     out = io.BytesIO()
-    (image if image.mode == "RGB" else image.convert("RGB")).save(out, format="JPEG", quality=quality)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    if image_format == "PNG":
+        rgb.save(out, format="PNG")
+    else:
+        rgb.save(out, format=image_format, quality=quality)
     return out.getvalue()
 
 
@@ -23,7 +37,7 @@ def cell_jpeg(image: Image.Image, size: tuple[int, int]) -> bytes:
     """The picture of one sprite cell: the snapshot resized to `size`, as JPEG."""
     if image.size != size:
         image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
-    return encode_jpeg(image, CELL_QUALITY)
+    return encode(image, "JPEG", CELL_QUALITY)
 
 
 def sheet_color(color: str, seed: str) -> tuple[int, int, int]:

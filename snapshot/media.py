@@ -15,13 +15,14 @@ from fractions import Fraction
 from typing import BinaryIO, NoReturn
 
 import av
+import numpy as np
 from av.container import InputContainer
 from av.packet import Packet
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from PIL import Image
 
-from snapshot import errors, images
+from snapshot import color, errors, images
 from snapshot.errors import SnapshotError
 from snapshot.limits import Limits
 from snapshot.spec import BlackFilter
@@ -111,19 +112,22 @@ class Shot:
 @dataclass
 class Captured:
     shot: Shot
-    image: Image.Image
+    image: Image.Image  # sRGB
+    color: color.Description  # what the frame's samples meant
     frame_pts: int
-    _jpegs: dict[int, bytes] = field(default_factory=dict)  # shared by shots of the same picture
+    _encoded: dict[tuple[str, int], bytes] = field(default_factory=dict)  # shared by shots of the same picture
 
-    def jpeg(self, quality: int) -> bytes:
-        """The picture as JPEG, encoded once per quality for every shot that shows it."""
-        if quality not in self._jpegs:
-            self._jpegs[quality] = images.encode_jpeg(self.image, quality)
-        return self._jpegs[quality]
+    def encoded(self, image_format: str, quality: int) -> bytes:
+        """The picture in `image_format` (images.FORMATS), encoded once per format and
+        quality for every shot that shows it."""
+        key = (image_format, quality)
+        if key not in self._encoded:
+            self._encoded[key] = images.encode(self.image, image_format, quality)
+        return self._encoded[key]
 
     def again(self, shot: Shot) -> Captured:
         """The same picture for another shot of the same size, sharing its encodings."""
-        return Captured(shot, self.image, self.frame_pts, self._jpegs)
+        return Captured(shot, self.image, self.color, self.frame_pts, self._encoded)
 
 
 def probe(source: Source, limits: Limits = DEFAULT_LIMITS) -> Probe:
@@ -295,7 +299,7 @@ def capture(
                     captured = previous.again(shot)
                 else:
                     shown = frame.pts if frame.pts is not None else shot.target_pts
-                    captured = Captured(shot, _picture(frame, shot.size), shown)
+                    captured = Captured(shot, *_picture(frame, shot.size), frame_pts=shown)
                 previous, previous_frame = captured, frame
                 yield captured
         except av.FFmpegError:
@@ -363,10 +367,11 @@ def _candidates(
 
 
 def _is_black(frame: VideoFrame, black: BlackFilter) -> bool:
+    """Judged on the luma of the picture a viewer sees: an HDR frame after tone mapping."""
     width = min(frame.width, BLACK_TEST_WIDTH)
     height = max(1, round(frame.height * width / frame.width))
-    luma = frame.reformat(width=width, height=height, format="gray").to_ndarray()
-    return images.black_share(luma, black.threshold) >= black.level
+    picture, _ = color.render(frame, width, height)
+    return images.black_share(np.asarray(picture.convert("L")), black.threshold) >= black.level
 
 
 def _frames_from(
@@ -434,14 +439,15 @@ def _frames(container: InputContainer, stream: VideoStream) -> Frames:
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the container's streams change mid-file") from None
 
 
-def _picture(frame: VideoFrame, size: tuple[int, int]) -> Image.Image:
-    """The frame as an upright RGB image of `size`, scaled during colour conversion."""
+def _picture(frame: VideoFrame, size: tuple[int, int]) -> tuple[Image.Image, color.Description]:
+    """The frame as an upright sRGB image of `size`, scaled during colour conversion, and
+    what its samples meant."""
     transpose = _UPRIGHT.get(int(frame.rotation or 0))
     width, height = size
     if transpose in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
         width, height = height, width
-    image = frame.to_image(width=width, height=height, interpolation="BICUBIC")
-    return image.transpose(transpose) if transpose is not None else image
+    image, described = color.render(frame, width, height)
+    return (image.transpose(transpose) if transpose is not None else image), described
 
 
 def _display_size(stream: VideoStream, frame: VideoFrame) -> tuple[int, int]:

@@ -49,6 +49,8 @@ class SnapshotImage:
     frame_time_ms: int
     width: int
     height: int
+    color_in: str = ""  # color.Description.text of the frame
+    tone_mapped: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ class JobResult:
     @property
     def count(self) -> int:
         return len(self.snapshots)
+
+    @property
+    def color_in(self) -> str:
+        """How the snapshots' frames were coded, each description once, in order."""
+        return ",".join(dict.fromkeys(s.color_in for s in self.snapshots if s.color_in))
 
     def to_record(self) -> dict:
         """The Avro record (schema: snapshot_job.avsc), always writable: see `writable`."""
@@ -106,6 +113,8 @@ class JobResult:
                 "Tiles": list(self.tiles),
                 "Vtt": self.vtt,
                 "BytesRead": self.bytes_read,
+                "ColorIn": self.color_in,
+                "ToneMapped": any(s.tone_mapped for s in self.snapshots),
             }
         )
 

@@ -109,3 +109,97 @@ def write_video(
             frame.time_base = time_base
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
+
+
+# Colour-coded videos whose true sRGB picture is known, for the colour tests and benchmark.
+# The HDR coding below is written from the standards (BT.2100, BT.2408) on its own, without
+# snapshot.color, so that a test compares the decoder against an independent encoder.
+_SWS_MATRIX = {"bt601": "itu601", "bt709": "itu709", "bt2020": "bt2020"}
+_TAGS = {"bt601": (6, 6), "bt709": (1, 1), "bt2020": (9, 9)}  # matrix -> (AVColorPrimaries, AVColorSpace)
+_TRANSFER_TAG = {"sdr": 1, "pq": 16, "hlg": 18}
+_BT709_TO_BT2020 = np.array([[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]])
+WHITE_NITS = 203  # BT.2408's reference white: where SDR white sits in HDR
+
+
+def color_picture(width: int, height: int) -> np.ndarray:
+    """A smooth sRGB picture (height x width x 3) with every hue, greys and a white corner."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    red, green = x / (width - 1), y / (height - 1)
+    blue = 0.5 + 0.5 * np.sin(x / width * 9 + y / height * 5)
+    picture = np.stack([red, green, blue], axis=-1)
+    picture[: height // 6, -width // 6 :] = 1.0  # SDR white, the brightest an SDR picture holds
+    return (picture * 255).round().astype(np.uint8)
+
+
+def hdr_signal(srgb: np.ndarray, transfer: str, white_nits: float | np.ndarray = WHITE_NITS) -> np.ndarray:
+    """An sRGB picture as the 16-bit BT.2020 R'G'B' signal of `pq` or `hlg`, its white at
+    `white_nits` (an array: per pixel)."""
+    encoded = srgb / 255.0
+    linear = np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
+    nits = linear @ _BT709_TO_BT2020.T * np.asarray(white_nits, np.float64)[..., None]
+    if transfer == "pq":
+        m1, m2, c1, c2, c3 = 0.1593017578125, 78.84375, 0.8359375, 18.8515625, 18.6875
+        power = (nits / 10000) ** m1
+        signal = ((c1 + c2 * power) / (1 + c3 * power)) ** m2
+    else:  # HLG: the inverse of BT.2100's OOTF for a 1000-nit display, then the OETF
+        luma = np.maximum(nits @ [0.2627, 0.6780, 0.0593], 1e-9)
+        scene_luma = (luma / 1000) ** (1 / 1.2)
+        scene = np.clip(nits / 1000 / scene_luma[..., None] ** 0.2, 0, 1)
+        a, b, c = 0.17883277, 0.28466892, 0.55991073
+        signal = np.where(scene <= 1 / 12, np.sqrt(3 * scene), a * np.log(np.maximum(12 * scene - b, 1e-12)) + c)
+    return (np.clip(signal, 0, 1) * 65535).round().astype(np.uint16)
+
+
+def write_color_video(
+    path: str,
+    pictures: Sequence[np.ndarray],
+    *,
+    matrix: str = "bt709",
+    transfer: str = "sdr",
+    full_range: bool = False,
+    tagged: bool = True,
+    x265_params: str = "",
+    white_nits: Sequence[float | np.ndarray] | None = None,
+    fps: int = 25,
+) -> None:
+    """One frame per sRGB picture, coded with `matrix` (bt601, bt709, bt2020) and `transfer`
+    (sdr: 8-bit H.264; pq, hlg: 10-bit HEVC, BT.2020), limited range unless `full_range`.
+    Untagged (`tagged=False`), a player must guess. HDR pictures have their white at 203 nits,
+    or at `white_nits` per picture. `x265_params` adds HDR metadata such as `max-cll=600,200`."""
+    hdr = transfer != "sdr"
+    height, width = pictures[0].shape[:2]
+    with av.open(path, "w") as out:
+        stream = out.add_stream("libx265" if hdr else "libx264", rate=fps)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p10le" if hdr else "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, fps)
+        params = "crf=8:log-level=error" + (f":{x265_params}" if x265_params else "")
+        # zerolatency: x265's delayed packets reach PyAV's muxer out of order
+        stream.options = {"tune": "zerolatency", "x265-params": params} if hdr else {"crf": "8"}
+        primaries, colorspace = _TAGS[matrix]
+        tags = {
+            "color_primaries": primaries if tagged else 2,
+            "color_trc": _TRANSFER_TAG[transfer] if tagged else 2,
+            "colorspace": colorspace if tagged else 2,
+            "color_range": 2 if full_range else 1 if tagged else 0,
+        }
+        for name, value in tags.items():
+            setattr(stream.codec_context, name, value)
+        for index, picture in enumerate(pictures):
+            if hdr:
+                white = white_nits[index] if white_nits is not None else WHITE_NITS
+                rgb = av.VideoFrame.from_ndarray(hdr_signal(picture, transfer, white), format="rgb48le")
+            else:
+                rgb = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame = rgb.reformat(
+                format=stream.pix_fmt,
+                dst_colorspace=_SWS_MATRIX[matrix],
+                dst_color_range="JPEG" if full_range else "MPEG",
+            )
+            for name, value in tags.items():
+                setattr(frame, name, value)
+            frame.pts = index
+            frame.time_base = stream.time_base
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))

@@ -265,9 +265,16 @@ def _keep(part: Part, probe: Probe, captured: media.Captured, storage: Storage) 
     name = url = ""
     if config.writes_images:
         name = naming.expand(config.output.name, request.input.name, shot.seq, shot.requested_ms)
-        url = storage.write(config.output, name, captured.jpeg(config.quality))
+        url = storage.write(config.output, name, captured.encoded(images.format_of(name), config.quality))
     image = SnapshotImage(
-        shot.seq, name, url, shot.requested_ms, round(probe.ms(captured.frame_pts)), *captured.image.size
+        shot.seq,
+        name,
+        url,
+        shot.requested_ms,
+        round(probe.ms(captured.frame_pts)),
+        *captured.image.size,
+        color_in=captured.color.text,
+        tone_mapped=captured.color.hdr,
     )
     cell = None
     if part.layout and part.layout.cell_index(shot.seq) is not None:

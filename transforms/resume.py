@@ -17,8 +17,10 @@ CARRIED = "carried"
 
 
 def _records(readable: fileio.ReadableFile):
+    """The records of one results file, in this version's schema: fields added since the
+    earlier run take their defaults."""
     with readable.open() as stream:
-        yield from fastavro.reader(stream)
+        yield from fastavro.reader(stream, reader_schema=results.load_schema())
 
 
 def _split(keyed):
