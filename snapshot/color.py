@@ -22,6 +22,7 @@ DEFAULT_PEAK_NITS = 1000.0  # when a PQ stream does not say; HLG's nominal displ
 HLG_SYSTEM_GAMMA = 1.2  # BT.2100's for a 1000-nit display
 KNEE = 0.9  # sRGB-encoded level where HDR highlights start to roll off
 ENCODE_STEPS = 16384  # linear levels of the table that applies the sRGB curve
+SHOULDER_STEPS = 4096  # levels of the table of the highlight roll-off
 
 # AVColorSpace codes -> (our name, swscale's name for the matrix)
 _MATRICES = {
@@ -103,33 +104,36 @@ def _scaled(frame: VideoFrame, described: Description, width: int, height: int, 
 def to_srgb(signal: np.ndarray, described: Description) -> np.ndarray:
     """RGB samples (uint16, full range) of a wide-gamut or HDR picture -> 8-bit sRGB."""
     if described.transfer == "pq":
-        linear = _pq_to_linear()[signal]
+        linear = np.take(_pq_to_linear(), signal)
     elif described.transfer == "hlg":
-        linear = _hlg_ootf(_hlg_to_scene()[signal])
+        linear = _hlg_ootf(np.take(_hlg_to_scene(), signal))
     else:
-        linear = _sdr_to_linear()[signal]
+        linear = np.take(_sdr_to_linear(), signal)
     if described.wide_gamut:
-        linear = linear @ BT2020_TO_BT709.T
-    np.maximum(linear, 0, out=linear)  # colours outside BT.709 are clipped
-    if described.hdr:
-        _roll_off(linear, described.peak_nits / REFERENCE_WHITE_NITS)
-    np.minimum(linear, 1, out=linear)
-    return _encode()[(linear * (ENCODE_STEPS - 1) + 0.5).astype(np.int32)]
+        linear = (linear.reshape(-1, 3) @ BT2020_TO_BT709.T).reshape(linear.shape)
+    if described.hdr and described.peak_nits > REFERENCE_WHITE_NITS:
+        peak = described.peak_nits / REFERENCE_WHITE_NITS
+        brightest = np.maximum(np.maximum(linear[..., 0], linear[..., 1]), linear[..., 2])
+        steps = np.clip(brightest * ((SHOULDER_STEPS - 1) / peak), 0, SHOULDER_STEPS - 1).astype(np.int32)
+        linear *= np.take(_shoulder(peak), steps)[..., None]
+    linear *= ENCODE_STEPS - 1
+    linear += 0.5
+    np.clip(linear, 0, ENCODE_STEPS - 1, out=linear)  # colours outside BT.709 and above white clip
+    return np.take(_encode(), linear.astype(np.int32))
 
 
-def _roll_off(linear: np.ndarray, peak: float) -> None:
-    """Highlights above the knee roll off smoothly, in place, so that `peak` (relative to SDR
-    white) lands on white. Each pixel is scaled as a whole, which keeps its hue."""
-    brightest = linear.max(axis=2)
-    knee, top = srgb_decode(KNEE), srgb_encode(peak)
-    hot = brightest > knee
-    if peak <= 1 or not hot.any():
-        return
+@functools.lru_cache(maxsize=16)
+def _shoulder(peak: float) -> np.ndarray:
+    """The gain for each level of a pixel's brightest channel, from 0 to `peak` (relative to
+    SDR white) in SHOULDER_STEPS: 1 up to the knee, then an exponential shoulder in sRGB
+    levels that reaches white at the peak. Scaling each pixel as a whole keeps its hue."""
+    brightest = np.linspace(0, peak, SHOULDER_STEPS)
     span = 1 - KNEE
-    reach = (top - KNEE) / span
-    level = (srgb_encode(brightest[hot]) - KNEE) / span
-    rolled = KNEE + span * -np.expm1(-level) / -np.expm1(-reach)
-    linear[hot] *= (srgb_decode(np.minimum(rolled, 1)) / brightest[hot])[:, None]
+    reach = (srgb_encode(peak) - KNEE) / span
+    level = (srgb_encode(brightest) - KNEE) / span
+    rolled = srgb_decode(KNEE + span * np.expm1(-level) / np.expm1(-reach))
+    gain = np.where(level > 0, rolled / np.maximum(brightest, 1e-9), 1.0)
+    return gain.astype(np.float32)
 
 
 def srgb_encode(linear: np.ndarray | float) -> np.ndarray:

@@ -161,22 +161,28 @@ def write_color_video(
     x265_params: str = "",
     white_nits: Sequence[float | np.ndarray] | None = None,
     fps: int = 25,
+    codec: str = "",
+    options: dict | None = None,
 ) -> None:
     """One frame per sRGB picture, coded with `matrix` (bt601, bt709, bt2020) and `transfer`
     (sdr: 8-bit H.264; pq, hlg: 10-bit HEVC, BT.2020), limited range unless `full_range`.
     Untagged (`tagged=False`), a player must guess. HDR pictures have their white at 203 nits,
-    or at `white_nits` per picture. `x265_params` adds HDR metadata such as `max-cll=600,200`."""
+    or at `white_nits` per picture. `x265_params` adds HDR metadata such as `max-cll=600,200`.
+    `codec` libx265 makes SDR 10-bit HEVC too; `options` go to the encoder."""
     hdr = transfer != "sdr"
     height, width = pictures[0].shape[:2]
     with av.open(path, "w") as out:
-        stream = out.add_stream("libx265" if hdr else "libx264", rate=fps)
+        codec = codec or ("libx265" if hdr else "libx264")
+        stream = out.add_stream(codec, rate=fps)
         assert isinstance(stream, av.VideoStream)
         stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p10le" if hdr else "yuv420p"
-        stream.time_base = stream.codec_context.time_base = Fraction(1, fps)
-        params = "crf=8:log-level=error" + (f":{x265_params}" if x265_params else "")
-        # zerolatency: x265's delayed packets reach PyAV's muxer out of order
-        stream.options = {"tune": "zerolatency", "x265-params": params} if hdr else {"crf": "8"}
+        stream.pix_fmt = "yuv420p10le" if codec == "libx265" else "yuv420p"
+        time_base = Fraction(1, fps)  # the muxer changes the stream's when it starts
+        stream.time_base = stream.codec_context.time_base = time_base
+        # x265 through PyAV leaves some packets' dts unset (garbage): no B-frames, and dts = pts
+        params = "crf=8:bframes=0:log-level=error" + (f":{x265_params}" if x265_params else "")
+        settings = {"x265-params": params} if codec == "libx265" else {"crf": "8"}
+        stream.options = {**settings, **(options or {})}
         primaries, colorspace = _TAGS[matrix]
         tags = {
             "color_primaries": primaries if tagged else 2,
@@ -199,7 +205,13 @@ def write_color_video(
             )
             for name, value in tags.items():
                 setattr(frame, name, value)
-            frame.pts = index
-            frame.time_base = stream.time_base
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+            frame.pts, frame.time_base = index, time_base
+            out.mux(_with_dts(stream.encode(frame), codec))
+        out.mux(_with_dts(stream.encode(None), codec))
+
+
+def _with_dts(packets: list[av.Packet], codec: str) -> list[av.Packet]:
+    if codec == "libx265":
+        for packet in packets:
+            packet.dts = packet.pts
+    return packets

@@ -6,15 +6,21 @@ import shutil
 import subprocess
 import sys
 
+import fastavro
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from PIL import Image
 
 from pipeline import graph
+from pipeline.__main__ import resume_problem
 from pipeline.show import read_results
-from snapshot import synth
+from snapshot import jobs, synth
+from snapshot.assemble import failed
+from snapshot.jobs import ManifestLine
+from snapshot.results import load_schema
 from snapshot.storage import Buckets
+from snapshot.tasks import internal_error
 from tests.helpers import ROOT, request_line
 
 pytestmark = pytest.mark.slow  # whole runs of the command
@@ -106,3 +112,21 @@ def test_resume_refuses_what_it_cannot_use(tmp_path, bucket_root):
         assert done.returncode == 2 and reason in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob("r-*"))
+
+
+def test_resume_carries_the_results_of_an_earlier_version(tmp_path, bucket_root):
+    """Results written before ColorIn and ToneMapped existed are read with their defaults."""
+    line = request_line(output="a.jpg", FrameType="normal")
+    (tmp_path / "m.jsonl").write_text(line + "\n")
+    schema = load_schema()
+    schema["fields"] = [f for f in schema["fields"] if f["name"] not in ("ColorIn", "ToneMapped")]
+    job = jobs.read_job(ManifestLine("m.jsonl", 1, line), "2026-11-01T00:00:00Z")
+    old = failed(job, internal_error()).to_record()
+    old = {**{k: v for k, v in old.items() if k not in ("ColorIn", "ToneMapped")}, "State": "Success", "Code": ""}
+    with open(tmp_path / "old-00000-of-00001.avro", "wb") as out:
+        fastavro.writer(out, fastavro.parse_schema(schema), [old])
+
+    assert resume_problem(str(tmp_path / "old"), str(tmp_path / "new")) is None
+    assert run_in_process(tmp_path, bucket_root, "new", resume=str(tmp_path / "old")) == 0  # nothing captured
+    (carried,) = read_results(str(tmp_path / "new"))
+    assert carried == {**old, "ColorIn": "", "ToneMapped": False}
