@@ -18,6 +18,7 @@ class Limits:
     decoder_threads: int = 1  # per decoder; workers run in parallel already
     decoder_memory_mb: int = 4096  # address space of a decoding process (0: no cap)
     isolate: bool = True  # decode in a child process that can be killed
+    skip_nonref: bool = True  # skip frames nothing references on the way to a point (media.Walk)
 
     def timeout_s(self, is_async: bool) -> float:
         return self.async_timeout_s if is_async else self.sync_timeout_s

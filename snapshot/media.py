@@ -115,6 +115,7 @@ class Captured:
     image: Image.Image  # sRGB
     color: color.Description  # what the frame's samples meant
     frame_pts: int
+    decoded: int = 0  # frames the decoder made for this shot
     _encoded: dict[tuple[str, int], bytes] = field(default_factory=dict)  # shared by shots of the same picture
 
     def encoded(self, image_format: str, quality: int) -> bytes:
@@ -127,7 +128,7 @@ class Captured:
 
     def again(self, shot: Shot) -> Captured:
         """The same picture for another shot of the same size, sharing its encodings."""
-        return Captured(shot, self.image, self.color, self.frame_pts, self._encoded)
+        return Captured(shot, self.image, self.color, self.frame_pts, 0, self._encoded)
 
 
 def probe(source: Source, limits: Limits = DEFAULT_LIMITS) -> Probe:
@@ -267,7 +268,8 @@ def capture(
     """
     with _open(source) as container:
         stream = _video_stream(container, limits)
-        frames: Frames | None = None
+        walker = _Walker(container, stream, probe_, limits)
+        frames: Walk | None = None
         last: VideoFrame | None = None
         ahead: VideoFrame | None = None
         previous: Captured | None = None
@@ -276,21 +278,22 @@ def capture(
             for shot in sorted(shots, key=lambda s: s.target_pts):
                 if skip(shot.owner):
                     continue
+                decoded = walker.decoded
                 if shot.black is not None:
-                    frame = _first_non_black(container, stream, probe_, shot.black, shot.keyframe, limits)
+                    frame = _first_non_black(walker, shot.black, shot.keyframe)
                     frames = None  # the next frame-exact shot seeks afresh
                 elif shot.keyframe:
                     same = previous is not None and previous.shot.keyframe and previous.frame_pts == shot.target_pts
                     if same and previous_frame is not None:
                         frame = previous_frame
                     else:
-                        frame = _keyframe(container, stream, probe_, shot.target_pts, limits)
+                        frame = _keyframe(walker, shot.target_pts)
                     frames = None
                 else:
                     keyframe = probe_.keyframe_at_or_before(shot.target_pts)
                     position = ahead if ahead is not None else last
                     if frames is None or position is None or (position.pts is not None and keyframe > position.pts):
-                        frames, last, ahead = _frames_from(container, stream, probe_, keyframe, shot.target_pts)
+                        frames, last, ahead = walker.start(keyframe, shot.target_pts)
                     last, ahead = _advance(frames, last, ahead, shot.target_pts, limits.max_frames_per_point)
                     if last is None:
                         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no frame at {shot.requested_ms} ms")
@@ -300,45 +303,122 @@ def capture(
                 else:
                     shown = frame.pts if frame.pts is not None else shot.target_pts
                     captured = Captured(shot, *_picture(frame, shot.size), frame_pts=shown)
+                captured.decoded = walker.decoded - decoded
                 previous, previous_frame = captured, frame
                 yield captured
         except av.FFmpegError:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded") from None
 
 
-def _keyframe(container: InputContainer, stream: VideoStream, probe_: Probe, target: int, limits: Limits) -> VideoFrame:
+class Walk:
+    """The frames decoded forward from where the container was sought, in presentation order.
+
+    Set `target` before asking for the frames up to it: a packet is then decoded with
+    `skip_frame = NONREF` when a packet already read lies after it and at or before the
+    target. Such a frame can be neither the frame shown at the target nor one that it needs:
+    if no other frame references it, the decoder leaves it out. Frames that others predict
+    from are decoded as always.
+    """
+
+    def __init__(self, walker: _Walker):
+        self.target: int | None = None
+        self._walker = walker
+        self._frames = self._decode()
+
+    def __iter__(self) -> Walk:
+        return self
+
+    def __next__(self) -> VideoFrame:
+        return next(self._frames)
+
+    def _decode(self) -> Frames:
+        walker = self._walker
+        decoder = walker.stream.codec_context
+        read: list[int] = []  # pts of the packets read: the newest at or before the target, and later ones
+        try:
+            for packet in walker.container.demux(walker.stream):
+                pts, target = packet.pts, self.target
+                newest = max((q for q in read if q <= target), default=None) if target is not None else None
+                if newest is not None:
+                    read = [q for q in read if q >= newest]  # targets only grow: nothing older counts again
+                skip = walker.skip_nonref and pts is not None and newest is not None and pts < newest
+                decoder.skip_frame = "NONREF" if skip else "DEFAULT"
+                if pts is not None:
+                    read.append(pts)
+                for frame in packet.decode():
+                    walker.decoded += 1
+                    yield frame
+        except IndexError:  # PyAV, when the container gains a stream mid-file (damaged MPEG-TS)
+            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the container's streams change mid-file") from None
+        finally:
+            decoder.skip_frame = "DEFAULT"
+
+
+@dataclass
+class _Walker:
+    """What walks in one open video share: its container, stream and plan, and a count of the
+    frames decoded."""
+
+    container: InputContainer
+    stream: VideoStream
+    probe: Probe
+    limits: Limits
+    decoded: int = 0
+
+    @property
+    def skip_nonref(self) -> bool:
+        return self.limits.skip_nonref
+
+    def start(self, keyframe: int, target: int) -> tuple[Walk, VideoFrame | None, VideoFrame | None]:
+        """Seek so that the first decoded frame is at or before `target`; (frames, last, ahead).
+
+        Demuxers may land late (MP4 seeks by decode timestamps, MPEG-TS by byte position):
+        then seek again from further back, one second, two, four, ...
+        """
+        offset, back = keyframe, max(1, int(1 / self.probe.time_base))
+        for _ in range(SEEK_ATTEMPTS):
+            try:
+                self.container.seek(offset, stream=self.stream, backward=True)
+                frames = Walk(self)
+                first = next(frames, None)
+            except av.FFmpegError:
+                raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded after seeking") from None
+            if first is not None and (first.pts is None or first.pts <= target):
+                return frames, None, first
+            landed = first.pts if first is not None and first.pts is not None else offset
+            offset, back = min(offset, landed) - back, back * 2
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "seeking in the video fails")
+
+
+def _keyframe(walker: _Walker, target: int) -> VideoFrame:
     """The keyframe at `target`: its packet alone is decoded, then the decoder is drained,
     so no frame after it is decoded. Falls back to decoding forward when the demuxer does not
     land on it."""
+    container, stream = walker.container, walker.stream
     container.seek(target, stream=stream, backward=True)
     packet = next((p for p in _packets(container, stream) if p.pts is not None), None)
     if packet is not None and packet.is_keyframe and packet.pts == target:
         decoder = stream.codec_context
         decoded = [*decoder.decode(packet), *decoder.decode(None)]
         decoder.flush_buffers()
+        walker.decoded += len(decoded)
         frame = next((f for f in decoded if f.pts == target), None)
         if frame is not None:
             return frame
-    frames, last, ahead = _frames_from(container, stream, probe_, target, target)
-    last, _ = _advance(frames, last, ahead, target, limits.max_frames_per_point)
+    frames, last, ahead = walker.start(target, target)
+    last, _ = _advance(frames, last, ahead, target, walker.limits.max_frames_per_point)
     if last is None:
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the keyframe cannot be decoded")
     return last
 
 
-def _first_non_black(
-    container: InputContainer,
-    stream: VideoStream,
-    probe_: Probe,
-    black: BlackFilter,
-    keyframes_only: bool,
-    limits: Limits,
-) -> VideoFrame:
+def _first_non_black(walker: _Walker, black: BlackFilter, keyframes_only: bool) -> VideoFrame:
     """The first candidate frame of the first BLACK_WINDOW_S seconds that is not black; the
     first frame when all are."""
+    probe_ = walker.probe
     limit = probe_.start_pts + int(BLACK_WINDOW_S / probe_.time_base)
     first = None
-    for frame in _candidates(container, stream, probe_, limit, keyframes_only, limits):
+    for frame in _candidates(walker, limit, keyframes_only):
         first = first if first is not None else frame
         if not _is_black(frame, black):
             return frame
@@ -347,18 +427,18 @@ def _first_non_black(
     return first
 
 
-def _candidates(
-    container: InputContainer, stream: VideoStream, probe_: Probe, limit: int, keyframes_only: bool, limits: Limits
-) -> Frames:
+def _candidates(walker: _Walker, limit: int, keyframes_only: bool) -> Frames:
+    """Every frame before `limit` (no target: nothing is skipped), or only its keyframes."""
+    probe_ = walker.probe
     try:
         if keyframes_only:
             for keyframe in (k for k in probe_.keyframes if probe_.start_pts <= k < limit):
-                frames, last, ahead = _frames_from(container, stream, probe_, keyframe, keyframe)
-                last, _ = _advance(frames, last, ahead, keyframe, limits.max_frames_per_point)
+                frames, last, ahead = walker.start(keyframe, keyframe)
+                last, _ = _advance(frames, last, ahead, keyframe, walker.limits.max_frames_per_point)
                 if last is not None:
                     yield last
             return
-        frames, _, frame = _frames_from(container, stream, probe_, probe_.keyframes[0], probe_.start_pts)
+        frames, _, frame = walker.start(probe_.keyframes[0], probe_.start_pts)
         while frame is not None and frame.pts is not None and frame.pts < limit:
             yield frame
             frame = next(frames, None)
@@ -374,33 +454,11 @@ def _is_black(frame: VideoFrame, black: BlackFilter) -> bool:
     return images.black_share(np.asarray(picture.convert("L")), black.threshold) >= black.level
 
 
-def _frames_from(
-    container: InputContainer, stream: VideoStream, probe_: Probe, keyframe: int, target: int
-) -> tuple[Frames, VideoFrame | None, VideoFrame | None]:
-    """Seek so that the first decoded frame is at or before `target`; (frames, last, ahead).
-
-    Demuxers may land late (MP4 seeks by decode timestamps, MPEG-TS by byte position):
-    then seek again from further back, one second, two, four, ...
-    """
-    offset, back = keyframe, max(1, int(1 / probe_.time_base))
-    for _ in range(SEEK_ATTEMPTS):
-        try:
-            container.seek(offset, stream=stream, backward=True)
-            frames = _frames(container, stream)
-            first = next(frames, None)
-        except av.FFmpegError:
-            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded after seeking") from None
-        if first is not None and (first.pts is None or first.pts <= target):
-            return frames, None, first
-        landed = first.pts if first is not None and first.pts is not None else offset
-        offset, back = min(offset, landed) - back, back * 2
-    raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "seeking in the video fails")
-
-
 def _advance(
-    frames: Frames, last: VideoFrame | None, ahead: VideoFrame | None, target: int, max_frames: int
+    frames: Walk, last: VideoFrame | None, ahead: VideoFrame | None, target: int, max_frames: int
 ) -> tuple[VideoFrame | None, VideoFrame | None]:
     """Decode forward to `target`: (last frame with pts <= target, the next one or None)."""
+    frames.target = target
     if ahead is not None and ahead.pts is not None:
         if ahead.pts > target:
             return last, ahead
@@ -427,14 +485,6 @@ def _packets(container: InputContainer, stream: VideoStream) -> Iterator[Packet]
     mid-file (damaged MPEG-TS): that is damage, not a bug."""
     try:
         yield from container.demux(stream)
-    except IndexError:
-        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the container's streams change mid-file") from None
-
-
-def _frames(container: InputContainer, stream: VideoStream) -> Frames:
-    """The stream's decoded frames; see _packets."""
-    try:
-        yield from container.decode(stream)
     except IndexError:
         raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the container's streams change mid-file") from None
 

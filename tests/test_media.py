@@ -163,3 +163,41 @@ def test_audio_only_has_no_video_stream(tmp_path):
         probe_file(path)
     assert caught.value.code == errors.RESOURCE_CONTENT_BAD
     assert "no video stream" in caught.value.message
+
+
+# Videos whose frames other frames do not all reference: B-pyramids (H.264, HEVC), alt-ref (VP9).
+SKIPPABLE = {
+    "h264_pyramid.mp4": {"options": {"x264-params": "bframes=3:b-pyramid=normal:keyint=60:min-keyint=60:scenecut=0"}},
+    "hevc_pyramid.mp4": {
+        "codec": "libx265",
+        "options": {"x265-params": "bframes=4:b-pyramid=1:keyint=60:min-keyint=60:scenecut=0:log-level=error"},
+    },
+    "vp9_60.webm": {"codec": "libvpx-vp9", "options": {"g": "60"}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SKIPPABLE))
+def test_skipping_unreferenced_frames_changes_no_snapshot(tmp_path, name):
+    """Each point walked to alone, and all of them in one walk: the same pictures, byte for
+    byte, with and without skip_frame NONREF; the frame each shows; and fewer frames decoded
+    where the codec marks its unreferenced frames (H.264, HEVC; FFmpeg's VP9 decoder skips none)."""
+    path = str(tmp_path / name)
+    synth.write_video(path, frames=120, size=(160, 90), **SKIPPABLE[name])
+    frames = [*range(0, 120, 7), 59, 61, 119]
+    pictures, decoded = {}, {}
+    with open(path, "rb") as source:
+        probe = media.probe(source)
+        shots = [media.Shot(n, 0, probe.pts(frame * 1000 / 30 + 1), (160, 90)) for n, frame in enumerate(frames, 1)]
+        for skip in (False, True):
+            limits = media.Limits(skip_nonref=skip)
+            alone = [c for shot in shots for c in media.capture(source, [shot], probe, limits)]
+            together = sorted(media.capture(source, shots, probe, limits), key=lambda c: c.shot.seq)
+            pictures[skip] = [(c.frame_pts, c.image.tobytes()) for c in alone + together]
+            decoded[skip] = sum(c.decoded for c in alone + together)
+            assert [synth.read_index(c.image) for c in alone] == frames
+            assert [synth.read_index(c.image) for c in together] == frames
+    assert pictures[True] == pictures[False]
+    if name.startswith("vp9"):
+        assert decoded[True] == decoded[False]
+    else:
+        assert decoded[True] < 0.75 * decoded[False], decoded
