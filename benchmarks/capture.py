@@ -1,14 +1,17 @@
 """Capture speed: the pipeline against the ffmpeg command line and a bare PyAV loop, same run.
 
-    .venv/bin/python benchmarks/capture.py [--workdir /tmp/snapshot-bench] [--quick]
+    .venv/bin/python benchmarks/capture.py [--workdir /tmp/snapshot-bench] [--quick | --small]
 
-Makes its own corpus (H.264 720p and 1080p, 30 s and 10 min, GOP 2 s and 10 s; frames show
-their index) and manifests, then for each scenario runs
-  (a) python -m pipeline on the local runner with 2 worker processes,
+Makes its own corpus (H.264 720p and 1080p, 30 s and 10 min, GOP 2 s, 5 s and 10 s; frames
+show their index) and manifests, then for each scenario runs
+  (a) python -m pipeline, the plain command with no parallelism flags,
   (b) ffmpeg doing the same captures: one `ffmpeg -ss T -i IN -frames:v 1` per point, 2 at a
       time (and, for dense points, one `-vf fps=1` pass per video when that is faster),
   (c) a bare loop with the same plan and no Beam (2 processes: the floor of the design),
-and prints snapshots/s, the ratios, whether (a) and (b) captured the same frames, and peak RSS.
+and prints snapshots/s, the ratios, whether (a) and (b) captured the same frames, peak RSS,
+and the frames decoded per snapshot without and with skipping unreferenced frames (the
+capture code on the same tasks, in this process). `--small` runs sets of 150 to 250
+snapshots on a 720p video (GOP 2 s) and a 1080p one (GOP 5 s), where the fixed cost counts.
 Every point is a multiple of 100 ms, so "the frame shown at T" (ours) and "the first frame at
 or after T" (ffmpeg's -ss) are the same frame at 30 fps.
 """
@@ -36,7 +39,10 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.common import run_measured  # noqa: E402
 from pipeline.show import read_results  # noqa: E402
-from snapshot import synth  # noqa: E402
+from snapshot import jobs, media, synth, tasks  # noqa: E402
+from snapshot.jobs import ManifestLine  # noqa: E402
+from snapshot.limits import Limits  # noqa: E402
+from snapshot.storage import Buckets  # noqa: E402
 
 FPS = 30
 WIDTH = 320  # every snapshot is scaled to this width
@@ -45,6 +51,7 @@ CORPUS = {
     "720p-30s-gop2.mp4": (1280, 720, 30, 2),
     "1080p-30s-gop2.mp4": (1920, 1080, 30, 2),
     "1080p-30s-gop10.mp4": (1920, 1080, 30, 10),
+    "1080p-30s-gop5.mp4": (1920, 1080, 30, 5),
     "720p-10m-gop10.mp4": (1280, 720, 600, 10),
     "1080p-10m-gop2.mp4": (1920, 1080, 600, 2),
 }
@@ -86,23 +93,47 @@ def request(video: str, n: int, **config) -> str:
     )
 
 
+SMALL = ["720p-30s-gop2.mp4", "1080p-30s-gop5.mp4"]
+LARGE = [v for v in CORPUS if v != "1080p-30s-gop5.mp4"]  # the corpus of the large sets, as measured before
+
+
+def small_scenarios() -> dict[str, list[str]]:
+    """Sets of 150 to 250 snapshots: a day's uploads, a re-run of failures."""
+    rng = random.Random(7)
+    return {
+        "small: single frames (normal)": [
+            request(rng.choice(SMALL), n, Time=rng.randrange(0, 300) * 100, FrameType="normal") for n in range(200)
+        ],
+        "small: Num=10 sparse (normal)": [
+            request(rng.choice(SMALL), n, Time=rng.randrange(0, 20) * 100, Num=10, Interval=3, FrameType="normal")
+            for n in range(20)
+        ],
+        "small: dense 1/s (normal, 1080p)": [
+            request("1080p-30s-gop5.mp4", n, Time=0, Interval=1, FrameType="normal") for n in range(7)
+        ],
+        "small: Num=10 sparse (intra)": [
+            request(rng.choice(SMALL), n, Time=rng.randrange(0, 20) * 100, Num=10, Interval=3) for n in range(20)
+        ],
+    }
+
+
 def scenarios(quick: bool) -> dict[str, list[str]]:
     """Manifests: name -> lines. Every point is a multiple of 100 ms."""
     rng = random.Random(5)
-    short = [v for v in CORPUS if CORPUS[v][2] == 30]
+    short = [v for v in CORPUS if CORPUS[v][2] == 30 and CORPUS[v][3] != 5]
     scale = 4 if quick else 1
     single = [
         request(v, n, Time=rng.randrange(0, CORPUS[v][2] * 10) * 100, FrameType="normal")
-        for n, v in enumerate(rng.choice(list(CORPUS)) for _ in range(240 // scale))
+        for n, v in enumerate(rng.choice(LARGE) for _ in range(240 // scale))
     ]
     sparse = [
         request(v, n, Time=rng.randrange(0, 20) * 100, Num=10, Interval=CORPUS[v][2] // 10, FrameType="normal")
-        for n, v in enumerate(rng.choice(list(CORPUS)) for _ in range(64 // scale))
+        for n, v in enumerate(rng.choice(LARGE) for _ in range(64 // scale))
     ]
     dense = [request(v, n, Time=0, Interval=1, FrameType="normal") for n, v in enumerate(short * (32 // scale))]
     intra = [
         request(v, n, Time=rng.randrange(0, 20) * 100, Num=10, Interval=CORPUS[v][2] // 10)
-        for n, v in enumerate(rng.choice(list(CORPUS)) for _ in range(240 // scale))
+        for n, v in enumerate(rng.choice(LARGE) for _ in range(240 // scale))
     ]
     length = {
         length: [
@@ -138,10 +169,6 @@ def run_pipeline(work: str, name: str, lines: list[str]) -> dict:
             prefix,
             "--bucket_root",
             os.path.join(work, "buckets"),
-            "--direct_num_workers",
-            "2",
-            "--direct_running_mode",
-            "multi_threading",
         ],
         cwd=ROOT,
     )
@@ -247,6 +274,26 @@ def run_fps_pass(work: str, lines: list[str]) -> float:
     return time.monotonic() - started
 
 
+def frames_decoded(work: str, lines: list[str]) -> tuple[float, float]:
+    """Frames decoded per snapshot by the capture code on the run's tasks: without and with
+    skipping unreferenced frames."""
+    buckets = Buckets(os.path.join(work, "buckets"))
+    parsed = [jobs.read_job(ManifestLine("m", n, line), "now") for n, line in enumerate(lines, 1)]
+    by_input: dict[str, list] = {}
+    for job in parsed:
+        by_input.setdefault(jobs.input_key(job), []).append(job)
+    cut = [task for group in by_input.values() for task in tasks.plan_input(group, buckets)[1]]
+    per_shot = []
+    for skip in (False, True):
+        decoded = shots = 0
+        for task in cut:
+            with open(os.path.join(work, "buckets", "in", task.input.name), "rb") as source:
+                for captured in media.capture(source, task.shots, task.probe, Limits(skip_nonref=skip)):
+                    decoded, shots = decoded + captured.decoded, shots + 1
+        per_shot.append(decoded / shots)
+    return per_shot[0], per_shot[1]
+
+
 def run_bare(work: str, name: str) -> float:
     """benchmarks/bare.py on the same manifest: the same plan and capture code with no Beam."""
     shutil.rmtree(os.path.join(work, "buckets", "out"), ignore_errors=True)
@@ -274,10 +321,6 @@ def startup(work: str, which: str) -> float:
             os.path.join(work, "results", "empty"),
             "--bucket_root",
             os.path.join(work, "buckets"),
-            "--direct_num_workers",
-            "2",
-            "--direct_running_mode",
-            "multi_threading",
         ]
     else:
         command = ["-m", "benchmarks.bare", manifest, os.path.join(work, "buckets")]
@@ -289,11 +332,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="/tmp/snapshot-bench")
     parser.add_argument("--quick", action="store_true", help="a quarter of the points (a smoke run)")
+    parser.add_argument("--small", action="store_true", help="sets of 150 to 250 snapshots on 2 short videos")
     args = parser.parse_args()
     work = args.workdir
     videos = os.path.join(work, "buckets", "in")
     os.makedirs(videos, exist_ok=True)
     for name, (width, height, seconds, gop) in CORPUS.items():
+        if args.small and name not in SMALL:
+            continue
         path = os.path.join(videos, name)
         if not os.path.exists(path):
             started = time.monotonic()
@@ -307,7 +353,7 @@ def main() -> None:
     )
     header = (
         f"{'scenario':34} {'shots':>5} {'pipeline/s':>10} {'ffmpeg/s':>9} {'bare/s':>8} "
-        f"{'vs ffmpeg':>9} {'vs bare':>8} {'same':>9} {'RSS MB':>11}"
+        f"{'vs ffmpeg':>9} {'vs bare':>8} {'same':>9} {'RSS MB':>11} {'frames/shot':>12}"
     )
     print(
         f"fixed cost of a run (a manifest of one bad line): pipeline {startup(work, 'pipeline'):.1f} s, "
@@ -315,7 +361,7 @@ def main() -> None:
     )
     print(header)
     rows = {}
-    for name, lines in scenarios(args.quick).items():
+    for name, lines in (small_scenarios() if args.small else scenarios(args.quick)).items():
         key = name.split(":")[-1].split()[0] + "-" + str(len(lines))
         ours = run_pipeline(work, key, lines)
         count = len(ours["shots"])
@@ -324,16 +370,20 @@ def main() -> None:
         if name.startswith("dense"):
             ffmpeg_seconds = min(ffmpeg_seconds, run_fps_pass(work, lines))
         bare = run_bare(work, key)
+        before, after = frames_decoded(work, lines)
         rows[name] = ours["seconds"] / count
         print(
             f"{name:34} {count:5d} {count / ours['seconds']:10.1f} {count / ffmpeg_seconds:9.1f} "
             f"{count / bare:8.1f} {ffmpeg_seconds / ours['seconds']:8.2f}x {ours['seconds'] / bare:7.2f}x "
-            f"{theirs['same']:4d}/{count:<4d} {ours['worker_mb']:5.0f}/{ours['decoder_mb']:<5.0f}",
+            f"{theirs['same']:4d}/{count:<4d} {ours['worker_mb']:5.0f}/{ours['decoder_mb']:<5.0f} "
+            f"{before:5.1f} -> {after:<4.1f}",
             flush=True,
         )
-    ratio = rows["length: 10 min input"] / rows["length: 30 s input"]
-    print(f"\nsnapshot cost, 10-min vs 30-s input, same points: {ratio:.2f}x")
+    if not args.small:
+        ratio = rows["length: 10 min input"] / rows["length: 30 s input"]
+        print(f"\nsnapshot cost, 10-min vs 30-s input, same points: {ratio:.2f}x")
     print("RSS MB: peak of a worker process / of a decoding process")
+    print("frames/shot: frames decoded per snapshot, without -> with skipping unreferenced frames")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def one_input(data: bytes) -> None:
             targets = [shot.target_pts for shot in shots if shot.keyframe]
             exact = media.exact_keyframes(source, probe, targets)
             for captured in media.capture(source, shots, exact):
-                captured.jpeg(85)
+                captured.encoded("JPEG", 85)
     except SnapshotError:
         pass
 

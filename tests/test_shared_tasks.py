@@ -123,7 +123,9 @@ def test_identical_shots_are_decoded_and_encoded_once(videos, monkeypatch):
         shots = [media.Shot(n, 1000, 30 * 512, (320, 180), keyframe=True, owner=str(n)) for n in range(1, 51)]
         captured = list(media.capture(source, shots, probe))
     assert calls == {"keyframe": 1, "picture": 1}
-    assert len({id(c.jpeg(85)) for c in captured}) == 1 and shown_bytes(captured[0].jpeg(85)) == 30
+    assert (
+        len({id(c.encoded("JPEG", 85)) for c in captured}) == 1 and shown_bytes(captured[0].encoded("JPEG", 85)) == 30
+    )
 
 
 def shown_bytes(jpeg: bytes) -> int:
