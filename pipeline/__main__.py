@@ -27,6 +27,7 @@ from pipeline.options import SnapshotOptions
 from pipeline.progress import Progress
 from pipeline.runlog import RunLog
 from pipeline.show import read_results, result_files
+from snapshot import guarded
 from snapshot.notify import Delivery, Targets
 from snapshot.objects import Retry
 from snapshot.results import State, load_schema
@@ -170,6 +171,9 @@ def launch(args: SnapshotOptions, terminal=None):
     progress = None
     if local.on_this_machine(args) and not args.quiet and not args.no_wait:
         progress = Progress(len(accounting.manifest_sources(args.manifest)), terminal)
+    decoders = guarded.shared_decoding_pool(limits) if runner is not None and limits.isolate else None
+    if decoders is not None:  # the workers are threads of this process: their decoders start while Beam builds
+        decoders.prestart(local.workers(args))
     try:
         p = beam.Pipeline(runner=runner, options=args)
         graph.build(
@@ -189,6 +193,8 @@ def launch(args: SnapshotOptions, terminal=None):
     finally:
         if progress is not None:
             progress.close()
+        if decoders is not None:
+            decoders.release()
 
 
 def summary(records: list[dict], carried: int = 0) -> str:

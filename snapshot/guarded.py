@@ -101,6 +101,11 @@ def decoding_pool(limits: Limits) -> isolation.Pool:
     return isolation.Pool(limits.decoder_memory_mb, preload=DECODING_STACK)
 
 
+def shared_decoding_pool(limits: Limits) -> isolation.Pool:
+    """The decoding processes that this process's steps share (see isolation.shared): release it."""
+    return isolation.shared(limits.decoder_memory_mb, preload=DECODING_STACK)
+
+
 class _Waiting:
     """Which shot of a task the decoding process works on, and since when."""
 

@@ -282,6 +282,7 @@ class Pool:
 
     def __init__(self, memory_mb: int = 0, preload: tuple[str, ...] = ()):
         self.memory_mb, self.preload = memory_mb, preload
+        self._users = 0  # of a pool from `shared`
         self._idle: list[Worker] = []
         self._all: list[Worker] = []
         self._lock = threading.Lock()
@@ -303,11 +304,10 @@ class Pool:
             self._give_back(worker)
 
     def prestart(self, count: int) -> None:
-        """Start `count` processes in the background: their start overlaps what the owner does
-        meanwhile."""
+        """Start processes in the background until the pool holds `count`: their start
+        overlaps what the owner does meanwhile."""
 
-        def start():
-            worker = self._new()
+        def start(worker: Worker):
             try:
                 worker.start()
             except Exception:  # noqa: BLE001 - closed meanwhile, or failed: a call starts one when it needs it
@@ -315,8 +315,19 @@ class Pool:
                 return
             self._give_back(worker)
 
-        for _ in range(count):
-            threading.Thread(target=start, daemon=True).start()
+        with self._lock:
+            missing = count - len(self._all)
+        for _ in range(missing):
+            threading.Thread(target=start, args=(self._new(),), daemon=True).start()
+
+    def release(self) -> None:
+        """A user of a pool from `shared` is done with it; the last one closes it."""
+        with _SHARED_LOCK:
+            self._users -= 1
+            if self._users > 0:
+                return
+            _SHARED.pop((self.memory_mb, self.preload), None)
+        self.close()
 
     def close(self) -> None:
         with self._lock:
@@ -348,3 +359,17 @@ class Pool:
         with self._lock:
             if worker in self._all:
                 self._idle.append(worker)
+
+
+_SHARED: dict[tuple[int, tuple[str, ...]], Pool] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared(memory_mb: int = 0, preload: tuple[str, ...] = ()) -> Pool:
+    """The pool of these settings that this process's users share, one more user counted:
+    each calls `release` when done, and the last one closes it. Steps that run one after the
+    other then reuse the same processes, and a process started early serves the first step."""
+    with _SHARED_LOCK:
+        pool = _SHARED.setdefault((memory_mb, preload), Pool(memory_mb, preload))
+        pool._users += 1  # noqa: SLF001 - the pool's own count, kept under the module's lock
+    return pool

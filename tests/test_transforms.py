@@ -283,6 +283,32 @@ def test_decoding_processes_live_as_long_as_their_dofns(tmp_path, bucket_root):
     assert decoding_processes() == before
 
 
+def test_steps_share_decoding_processes_until_the_last_lets_go():
+    from snapshot import guarded
+    from snapshot.limits import Limits
+
+    before = decoding_processes()
+    first, second = guarded.shared_decoding_pool(Limits()), guarded.shared_decoding_pool(Limits())
+    assert first is second
+    first.prestart(2)
+    first.prestart(2)  # already holds 2: starts none
+    deadline = time.monotonic() + 20
+    while len(decoding_processes()) - len(before) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    started = set(decoding_processes()) - set(before)
+    assert len(started) == 2
+    first.release()
+    assert started <= set(decoding_processes())  # the other user still holds them
+    second.release()
+    deadline = time.monotonic() + 10
+    while set(decoding_processes()) & started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not set(decoding_processes()) & started
+    fresh = guarded.shared_decoding_pool(Limits())
+    assert fresh is not first  # the next user gets a pool of its own
+    fresh.release()
+
+
 def test_jobs_on_one_input_are_grouped_by_blocks_of_lines():
     text = request_line()
     key = {n: jobs.input_key(jobs.read_job(ManifestLine("m.jsonl", n, text), "now")) for n in (1, 4999, 5000, 12000)}

@@ -44,20 +44,21 @@ class ParseJobs(beam.PTransform):
 
 
 class _Decoding(beam.DoFn):
-    """A step that decodes: its decoding processes live from `setup` to `teardown`, so a
-    worker that runs many bundles reuses them and leaks none."""
+    """A step that decodes, in the decoding processes that the steps of its worker process
+    share (guarded.shared_decoding_pool): held from `setup` to `teardown`, so bundles and the
+    steps after it reuse them, and the last teardown ends them all."""
 
     def __init__(self, buckets: Buckets, limits: Limits):
         self.buckets, self.limits = buckets, limits
 
     def setup(self):
-        self.pool = guarded.decoding_pool(self.limits) if self.limits.isolate else None
+        self.pool = guarded.shared_decoding_pool(self.limits) if self.limits.isolate else None
         if self.pool is not None:
             self.pool.prestart(1)
 
     def teardown(self):
         if self.pool is not None:
-            self.pool.close()
+            self.pool.release()
 
 
 class _Plan(_Decoding):
@@ -136,7 +137,7 @@ class _Finish(_Decoding):
     one request, captured once, and each line gets its result."""
 
     def setup(self):
-        self.pool = guarded.decoding_pool(self.limits) if self.limits.isolate else None  # for sheets
+        self.pool = guarded.shared_decoding_pool(self.limits) if self.limits.isolate else None  # for sheets
 
     def process(self, keyed):
         _job_id, grouped = keyed
