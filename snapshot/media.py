@@ -49,6 +49,7 @@ ALLOWED_FORMATS = {"mov", "matroska", "mpegts", "avi", "flv", "mpeg", "ogg", "mx
 INDEXED_FORMATS = {"mov", "mp4", "matroska", "webm"}  # demuxers whose index lists every keyframe
 BLACK_WINDOW_S = 5  # the black-frame filter looks this far for the first image
 BLACK_TEST_WIDTH = 160  # frames are tested for black at this width (luma only)
+THREAD_TYPE = "SLICE"  # frame threading delays every frame by its thread count: it slows seeks
 
 
 @dataclass(frozen=True)
@@ -548,6 +549,6 @@ def _video_stream(container: InputContainer, limits: Limits) -> VideoStream:
             errors.RESOURCE_CONTENT_BAD,
             f"the video is {context.width}x{context.height}, over the cap of {limits.max_input_pixels} pixels",
         )
-    stream.thread_type = "SLICE"
+    stream.thread_type = THREAD_TYPE
     stream.thread_count = limits.decoder_threads
     return stream

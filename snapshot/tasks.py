@@ -178,10 +178,11 @@ def output_names(
 
 
 def _tasks(probe: Probe, version: str, shots: list[Shot], parts: list[Part]) -> list[CaptureTask]:
-    """Split shots into tasks contiguous in time: see MAX_FRAMES_PER_TASK."""
+    """Split shots into tasks contiguous in time (see MAX_FRAMES_PER_TASK), the costliest first:
+    Beam's local runner deals a stage's elements to its workers in turn, in the order they came."""
     if not shots:
         return []
-    groups: list[list[Shot]] = []
+    groups: list[tuple[float, list[Shot]]] = []  # (estimated cost, shots)
     current: list[Shot] = []
     cost, frames, previous = 0.0, 0, None
     for shot in sorted(shots, key=lambda s: (s.target_pts, s.owner, s.seq)):
@@ -189,13 +190,14 @@ def _tasks(probe: Probe, version: str, shots: list[Shot], parts: list[Part]) -> 
         if previous is not None and new_frame:
             new_gop = probe.keyframe_at_or_before(shot.target_pts) != probe.keyframe_at_or_before(previous.target_pts)
             if frames >= MAX_FRAMES_IN_A_GOP or (new_gop and (frames >= MAX_FRAMES_PER_TASK or cost >= TASK_COST)):
-                groups.append(current)
+                groups.append((cost, current))
                 current, cost, frames, previous = [], 0.0, 0, None
         frames += new_frame
         cost += shot_cost(probe, shot, previous)
         current.append(shot)
         previous = shot
-    groups.append(current)
+    groups.append((cost, current))
+    groups.sort(key=lambda costed: costed[0], reverse=True)
     by_job = {part.job_id: part for part in parts}
     source = parts[0].request.input
     return [
@@ -206,7 +208,7 @@ def _tasks(probe: Probe, version: str, shots: list[Shot], parts: list[Part]) -> 
             tuple(group),
             tuple(by_job[o] for o in sorted({s.owner for s in group})),
         )
-        for group in groups
+        for _, group in groups
     ]
 
 

@@ -74,8 +74,12 @@ def test_tasks_keep_each_frame_whole_and_cut_inside_a_gop_by_frames_only(bucket_
     buckets = Buckets(str(bucket_root))
 
     def plan(texts: list[str]):
+        """The tasks in time order, and whether they came costliest first."""
         parsed = [jobs.read_job(ManifestLine("m", n, text), "now") for n, text in enumerate(texts, 1)]
-        return tasks.plan_input(parsed, buckets)[1]
+        cut = tasks.plan_input(parsed, buckets)[1]
+        costs = [estimated(task) for task in cut]
+        assert costs == sorted(costs, reverse=True)
+        return sorted(cut, key=lambda task: task.shots[0].target_pts)
 
     # 200 jobs asking for the same two times: each frame is decoded by one task, once
     cut = plan([request_line(output=f"{n}.jpg", Time=1010 + 1000 * (n % 2), FrameType="normal") for n in range(200)])
@@ -89,12 +93,22 @@ def test_tasks_keep_each_frame_whole_and_cut_inside_a_gop_by_frames_only(bucket_
     )
     cut = plan([long_gop])
     assert [len({s.target_pts for s in t.shots}) for t in cut] == [tasks.MAX_FRAMES_IN_A_GOP, 100 - 64]
+    # the costliest task comes first, whatever its time: small pictures at 0 s, large ones at 1 s
+    small = [request_line(output=f"s{n}.jpg", Time=34 * n, FrameType="normal", Width=32) for n in range(16)]
+    large = [request_line(output=f"l{n}.jpg", Time=1000 + 34 * n, FrameType="normal", Width=1280) for n in range(16)]
+    parsed = [jobs.read_job(ManifestLine("m", n, text), "now") for n, text in enumerate(small + large, 1)]
+    first, second = tasks.plan_input(parsed, buckets)[1]
+    assert (first.shots[0].size, second.shots[0].size) == ((1280, 720), (32, 18))
     # large pictures past TASK_COST end a task at the next keyframe, never inside a GOP
     cut = plan([request_line(output=f"{n}.jpg", Time=100 * n, FrameType="normal", Width=4096) for n in range(30)])
     assert len(cut) > 1
     for before, after in itertools.pairwise(cut):
         last, first = before.shots[-1].target_pts, after.shots[0].target_pts
         assert before.probe.keyframe_at_or_before(last) != after.probe.keyframe_at_or_before(first)
+
+
+def estimated(task: tasks.CaptureTask) -> float:
+    return sum(tasks.shot_cost(task.probe, s, p) for p, s in zip([None, *task.shots], task.shots, strict=False))
 
 
 def test_a_task_carries_only_the_keyframes_its_shots_use(bucket_root, videos):
