@@ -309,6 +309,9 @@ def capture(
                 yield captured
         except av.FFmpegError:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded") from None
+        finally:
+            if walker.walk is not None:
+                walker.walk.close()
 
 
 class Walk:
@@ -331,6 +334,11 @@ class Walk:
 
     def __next__(self) -> VideoFrame:
         return next(self._frames)
+
+    def close(self) -> None:
+        """Let go of the frame and packet it holds (a walk and its generator refer to each
+        other, so only the cycle collector would free them otherwise)."""
+        self._frames.close()
 
     def _decode(self) -> Frames:
         walker = self._walker
@@ -365,6 +373,7 @@ class _Walker:
     probe: Probe
     limits: Limits
     decoded: int = 0
+    walk: Walk | None = None  # the current walk: closed when the next one starts
 
     @property
     def skip_nonref(self) -> bool:
@@ -378,9 +387,11 @@ class _Walker:
         """
         offset, back = keyframe, max(1, int(1 / self.probe.time_base))
         for _ in range(SEEK_ATTEMPTS):
+            if self.walk is not None:
+                self.walk.close()
             try:
                 self.container.seek(offset, stream=self.stream, backward=True)
-                frames = Walk(self)
+                frames = self.walk = Walk(self)
                 first = next(frames, None)
             except av.FFmpegError:
                 raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded after seeking") from None

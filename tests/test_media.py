@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -201,3 +202,20 @@ def test_skipping_unreferenced_frames_changes_no_snapshot(tmp_path, name):
         assert decoded[True] == decoded[False]
     else:
         assert decoded[True] < 0.75 * decoded[False], decoded
+
+
+def test_a_walk_lets_go_of_its_frames_when_the_next_one_starts(videos):
+    """A walk and its generator refer to each other: unless closed, each seek would keep its
+    last 1080p frame alive until the cycle collector runs (223 MB against 97 MB for 60 random
+    points in a 10-min video)."""
+    gc.disable()
+    try:
+        with open(videos("h264.mp4"), "rb") as source:
+            probe = media.probe(source)
+            shots = [media.Shot(n, 0, probe.pts(ms), (32, 18)) for n, ms in enumerate([2500, 500, 1500, 2900], 1)]
+            captured = list(media.capture(source, shots, probe))
+        open_walks = [o for o in gc.get_objects() if isinstance(o, media.Walk) and o._frames.gi_frame is not None]
+    finally:
+        gc.enable()
+    assert [synth.read_index(c.image) for c in captured] == [15, 45, 75, 87]
+    assert not open_walks
