@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import BinaryIO, NoReturn
@@ -340,7 +340,7 @@ class Walk:
         other, so only the cycle collector would free them otherwise)."""
         self._frames.close()
 
-    def _decode(self) -> Frames:
+    def _decode(self) -> Generator[VideoFrame, None, None]:
         walker = self._walker
         decoder = walker.stream.codec_context
         read: list[int] = []  # pts of the packets read: the newest at or before the target, and later ones
