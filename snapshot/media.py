@@ -310,8 +310,7 @@ def capture(
         except av.FFmpegError:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded") from None
         finally:
-            if walker.walk is not None:
-                walker.walk.close()
+            walker.finish()
 
 
 class Walk:
@@ -336,8 +335,7 @@ class Walk:
         return next(self._frames)
 
     def close(self) -> None:
-        """Let go of the frame and packet it holds (a walk and its generator refer to each
-        other, so only the cycle collector would free them otherwise)."""
+        """Let go of the frame and packet it holds."""
         self._frames.close()
 
     def _decode(self) -> Generator[VideoFrame, None, None]:
@@ -379,6 +377,13 @@ class _Walker:
     def skip_nonref(self) -> bool:
         return self.limits.skip_nonref
 
+    def finish(self) -> None:
+        """Close the current walk and forget it: a walk and its walker refer to each other, and
+        the cycle would keep the decoder and its frames alive until the cycle collector ran."""
+        if self.walk is not None:
+            self.walk.close()
+            self.walk = None
+
     def start(self, keyframe: int, target: int) -> tuple[Walk, VideoFrame | None, VideoFrame | None]:
         """Seek so that the first decoded frame is at or before `target`; (frames, last, ahead).
 
@@ -387,8 +392,7 @@ class _Walker:
         """
         offset, back = keyframe, max(1, int(1 / self.probe.time_base))
         for _ in range(SEEK_ATTEMPTS):
-            if self.walk is not None:
-                self.walk.close()
+            self.finish()
             try:
                 self.container.seek(offset, stream=self.stream, backward=True)
                 frames = self.walk = Walk(self)
