@@ -35,6 +35,7 @@ _MATRICES = {
     9: ("bt2020", "bt2020"),
     10: ("bt2020", "bt2020"),  # constant luminance, converted as non-constant
 }
+_SWS_MATRIX = dict(_MATRICES.values())  # our name -> swscale's
 _PQ, _HLG = 16, 18  # AVColorTransferCharacteristic codes
 _BT2020_PRIMARIES = 9
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
@@ -95,7 +96,7 @@ def _scaled(frame: VideoFrame, described: Description, width: int, height: int, 
         width=width,
         height=height,
         format=pixel_format,
-        src_colorspace=next(sws for name, sws in _MATRICES.values() if name == described.matrix),
+        src_colorspace=_SWS_MATRIX[described.matrix],
         src_color_range="JPEG" if described.full_range else "MPEG",
         interpolation="BICUBIC",
     )
