@@ -25,10 +25,10 @@ def _capture(args):
     return guarded.run_task_guarded(task, Buckets(root), LIMITS)
 
 
-def main(manifest: str, root: str) -> None:
-    buckets = Buckets(root)
-    with open(manifest) as lines:
-        parsed = [jobs.read_job(ManifestLine("m", n, line.strip()), "now") for n, line in enumerate(lines, 1)]
+def plan(lines: list[str], buckets: Buckets) -> tuple[list, list, list[tasks.CaptureTask]]:
+    """The jobs of manifest lines, planned per input as the pipeline does: (jobs, the plan
+    outcomes, the capture tasks)."""
+    parsed = [jobs.read_job(ManifestLine("m", n, line.strip()), "now") for n, line in enumerate(lines, 1)]
     by_input: dict[str, list] = {}
     for job in parsed:
         if job.error is None:
@@ -38,6 +38,13 @@ def main(manifest: str, root: str) -> None:
         planned, group_tasks = tasks.plan_input(group, buckets, LIMITS)
         outcomes += planned
         cut += group_tasks
+    return parsed, outcomes, cut
+
+
+def main(manifest: str, root: str) -> None:
+    buckets = Buckets(root)
+    with open(manifest) as lines:
+        parsed, outcomes, cut = plan(list(lines), buckets)
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         for done in pool.imap_unordered(_capture, [(task, root) for task in cut]):
             outcomes += done

@@ -37,10 +37,10 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks import bare  # noqa: E402
 from benchmarks.common import run_measured  # noqa: E402
 from pipeline.show import read_results  # noqa: E402
-from snapshot import jobs, media, synth, tasks  # noqa: E402
-from snapshot.jobs import ManifestLine  # noqa: E402
+from snapshot import media, synth  # noqa: E402
 from snapshot.limits import Limits  # noqa: E402
 from snapshot.storage import Buckets  # noqa: E402
 
@@ -277,12 +277,7 @@ def run_fps_pass(work: str, lines: list[str]) -> float:
 def frames_decoded(work: str, lines: list[str]) -> tuple[float, float]:
     """Frames decoded per snapshot by the capture code on the run's tasks: without and with
     skipping unreferenced frames."""
-    buckets = Buckets(os.path.join(work, "buckets"))
-    parsed = [jobs.read_job(ManifestLine("m", n, line), "now") for n, line in enumerate(lines, 1)]
-    by_input: dict[str, list] = {}
-    for job in parsed:
-        by_input.setdefault(jobs.input_key(job), []).append(job)
-    cut = [task for group in by_input.values() for task in tasks.plan_input(group, buckets)[1]]
+    _, _, cut = bare.plan(lines, Buckets(os.path.join(work, "buckets")))
     per_shot = []
     for skip in (False, True):
         decoded = shots = 0

@@ -343,20 +343,18 @@ class Walk:
         decoder = walker.stream.codec_context
         read: list[int] = []  # pts of the packets read: the newest at or before the target, and later ones
         try:
-            for packet in walker.container.demux(walker.stream):
+            for packet in _packets(walker.container, walker.stream):
                 pts, target = packet.pts, self.target
                 newest = max((q for q in read if q <= target), default=None) if target is not None else None
                 if newest is not None:
                     read = [q for q in read if q >= newest]  # targets only grow: nothing older counts again
-                skip = walker.skip_nonref and pts is not None and newest is not None and pts < newest
+                skip = walker.limits.skip_nonref and pts is not None and newest is not None and pts < newest
                 decoder.skip_frame = "NONREF" if skip else "DEFAULT"
                 if pts is not None:
                     read.append(pts)
                 for frame in packet.decode():
                     walker.decoded += 1
                     yield frame
-        except IndexError:  # PyAV, when the container gains a stream mid-file (damaged MPEG-TS)
-            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the container's streams change mid-file") from None
         finally:
             decoder.skip_frame = "DEFAULT"
 
@@ -372,10 +370,6 @@ class _Walker:
     limits: Limits
     decoded: int = 0
     walk: Walk | None = None  # the current walk: closed when the next one starts
-
-    @property
-    def skip_nonref(self) -> bool:
-        return self.limits.skip_nonref
 
     def finish(self) -> None:
         """Close the current walk and forget it: a walk and its walker refer to each other, and

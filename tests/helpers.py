@@ -38,23 +38,18 @@ def request_line(obj: str = "v/h264.mp4", output: str = "{Count}.jpg", **config)
     return json.dumps({"Input": {"Bucket": "in", "Location": "local", "Object": obj}, "SnapshotConfig": config})
 
 
+def pipeline_args(manifest, results, bucket_root, *flags) -> list[str]:
+    """The command's arguments for a manifest, a results prefix and a bucket root, with more flags."""
+    return ["--manifest", str(manifest), "--results", str(results), "--bucket_root", str(bucket_root), *flags]
+
+
 def pipeline_command(manifest, results, bucket_root, *flags, max_file_bytes: int = 0) -> list[str]:
-    """`python -m pipeline` on a manifest, a results prefix and a bucket root, with more flags;
-    with `max_file_bytes`, the command may write no file larger (RLIMIT_FSIZE: a full disk)."""
+    """`python -m pipeline` with `pipeline_args`; with `max_file_bytes`, the command may write
+    no file larger (RLIMIT_FSIZE: a full disk)."""
     start = ["-m", "pipeline"]
     if max_file_bytes:
         start = ["-c", CAPPED_COMMAND.format(max_file_bytes)]
-    return [
-        sys.executable,
-        *start,
-        "--manifest",
-        str(manifest),
-        "--results",
-        str(results),
-        "--bucket_root",
-        str(bucket_root),
-        *flags,
-    ]
+    return [sys.executable, *start, *pipeline_args(manifest, results, bucket_root, *flags)]
 
 
 CAPPED_COMMAND = """

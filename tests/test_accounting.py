@@ -19,7 +19,7 @@ from apache_beam.runners.worker import data_plane
 from pipeline import __main__ as command
 from pipeline import accounting, local
 from pipeline.show import read_results
-from tests.helpers import ROOT, pipeline_command, request_line
+from tests.helpers import ROOT, pipeline_args, pipeline_command, request_line
 
 pytestmark = pytest.mark.slow  # whole runs of the command, under a pseudo-terminal
 
@@ -63,14 +63,7 @@ def test_the_runner_side_of_local_channels_flushes_only_between_elements(tmp_pat
     assert isinstance(timed, data_plane.TimeBasedBufferingClosableOutputStream)  # Beam's default
     timed.close()
     (tmp_path / "m.jsonl").write_text(request_line() + "\n")
-    argv = [
-        "--manifest",
-        str(tmp_path / "m.jsonl"),
-        "--results",
-        str(tmp_path / "r"),
-        "--bucket_root",
-        str(bucket_root),
-    ]
+    argv = pipeline_args(tmp_path / "m.jsonl", tmp_path / "r", bucket_root)
     assert command.main([*argv, "--quiet", "--direct_running_mode", "multi_processing"]) == 0
     servicer = data_plane.BeamFnDataServicer(worker_handlers.DATA_BUFFER_TIME_LIMIT_MS)
     stream = servicer.get_conn_by_worker_id("w").output_stream("i", "t")

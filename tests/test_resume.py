@@ -21,7 +21,7 @@ from snapshot.jobs import ManifestLine
 from snapshot.results import load_schema
 from snapshot.storage import Buckets
 from snapshot.tasks import internal_error
-from tests.helpers import ROOT, request_line
+from tests.helpers import ROOT, pipeline_args, request_line
 
 pytestmark = pytest.mark.slow  # whole runs of the command
 
@@ -57,22 +57,13 @@ def test_a_resumed_run_runs_only_what_failed(tmp_path, bucket_root):
         "not json",
     ]
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
-    first = command(
-        "--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "r1"), "--bucket_root", str(bucket_root)
-    )
+    first = command(*pipeline_args(tmp_path / "m.jsonl", tmp_path / "r1", bucket_root))
     assert first.returncode == 0 and "5 jobs: 2 succeeded, 3 failed" in first.stdout
     before = images(bucket_root / "out")
     shutil.copy(bucket_root / "in" / "v" / "h264.mp4", bucket_root / "in" / "v" / "late.mp4")  # the input is fixed
 
     resumed = command(
-        "--manifest",
-        str(tmp_path / "m.jsonl"),
-        "--results",
-        str(tmp_path / "r2"),
-        "--bucket_root",
-        str(bucket_root),
-        "--resume",
-        str(tmp_path / "r1"),
+        *pipeline_args(tmp_path / "m.jsonl", tmp_path / "r2", bucket_root, "--resume", str(tmp_path / "r1"))
     )
     assert resumed.returncode == 0, resumed.stderr
     assert "5 jobs: 2 carried over, 2 succeeded, 1 failed" in resumed.stdout
@@ -95,14 +86,7 @@ def test_a_resumed_run_runs_only_what_failed(tmp_path, bucket_root):
 def test_resume_refuses_what_it_cannot_use(tmp_path, bucket_root):
     (tmp_path / "m.jsonl").write_text(request_line() + "\n")
     (tmp_path / "other-00000-of-00001.avro").write_bytes(b"not avro at all")
-    base = [
-        "--manifest",
-        str(tmp_path / "m.jsonl"),
-        "--results",
-        str(tmp_path / "r"),
-        "--bucket_root",
-        str(bucket_root),
-    ]
+    base = pipeline_args(tmp_path / "m.jsonl", tmp_path / "r", bucket_root)
     for previous, reason in [
         (tmp_path / "none", "matches no results"),
         (tmp_path / "r", "is --results itself"),

@@ -309,6 +309,23 @@ def test_steps_share_decoding_processes_until_the_last_lets_go():
     fresh.release()
 
 
+def test_the_command_starts_decoders_early_and_lets_go_of_them(tmp_path, bucket_root):
+    """A local run in this process starts its decoding processes before Beam builds the graph,
+    shares them between its steps, and ends them all when it returns."""
+    from pipeline import __main__ as command
+    from snapshot import isolation
+    from tests.helpers import pipeline_args
+
+    before = decoding_processes()
+    (tmp_path / "m.jsonl").write_text(request_line() + "\n")
+    assert command.main(pipeline_args(tmp_path / "m.jsonl", tmp_path / "r", bucket_root, "--quiet")) == 0
+    assert not isolation._SHARED  # every user released the shared pool
+    deadline = time.monotonic() + 10
+    while decoding_processes() != before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert decoding_processes() == before
+
+
 def test_jobs_on_one_input_are_grouped_by_blocks_of_lines():
     text = request_line()
     key = {n: jobs.input_key(jobs.read_job(ManifestLine("m.jsonl", n, text), "now")) for n in (1, 4999, 5000, 12000)}
