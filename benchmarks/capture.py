@@ -38,7 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks import bare  # noqa: E402
-from benchmarks.common import run_measured  # noqa: E402
+from benchmarks.common import require_ffmpeg, run_measured  # noqa: E402
 from pipeline.show import read_results  # noqa: E402
 from snapshot import media, synth  # noqa: E402
 from snapshot.limits import Limits  # noqa: E402
@@ -329,6 +329,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a quarter of the points (a smoke run)")
     parser.add_argument("--small", action="store_true", help="sets of 150 to 250 snapshots on 2 short videos")
     args = parser.parse_args()
+    require_ffmpeg()
     work = args.workdir
     videos = os.path.join(work, "buckets", "in")
     os.makedirs(videos, exist_ok=True)

@@ -29,6 +29,7 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.common import require_ffmpeg  # noqa: E402
 from snapshot import color, images, media, synth  # noqa: E402
 
 SIZE = (1920, 1080)
@@ -111,6 +112,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/snapshot-color")
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
+    require_ffmpeg()
     shutil.rmtree(args.workdir, ignore_errors=True)
     os.makedirs(args.workdir)
     base = synth.color_picture(*SIZE)

@@ -1,9 +1,11 @@
-"""Shared pieces of the benchmarks: process trees, peak memory, timing."""
+"""Shared pieces of the benchmarks: the ffmpeg to compare with, process trees, peak memory, timing."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 import threading
 import time
 
@@ -69,3 +71,16 @@ def run_measured(
     done.set()
     sampler.join()
     return elapsed, peaks, subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def require_ffmpeg() -> None:
+    """Debian's ffmpeg command line, installed when it is missing and this is root on Debian."""
+    if shutil.which("ffmpeg"):
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing Debian's ffmpeg for the comparison ...", flush=True)
+        subprocess.run(["apt-get", "update", "-qq"], check=False, stdout=subprocess.DEVNULL)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "install", "-y", "-qq", "ffmpeg"], check=True, stdout=subprocess.DEVNULL, env=env)
+    if not shutil.which("ffmpeg"):
+        sys.exit("the benchmark compares with the ffmpeg command line: install it (apt-get install ffmpeg)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,8 +88,11 @@ def render(frame: VideoFrame, width: int, height: int) -> tuple[Image.Image, Des
     described = describe(frame)
     if not described.hdr and not described.wide_gamut:
         return _scaled(frame, described, width, height, "rgb24").to_image(), described
-    signal = _scaled(frame, described, width, height, "rgb48le").to_ndarray()
-    return Image.fromarray(to_srgb(signal, described)), described
+    signal = _scaled(frame, described, width, height, "gbrp16le")
+    green, blue, red = (
+        np.frombuffer(memoryview(plane), np.uint16).reshape(height, -1)[:, :width] for plane in signal.planes
+    )
+    return Image.fromarray(to_srgb((red, green, blue), described)), described
 
 
 def _scaled(frame: VideoFrame, described: Description, width: int, height: int, pixel_format: str) -> VideoFrame:
@@ -102,25 +106,32 @@ def _scaled(frame: VideoFrame, described: Description, width: int, height: int, 
     )
 
 
-def to_srgb(signal: np.ndarray, described: Description) -> np.ndarray:
-    """RGB samples (uint16, full range) of a wide-gamut or HDR picture -> 8-bit sRGB."""
+def to_srgb(signal: Sequence[np.ndarray], described: Description) -> np.ndarray:
+    """The R, G and B planes (uint16, full range) of a wide-gamut or HDR picture -> 8-bit sRGB
+    (height x width x 3). Planes rather than interleaved samples: every step is a pass over
+    contiguous memory."""
     if described.transfer == "pq":
-        linear = np.take(_pq_to_linear(), signal)
+        linear = [np.take(_pq_to_linear(), plane) for plane in signal]
     elif described.transfer == "hlg":
-        linear = _hlg_ootf(np.take(_hlg_to_scene(), signal))
+        linear = _hlg_ootf([np.take(_hlg_to_scene(), plane) for plane in signal])
     else:
-        linear = np.take(_sdr_to_linear(), signal)
+        linear = [np.take(_sdr_to_linear(), plane) for plane in signal]
     if described.wide_gamut:
-        linear = (linear.reshape(-1, 3) @ BT2020_TO_BT709.T).reshape(linear.shape)
+        linear = [sum(weight * channel for weight, channel in zip(row, linear, strict=True)) for row in BT2020_TO_BT709]
+    gain: np.ndarray | float = ENCODE_STEPS - 1
     if described.hdr and described.peak_nits > REFERENCE_WHITE_NITS:
         peak = described.peak_nits / REFERENCE_WHITE_NITS
-        brightest = np.maximum(np.maximum(linear[..., 0], linear[..., 1]), linear[..., 2])
-        steps = np.clip(brightest * ((SHOULDER_STEPS - 1) / peak), 0, SHOULDER_STEPS - 1).astype(np.int32)
-        linear *= np.take(_shoulder(peak), steps)[..., None]
-    linear *= ENCODE_STEPS - 1
-    linear += 0.5
-    np.clip(linear, 0, ENCODE_STEPS - 1, out=linear)  # colours outside BT.709 and above white clip
-    return np.take(_encode(), linear.astype(np.int32))
+        brightest = np.maximum(np.maximum(linear[0], linear[1]), linear[2])
+        brightest *= (SHOULDER_STEPS - 1) / peak
+        np.clip(brightest, 0, SHOULDER_STEPS - 1, out=brightest)
+        gain = np.take(_shoulder(peak) * (ENCODE_STEPS - 1), brightest.astype(np.int32))
+    srgb = np.empty((*linear[0].shape, 3), np.uint8)
+    for index, channel in enumerate(linear):
+        channel *= gain
+        channel += 0.5
+        np.clip(channel, 0, ENCODE_STEPS - 1, out=channel)  # colours outside BT.709 and above white clip
+        srgb[..., index] = np.take(_encode(), channel.astype(np.int32))
+    return srgb
 
 
 @functools.lru_cache(maxsize=16)
@@ -168,11 +179,11 @@ def _hlg_to_scene() -> np.ndarray:
     return scene.astype(np.float32)
 
 
-def _hlg_ootf(scene: np.ndarray) -> np.ndarray:
+def _hlg_ootf(scene: list[np.ndarray]) -> list[np.ndarray]:
     """BT.2100's HLG OOTF for a display of DEFAULT_PEAK_NITS, relative to the reference white."""
-    luma = np.maximum(scene @ BT2020_LUMA, 1e-6)
+    luma = np.maximum(sum(weight * channel for weight, channel in zip(BT2020_LUMA, scene, strict=True)), 1e-6)
     scale = DEFAULT_PEAK_NITS / REFERENCE_WHITE_NITS * luma ** (HLG_SYSTEM_GAMMA - 1)
-    return scene * scale[..., None]
+    return [channel * scale for channel in scene]
 
 
 @functools.cache

@@ -118,7 +118,7 @@ def test_tone_mapping_is_smooth_and_leaves_what_is_darker_than_the_knee_alone():
     signal = np.repeat(pq[None, :, None], 3, axis=2)
     described = color.Description("bt2020", "pq", False, False, peak_nits=1000)
 
-    levels = color.to_srgb(signal, described)[0, :, 0].astype(int)
+    levels = color.to_srgb(signal.transpose(2, 0, 1), described)[0, :, 0].astype(int)
 
     assert np.all(np.diff(levels) >= 0) and np.abs(np.diff(levels)).max() <= 3
     straight = color.srgb_encode(nits / synth.WHITE_NITS) * 255
