@@ -1,7 +1,9 @@
 """Load: a manifest of good and bad jobs (1,000 by default) through the pipeline with local
 worker processes.
 
-    .venv/bin/python benchmarks/load.py [--jobs 1000] [--workdir /tmp/snapshot-load]
+    .venv/bin/python benchmarks/load.py [--jobs 1000] [--workdir /tmp/snapshot-load] [pipeline flags]
+
+Flags it does not know go to the pipeline (`--lines_per_part 0`: one pipeline, not parts).
 
 Reports: results == lines, no duplicate ids, the codes, wall time, jobs/s, CPU seconds and
 input bytes read per snapshot, and peak RSS per worker process and per decoding process.
@@ -69,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--workdir", default="/tmp/snapshot-load")
-    args = parser.parse_args()
+    args, pipeline_flags = parser.parse_known_args()
     work = args.workdir
     videos = os.path.join(work, "buckets", "in", "v")
     os.makedirs(videos, exist_ok=True)
@@ -96,6 +98,7 @@ def main() -> None:
         "2",
         "--direct_running_mode",
         "multi_processing",
+        *pipeline_flags,
     ]
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     seconds, peaks, done = run_measured(command, cwd=ROOT)

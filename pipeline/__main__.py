@@ -22,16 +22,20 @@ import fastavro
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
-from pipeline import accounting, flags, graph, local, options
+from pipeline import accounting, flags, graph, local, options, parts
 from pipeline.options import SnapshotOptions
 from pipeline.progress import Progress
 from pipeline.runlog import RunLog
-from pipeline.show import read_results, result_files
+from pipeline.show import result_files, results_of
 from snapshot import guarded
 from snapshot.notify import Delivery, Targets
 from snapshot.objects import Retry
+from snapshot.parts import split
 from snapshot.results import State, load_schema
 from snapshot.storage import Buckets
+
+# What the checks after a run keep of each record: a whole one takes about 3 KB of memory.
+CHECKED = ("Id", "Source", "State", "FinishTime")
 
 
 def parse_args(argv: list[str]) -> SnapshotOptions:
@@ -145,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.close(keep=False)
                 print(f"submitted: job {job_id(outcome)}; results will be in {args.results}-*.avro")
                 return 0
-            records = read_results(args.results)
+            records = [{field: r[field] for field in CHECKED} for r in results_of(args.results)]
             lost = accounting.unaccounted(args.manifest, records)
             carried = carried_over(args.resume, records) if args.resume else 0
         except Exception as error:  # noqa: BLE001 - the run itself failed: one line here, the rest in the log
@@ -163,32 +167,39 @@ def main(argv: list[str] | None = None) -> int:
 
 def launch(args: SnapshotOptions, terminal=None):
     """Build the pipeline and run it; its result, finished unless --no_wait or a dry run. A
-    local run shows its progress on `terminal` unless --quiet."""
+    local run shows its progress on `terminal` unless --quiet, and a manifest of more than
+    --lines_per_part lines runs in parts, one pipeline after the other (pipeline.parts): the
+    result is then the last part's."""
     limits = options.limits(args)
     runner = local.runner(args) if local.is_local(args) else None
+    waits = local.on_this_machine(args) and not args.no_wait
     if local.on_this_machine(args):
         local.keep_every_element()
-    progress = None
-    if local.on_this_machine(args) and not args.quiet and not args.no_wait:
-        progress = Progress(len(accounting.manifest_sources(args.manifest)), terminal)
+    sources = accounting.manifest_sources(args.manifest) if waits else []
+    pieces = split(sources, args.lines_per_part)
+    progress = Progress(len(sources), terminal) if waits and not args.quiet else None
     decoders = guarded.shared_decoding_pool(limits) if runner is not None and limits.isolate else None
     if decoders is not None:  # the workers are threads of this process: their decoders start while Beam builds
         decoders.prestart(local.workers(args))
     try:
-        p = beam.Pipeline(runner=runner, options=args)
-        graph.build(
-            p,
-            args.manifest,
-            args.results,
-            make_buckets(args),
-            make_targets(args),
-            limits,
-            args.resume,
-            progress.path if progress else None,
-        )
-        outcome = p.run()
-        if not args.no_wait:
-            outcome.wait_until_finish()
+        for index, part in enumerate(pieces):
+            p = beam.Pipeline(runner=runner, options=args)
+            graph.build(
+                p,
+                args.manifest,
+                args.results if part is None else parts.prefix(args.results, index),
+                make_buckets(args),
+                make_targets(args),
+                limits,
+                args.resume,
+                progress.path if progress else None,
+                part,
+            )
+            outcome = p.run()
+            if not args.no_wait:
+                outcome.wait_until_finish()
+        if len(pieces) > 1:
+            parts.join(args.results, len(pieces))
         return outcome
     finally:
         if progress is not None:
@@ -206,7 +217,7 @@ def summary(records: list[dict], carried: int = 0) -> str:
 
 def carried_over(previous: str, records: list[dict]) -> int:
     """How many of the new records are those of an earlier run's successes, carried over."""
-    before = {r["Id"]: r["FinishTime"] for r in read_results(previous) if r["State"] == State.SUCCESS}
+    before = {r["Id"]: r["FinishTime"] for r in results_of(previous) if r["State"] == State.SUCCESS}
     return sum(before.get(r["Id"]) == r["FinishTime"] for r in records)
 
 

@@ -6,6 +6,7 @@ import apache_beam as beam
 
 from snapshot.limits import Limits
 from snapshot.notify import Targets
+from snapshot.parts import Part
 from snapshot.storage import Buckets
 from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures
 from transforms.manifest import ReadManifest
@@ -23,15 +24,17 @@ def build(
     limits: Limits = Limits(),
     resume: str | None = None,
     progress: str | None = None,
+    part: Part | None = None,
 ):
     """Without `targets`, messages go to PREFIX-messages.jsonl. With `resume` (the results
     prefix of an earlier run), the jobs that succeeded there are carried over, not run. With
-    `progress` (a socket of pipeline.progress), each finished job is told there."""
+    `progress` (a socket of pipeline.progress), each finished job is told there. With `part`,
+    only those lines of the manifest are read (a local run in parts)."""
     targets = targets or Targets(default_messages_file(results_prefix))
-    parsed = p | "ReadManifest" >> ReadManifest(manifest) | "ParseJobs" >> ParseJobs(targets)
+    parsed = p | "ReadManifest" >> ReadManifest(manifest, part) | "ParseJobs" >> ParseJobs(targets)
     carried = None
     if resume:
-        parsed, carried = parsed | "CarryOver" >> CarryOver(resume)
+        parsed, carried = parsed | "CarryOver" >> CarryOver(resume, part)
     planned = parsed | "PlanCaptures" >> PlanCaptures(buckets, limits)
     captured = planned.tasks | "Capture" >> Capture(buckets, limits)
     outcomes = (planned.outcomes, captured) | "Outcomes" >> beam.Flatten()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import sys
+from collections.abc import Iterator
 
 import fastavro
 from apache_beam.io.filesystems import FileSystems
@@ -18,13 +19,16 @@ def result_files(prefix: str) -> list[str]:
     return sorted(m.path for m in matched if is_shard(posixpath.basename(m.path), name))
 
 
-def read_results(prefix: str) -> list[dict]:
-    paths = result_files(prefix)
-    records: list[dict] = []
-    for path in paths:
+def results_of(prefix: str) -> Iterator[dict]:
+    """The records of a prefix, file by file, as they are read."""
+    for path in result_files(prefix):
         with FileSystems.open(path) as stream:
-            records.extend(record for record in fastavro.reader(stream) if isinstance(record, dict))
-    return sorted(records, key=lambda r: (r["Source"].rsplit(":", 1)[0], int(r["Source"].rsplit(":", 1)[1])))
+            yield from (record for record in fastavro.reader(stream) if isinstance(record, dict))
+
+
+def read_results(prefix: str) -> list[dict]:
+    """The records of a prefix, in manifest order."""
+    return sorted(results_of(prefix), key=lambda r: (r["Source"].rsplit(":", 1)[0], int(r["Source"].rsplit(":", 1)[1])))
 
 
 def table(records: list[dict]) -> str:

@@ -11,6 +11,7 @@ import apache_beam as beam
 from apache_beam.io import fileio
 
 from snapshot.jobs import ManifestLine
+from snapshot.parts import Part
 
 _WILDCARD = re.compile(r"[*?\[]")
 BOM = b"\xef\xbb\xbf"
@@ -46,11 +47,14 @@ def lines_of(stream) -> Iterator[tuple[int, str, bool]]:
             yield number, text, utf8
 
 
-def numbered_lines(readable: fileio.ReadableFile, folder: str) -> Iterator[ManifestLine]:
+def numbered_lines(readable: fileio.ReadableFile, folder: str, part: Part | None = None) -> Iterator[ManifestLine]:
     source = source_name(readable.metadata.path, folder)
+    if part is not None and source not in part.lines:
+        return
     with readable.open() as stream:
         for number, text, utf8 in lines_of(stream):
-            yield ManifestLine(source, number, text, utf8)
+            if part is None or part.holds(source, number):
+                yield ManifestLine(source, number, text, utf8)
 
 
 class ReadManifest(beam.PTransform):
@@ -58,16 +62,17 @@ class ReadManifest(beam.PTransform):
 
     Args:
         pattern: a manifest file, or a glob of them, local or gs://.
+        part: only these lines of it (a local run in parts), or None for all.
     """
 
-    def __init__(self, pattern: str):
+    def __init__(self, pattern: str, part: Part | None = None):
         super().__init__()
-        self.pattern = pattern
+        self.pattern, self.part = pattern, part
 
     def expand(self, pbegin):
         return (
             pbegin
             | "Match" >> fileio.MatchFiles(self.pattern)
             | "Open" >> fileio.ReadMatches()
-            | "Number" >> beam.FlatMap(numbered_lines, pattern_folder(self.pattern))
+            | "Number" >> beam.FlatMap(numbered_lines, pattern_folder(self.pattern), self.part)
         )

@@ -11,6 +11,7 @@ from apache_beam import pvalue
 from apache_beam.io import fileio
 
 from snapshot import results
+from snapshot.parts import Part
 from snapshot.results import is_shard
 
 CARRIED = "carried"
@@ -36,14 +37,16 @@ class CarryOver(beam.PTransform):
 
     Args:
         previous_prefix: the results prefix of the earlier run, local or gs://.
+        part: the lines this run reads (a local run in parts), or None for all: the earlier
+            records of other lines are left out.
     """
 
-    def __init__(self, previous_prefix: str):
+    def __init__(self, previous_prefix: str, part: Part | None = None):
         super().__init__()
-        self.previous = previous_prefix
+        self.previous, self.part = previous_prefix, part
 
     def expand(self, parsed):
-        name = posixpath.basename(self.previous)
+        name, part = posixpath.basename(self.previous), self.part
         old = (
             parsed.pipeline
             | "MatchPrevious" >> fileio.MatchFiles(f"{self.previous}-*-of-*.avro")
@@ -51,6 +54,7 @@ class CarryOver(beam.PTransform):
             | "OpenPrevious" >> fileio.ReadMatches()
             | "ReadPrevious" >> beam.FlatMap(_records)
             | "Succeeded" >> beam.Filter(lambda record: record["State"] == results.State.SUCCESS)
+            | "InPart" >> beam.Filter(lambda record: part is None or part.holds_source(record["Source"]))
             | "ById" >> beam.Map(lambda record: (record["Id"], record))
         )
         jobs = parsed | "JobsById" >> beam.Map(lambda job: (job.id, job))

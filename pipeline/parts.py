@@ -1,0 +1,43 @@
+"""The files of a local run in parts (snapshot.parts): a manifest of more lines than
+`--lines_per_part` runs as several pipelines of at most that many lines each, one after the
+other, and their results join under the one prefix
+(docs/operations.md#large-manifests-on-the-local-runner).
+
+The local runner holds every stage's data in memory and hands each worker its share of a stage
+as one element, so its memory grows with the lines of a pipeline; in parts, with the lines of
+a part, whatever the manifest's length. Each part's results are written under a temporary
+folder beside the prefix and moved to PREFIX-SSSSS-of-NNNNN.avro when the last part is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+
+from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.show import result_files
+
+DEFAULT_LINES = 10_000  # lines per part (docs/benchmarks.md#load)
+
+
+def folder(results: str) -> str:
+    """Where the parts of a run write their results: a temporary folder beside the prefix,
+    which a failed run's clean-up removes with Beam's own (beam-temp-NAME-*)."""
+    parent, name = posixpath.split(results)
+    return posixpath.join(parent or ".", f"beam-temp-{name}-parts")
+
+
+def prefix(results: str, index: int) -> str:
+    return posixpath.join(folder(results), f"part{index:05d}")
+
+
+def join(results: str, count: int) -> None:
+    """Move the shards of parts 0 .. count-1 to PREFIX-SSSSS-of-NNNNN.avro, numbered in
+    order, and remove the parts' folder."""
+    shards = [path for index in range(count) for path in result_files(prefix(results, index))]
+    names = [f"{results}-{number:05d}-of-{len(shards):05d}.avro" for number in range(len(shards))]
+    FileSystems.rename(shards, names)
+    with contextlib.suppress(BeamIOError):  # on gs:// no folder is left once its objects moved
+        FileSystems.delete([folder(results)])
