@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import glob
 import os
 import posixpath
@@ -198,6 +199,8 @@ def launch(args: SnapshotOptions, terminal=None):
             outcome = p.run()
             if not args.no_wait:
                 outcome.wait_until_finish()
+            if len(pieces) > 1:
+                gc.collect()  # the part's runner and its buffers hold each other: let them go before the next
         if len(pieces) > 1:
             parts.join(args.results, len(pieces))
         return outcome
