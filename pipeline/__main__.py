@@ -182,6 +182,8 @@ def launch(args: SnapshotOptions, terminal=None):
     decoders = guarded.shared_decoding_pool(limits) if runner is not None and limits.isolate else None
     if decoders is not None:  # the workers are threads of this process: their decoders start while Beam builds
         decoders.prestart(local.workers(args))
+    if len(pieces) > 1:
+        parts.clear(args.results)
     try:
         for index, part in enumerate(pieces):
             p = beam.Pipeline(runner=runner, options=args)

@@ -33,11 +33,17 @@ def prefix(results: str, index: int) -> str:
     return posixpath.join(folder(results), f"part{index:05d}")
 
 
+def clear(results: str) -> None:
+    """Remove what an earlier run in parts of this prefix left, if it was stopped: its shards
+    would join the results of this one."""
+    with contextlib.suppress(BeamIOError):  # nothing there
+        FileSystems.delete([folder(results)])
+
+
 def join(results: str, count: int) -> None:
     """Move the shards of parts 0 .. count-1 to PREFIX-SSSSS-of-NNNNN.avro, numbered in
     order, and remove the parts' folder."""
     shards = [path for index in range(count) for path in result_files(prefix(results, index))]
     names = [f"{results}-{number:05d}-of-{len(shards):05d}.avro" for number in range(len(shards))]
     FileSystems.rename(shards, names)
-    with contextlib.suppress(BeamIOError):  # on gs:// no folder is left once its objects moved
-        FileSystems.delete([folder(results)])
+    clear(results)

@@ -1,5 +1,6 @@
 """A local run in parts (--lines_per_part): the same results and pictures as one pipeline,
-joined under the one prefix, resumable, and nothing visible when a part fails."""
+joined under the one prefix, resumable, and nothing visible when a part fails or joined from
+a run that was stopped."""
 
 from __future__ import annotations
 
@@ -73,6 +74,9 @@ def test_a_run_in_parts_gives_what_one_pipeline_gives(tmp_path, bucket_root):
     shutil.copytree(bucket_root, whole_root)
 
     whole = run(pattern, tmp_path / "whole-r", whole_root, "--lines_per_part", "0", "--quiet")
+    stale = tmp_path / "beam-temp-r-parts"  # what a run in parts that was stopped left behind
+    stale.mkdir()
+    shutil.copy(next(tmp_path.glob("whole-r-*.avro")), stale / "part00000-00000-of-00009.avro")
     parted = run(pattern, tmp_path / "r", bucket_root, "--lines_per_part", "3", "--quiet")
 
     assert "7 jobs: 5 succeeded, 2 failed" in whole.stdout and "7 jobs: 5 succeeded, 2 failed" in parted.stdout
