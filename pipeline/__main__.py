@@ -167,30 +167,33 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def launch(args: SnapshotOptions, terminal=None):
-    """Build the pipeline and run it; its result, finished unless --no_wait or a dry run. A
-    local run shows its progress on `terminal` unless --quiet, and a manifest of more than
-    --lines_per_part lines runs in parts, one pipeline after the other (pipeline.parts): the
-    result is then the last part's."""
+    """Build the pipeline and run it; its result, finished unless --no_wait or a dry run.
+
+    A local run shows its progress on `terminal` unless --quiet, and runs in parts of at most
+    --lines_per_part lines, one pipeline after the other (pipeline.parts): its results replace
+    those of the prefix when the last part is done, and the result is the last part's."""
     limits = options.limits(args)
     runner = local.runner(args) if local.is_local(args) else None
-    waits = local.on_this_machine(args) and not args.no_wait
+    in_parts = local.on_this_machine(args) and not args.no_wait
     if local.on_this_machine(args):
         local.keep_every_element()
-    sources = accounting.manifest_sources(args.manifest) if waits else []
+    sources = accounting.manifest_sources(args.manifest) if in_parts else []
     pieces = split(sources, args.lines_per_part)
-    progress = Progress(len(sources), terminal) if waits and not args.quiet else None
+    progress = Progress(len(sources), terminal) if in_parts and not args.quiet else None
     decoders = guarded.shared_decoding_pool(limits) if runner is not None and limits.isolate else None
     if decoders is not None:  # the workers are threads of this process: their decoders start while Beam builds
         decoders.prestart(local.workers(args))
-    if len(pieces) > 1:
+    if in_parts:
         parts.clear(args.results)
     try:
         for index, part in enumerate(pieces):
+            if index:
+                gc.collect()  # the last part's runner and its buffers hold each other: let them go first
             p = beam.Pipeline(runner=runner, options=args)
             graph.build(
                 p,
                 args.manifest,
-                args.results if part is None else parts.prefix(args.results, index),
+                parts.prefix(args.results, index) if in_parts else args.results,
                 make_buckets(args),
                 make_targets(args),
                 limits,
@@ -201,9 +204,7 @@ def launch(args: SnapshotOptions, terminal=None):
             outcome = p.run()
             if not args.no_wait:
                 outcome.wait_until_finish()
-            if len(pieces) > 1:
-                gc.collect()  # the part's runner and its buffers hold each other: let them go before the next
-        if len(pieces) > 1:
+        if in_parts:
             parts.join(args.results, len(pieces))
         return outcome
     finally:

@@ -1,12 +1,12 @@
 """The files of a local run in parts (snapshot.parts): a manifest of more lines than
 `--lines_per_part` runs as several pipelines of at most that many lines each, one after the
 other, and their results join under the one prefix
-(docs/operations.md#large-manifests-on-the-local-runner).
+(docs/operations.md#large-manifests-on-the-local-runner). A run of one part goes the same way.
 
 The local runner holds every stage's data in memory and hands each worker its share of a stage
 as one element, so its memory grows with the lines of a pipeline; in parts, with the lines of
 a part, whatever the manifest's length. Each part's results are written under a temporary
-folder beside the prefix and moved to PREFIX-SSSSS-of-NNNNN.avro when the last part is done.
+folder beside the prefix and replace the prefix's results when the last part is done.
 """
 
 from __future__ import annotations
@@ -41,9 +41,13 @@ def clear(results: str) -> None:
 
 
 def join(results: str, count: int) -> None:
-    """Move the shards of parts 0 .. count-1 to PREFIX-SSSSS-of-NNNNN.avro, numbered in
-    order, and remove the parts' folder."""
+    """Replace the results of the prefix with the shards of parts 0 .. count-1, numbered in
+    order as PREFIX-SSSSS-of-NNNNN.avro, and remove the parts' folder. The earlier results go
+    first: shards of another count would stay beside the new ones."""
     shards = [path for index in range(count) for path in result_files(prefix(results, index))]
     names = [f"{results}-{number:05d}-of-{len(shards):05d}.avro" for number in range(len(shards))]
+    earlier = result_files(results)
+    if earlier:
+        FileSystems.delete(earlier)
     FileSystems.rename(shards, names)
     clear(results)

@@ -1,6 +1,6 @@
 """A local run in parts (--lines_per_part): the same results and pictures as one pipeline,
-joined under the one prefix, resumable, and nothing visible when a part fails or joined from
-a run that was stopped."""
+replacing the prefix's earlier results, resumable, and nothing visible when a part fails or
+joined from a run that was stopped."""
 
 from __future__ import annotations
 
@@ -77,6 +77,7 @@ def test_a_run_in_parts_gives_what_one_pipeline_gives(tmp_path, bucket_root):
     stale = tmp_path / "beam-temp-r-parts"  # what a run in parts that was stopped left behind
     stale.mkdir()
     shutil.copy(next(tmp_path.glob("whole-r-*.avro")), stale / "part00000-00000-of-00009.avro")
+    shutil.copy(next(tmp_path.glob("whole-r-*.avro")), tmp_path / "r-00000-of-00099.avro")  # an earlier run's
     parted = run(pattern, tmp_path / "r", bucket_root, "--lines_per_part", "3", "--quiet")
 
     assert "7 jobs: 5 succeeded, 2 failed" in whole.stdout and "7 jobs: 5 succeeded, 2 failed" in parted.stdout
