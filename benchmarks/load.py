@@ -109,6 +109,8 @@ def main() -> None:
     records = read_results(results)
     ids = [r["Id"] for r in records]
     codes = collections.Counter(r["Code"] or "Success" for r in records)
+    # the command by its command line, not as the lowest pid: pids wrap in a long run
+    launcher = max(mb for mb, line in peaks.values() if line.split()[1:3] == ["-m", "pipeline"])
     decoders = [mb for mb, line in peaks.values() if "multiprocessing" in line]
     workers = [mb for mb, line in peaks.values() if "sdk_worker" in line or "worker_pool_main" in line]
     print(f"jobs: {args.jobs}, results: {len(records)}, duplicate ids: {len(ids) - len(set(ids))}")
@@ -119,7 +121,7 @@ def main() -> None:
         f"{sum(r['BytesRead'] for r in records) / max(1, images) / 1024:.0f} KB per image"
     )
     print(
-        f"peak RSS: launcher {peaks[min(peaks)][0]:.0f} MB; "
+        f"peak RSS: launcher {launcher:.0f} MB; "
         f"per worker max {max(workers, default=0):.0f} MB ({len(workers)} workers); "
         f"per decoding process max {max(decoders, default=0):.0f} MB ({len(decoders)} processes)"
     )
