@@ -19,7 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.show import result_files
 
-DEFAULT_LINES = 5_000  # lines per part: a worker process then peaks near 400 MB (docs/benchmarks.md#load)
+DEFAULT_LINES = 5_000  # lines per part: a worker process then peaks near 450 MB (docs/benchmarks.md#load)
 
 
 def folder(results: str) -> str:
