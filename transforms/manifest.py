@@ -29,13 +29,23 @@ def pattern_folder(pattern: str) -> str:
 def source_name(path: str, folder: str) -> str:
     """A manifest's name in the results: its path below the pattern's folder, so two files of
     the same name in two folders of one glob stay apart (`a/jobs.jsonl`, `b/jobs.jsonl`),
-    and a plain path gives its file name."""
+    and a plain path gives its file name.
+
+    Beam matches a local pattern's files by the pattern's own text (`in/a/jobs.jsonl`,
+    `./in/a/jobs.jsonl`, `in/../in/a/jobs.jsonl`), so a local path is made absolute and
+    normal first, as `pattern_folder` makes the folder: every form of a glob gives the same
+    names."""
+    if "://" not in path:
+        path = os.path.abspath(path)
     return path[len(folder) :] if path.startswith(folder) else path.rpartition("/")[2]
 
 
 def lines_of(stream) -> Iterator[tuple[int, str, bool]]:
-    """(1-based number, text, is UTF-8) of each non-blank line of a manifest file."""
-    for number, raw in enumerate(stream, start=1):
+    """(1-based number, text, is UTF-8) of each non-blank line of a manifest file.
+
+    Read by `readline`: Beam opens a `.gz` or `.bz2` file as a `CompressedFile`, which has
+    `readline` but cannot be iterated."""
+    for number, raw in enumerate(iter(stream.readline, b""), start=1):
         if number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
         try:
