@@ -8,14 +8,12 @@ it failed or a line has no result; the details are then in the log file that lin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
-import glob
 import os
-import posixpath
 import re
-import shutil
 import sys
+from collections import Counter
+from dataclasses import replace
 from typing import cast
 
 import apache_beam as beam
@@ -23,20 +21,15 @@ import fastavro
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
-from pipeline import accounting, flags, graph, local, options, parts
+from pipeline import accounting, delivery, flags, graph, local, options, runs
 from pipeline.options import SnapshotOptions
 from pipeline.progress import Progress
 from pipeline.runlog import RunLog
-from pipeline.show import result_files, results_of
 from snapshot import guarded
 from snapshot.notify import Delivery, Targets
 from snapshot.objects import Retry
-from snapshot.parts import split
 from snapshot.results import State, load_schema
 from snapshot.storage import Buckets
-
-# What the checks after a run keep of each record: a whole one takes about 3 KB of memory.
-CHECKED = ("Id", "Source", "State", "FinishTime")
 
 
 def parse_args(argv: list[str]) -> SnapshotOptions:
@@ -85,18 +78,25 @@ def check_run_can_happen(args: SnapshotOptions) -> str | None:
         return f"the bucket root {args.bucket_root} is not a folder"
     try:
         make_buckets(args)
-        make_targets(args)
+        targets = make_targets(args)
     except (OSError, ValueError) as error:
         return f"cannot read the bucket map, roles or pipelines file: {error}"
-    return resume_problem(args.resume, args.results) if args.resume else None
+    return target_problem(targets) or (resume_problem(args.resume) if args.resume else None)
 
 
-def resume_problem(previous: str, results: str) -> str | None:
+def target_problem(targets: Targets) -> str | None:
+    """Why a JSON Lines target cannot take messages, or None: one that is there must be a
+    regular file (a FIFO with no reader would block the run)."""
+    for target in targets.files():
+        if "://" not in target and os.path.exists(target) and not os.path.isfile(target):
+            return f"the notification target {target} is not a regular file"
+    return None
+
+
+def resume_problem(previous: str) -> str | None:
     """Why --resume PREVIOUS cannot be used, or None."""
-    if _same_place(previous, results):
-        return f"--resume {previous} is --results itself; name the earlier run's prefix"
     try:
-        files = result_files(previous)
+        files = resume_files(previous)
     except Exception as error:  # noqa: BLE001 - any failure to list means no results
         return f"cannot read the results of --resume {previous}: {error}"
     if not files:
@@ -120,10 +120,6 @@ def resume_problem(previous: str, results: str) -> str | None:
     return None
 
 
-def _same_place(a: str, b: str) -> bool:
-    return (a if "://" in a else os.path.abspath(a)) == (b if "://" in b else os.path.abspath(b))
-
-
 def main(argv: list[str] | None = None) -> int:
     log = RunLog()  # first: Beam's PipelineOptions installs a handler of its own on a root without one
     try:
@@ -141,77 +137,141 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with log.capturing_stderr():  # until the end: Beam's worker threads may still print after a failure
         try:
-            outcome = launch(args, log.terminal)
-            if args.view_as(TestOptions).dry_run:
-                log.close(keep=False)
-                print(f"translated for Dataflow: {translated(outcome)}; nothing was submitted")
-                return 0
-            if args.no_wait:
-                log.close(keep=False)
-                print(f"submitted: job {job_id(outcome)}; results will be in {args.results}-*.avro")
-                return 0
-            records = [{field: r[field] for field in CHECKED} for r in results_of(args.results)]
-            lost = accounting.unaccounted(args.manifest, records)
-            carried = carried_over(args.resume, records) if args.resume else 0
+            if args.view_as(TestOptions).dry_run or args.no_wait:
+                return submit_only(args, log)
+            records, carried = launch(args, log.terminal)
+        except runs.Held as held:
+            log.close(keep=False)
+            print(f"error: {held}; wait for it to end, or stop it", file=log.terminal)
+            return 2
         except Exception as error:  # noqa: BLE001 - the run itself failed: one line here, the rest in the log
-            log.add_traceback(error)
-            remove_temporary_results(args.results)
-            print(f"error: the run failed ({cause(error)}); details in {log.close(keep=True)}", file=log.terminal)
+            print(f"error: {failure(error)}; {log.keep(error)}", file=log.terminal)
             return 1
-        path = log.close(keep=bool(lost))
-        if lost:
-            print(f"error: {lost}; details in {path}", file=log.terminal)
-            return 1
+        log.close(keep=False)
     print(f"{summary(records, carried)}; results in {args.results}-*.avro")
     return 0
 
 
-def launch(args: SnapshotOptions, terminal=None):
-    """Build the pipeline and run it; its result, finished unless --no_wait or a dry run.
+def submit_only(args: SnapshotOptions, log: RunLog) -> int:
+    """A dry run, or a job submitted with --no_wait: it writes PREFIX-*.avro itself, outside
+    the run protocol (docs/operations.md#runs-and-their-results)."""
+    if args.no_wait:
+        runs.hand_over(args.results)
+    p = beam.Pipeline(options=args)
+    previous = resume_files(args.resume) if args.resume else None
+    graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args), options.limits(args), previous)
+    outcome = p.run()
+    log.close(keep=False)
+    if args.view_as(TestOptions).dry_run:
+        print(f"translated for Dataflow: {translated(outcome)}; nothing was submitted")
+    else:
+        print(f"submitted: job {job_id(outcome)}; results will be in {args.results}-*.avro")
+    return 0
 
-    A local run shows its progress on `terminal` unless --quiet, and runs in parts of at most
-    --lines_per_part lines, one pipeline after the other (pipeline.parts): its results replace
-    those of the prefix when the last part is done, and the result is the last part's."""
+
+class RunFailed(Exception):
+    """The run ended, but its results cannot be committed: the message says why."""
+
+
+def failure(error: BaseException) -> str:
+    if isinstance(error, (RunFailed, runs.LeaseLost)):
+        return str(error)
+    return f"the run failed ({cause(error)})"
+
+
+def launch(args: SnapshotOptions, terminal=None) -> tuple[list[dict], int]:
+    """Run the manifest as one transaction on the results prefix (pipeline.runs): its records'
+    checked fields, and how many were carried over by --resume.
+
+    A local run runs in parts of at most --lines_per_part lines, one pipeline after the other,
+    and shows its progress on `terminal` unless --quiet; any other runner runs one part."""
+    on_this_machine = local.on_this_machine(args)
+    parts = runs.plan(accounting.manifest_lines(args.manifest), args.lines_per_part if on_this_machine else 0)
+    run = runs.Run(args.results)
+    run.start(parts)
+    for note in run.notes:
+        print(f"note: {note}", file=terminal or sys.stderr)
+    try:
+        records = run_parts(args, run, parts, terminal)
+        now = [pair for part in runs.plan(accounting.manifest_lines(args.manifest), 0) for pair in part.lines]
+        if now != [pair for part in parts for pair in part.lines]:
+            raise RunFailed(accounting.unaccounted(now, records) or "the manifest changed during the run")
+        run.commit([path for part in parts for path in run.shards[part.index]])
+    except BaseException:
+        run.end(failed=True)
+        raise
+    run.end(failed=False)
+    carried = carried_over(resume_files(args.resume), records) if args.resume else 0
+    return records, carried
+
+
+def run_parts(args: SnapshotOptions, run: runs.Run, parts: list[runs.PlannedPart], terminal) -> list[dict]:
+    """Each part in turn: adopted from a stopped run, or run, checked and marked done; then its
+    messages delivered. The checked fields of every record."""
     limits = options.limits(args)
     runner = local.runner(args) if local.is_local(args) else None
-    in_parts = local.on_this_machine(args) and not args.no_wait
     if local.on_this_machine(args):
         local.keep_every_element()
-    sources = accounting.manifest_sources(args.manifest) if in_parts else []
-    pieces = split(sources, args.lines_per_part)
-    progress = Progress(len(sources), terminal) if in_parts and not args.quiet else None
+    todo = [part for part in parts if part.index not in run.adopted]
+    quiet = args.quiet or not local.on_this_machine(args)
+    progress = None if quiet else Progress(sum(len(part.lines) for part in todo), terminal)
     decoders = guarded.shared_decoding_pool(limits) if runner is not None and limits.isolate else None
     if decoders is not None:  # the workers are threads of this process: their decoders start while Beam builds
         decoders.prestart(local.workers(args))
-    if in_parts:
-        parts.clear(args.results)
+    targets, records, previous = make_targets(args), [], resume_files(args.resume) if args.resume else None
     try:
-        for index, part in enumerate(pieces):
-            if index:
-                gc.collect()  # the last part's runner and its buffers hold each other: let them go first
-            p = beam.Pipeline(runner=runner, options=args)
-            graph.build(
-                p,
-                args.manifest,
-                parts.prefix(args.results, index) if in_parts else args.results,
-                make_buckets(args),
-                make_targets(args),
-                limits,
-                args.resume,
-                progress.path if progress else None,
-                part,
-            )
-            outcome = p.run()
-            if not args.no_wait:
-                outcome.wait_until_finish()
-        if in_parts:
-            parts.join(args.results, len(pieces))
-        return outcome
+        for planned in parts:
+            adopted = run.adopted.get(planned.index)
+            if adopted is None:
+                if planned is not todo[0]:
+                    gc.collect()  # the last part's runner and its buffers hold each other: let them go first
+                staged = replace(targets, staging=run.staging(planned))
+                p = beam.Pipeline(runner=runner, options=args)
+                graph.build(
+                    p,
+                    args.manifest,
+                    run.part_prefix(planned),
+                    make_buckets(args),
+                    staged,
+                    limits,
+                    previous,
+                    progress.path if progress else None,
+                    planned.part,
+                )
+                p.run().wait_until_finish()
+                shards = runs.part_shards(run.folder, planned.name)
+                found = accounting.checked_records(shards)
+                problem = accounting.unaccounted(planned.lines, found)
+                if problem:
+                    raise RunFailed(problem)
+                runs.mark_done(run.folder, planned, shards)
+                folder = run.folder
+            else:
+                folder, shards = adopted.folder, list(adopted.shards)
+                found = accounting.checked_records(shards)
+            failed = delivery.deliver(folder, planned.name, shards, replace(targets, staging=None))
+            targets = replace(targets, down=targets.down | failed | down_targets(found, targets))
+            run.shards[planned.index] = shards
+            records += [{f: r[f] for f in ("Id", "Source", "State", "FinishTime")} for r in found]
+            run.check()
+        return records
     finally:
         if progress is not None:
             progress.close()
         if decoders is not None:
             decoders.release()
+
+
+def down_targets(records: list[dict], targets: Targets) -> frozenset[str]:
+    """The targets that went down in a part: every one of its messages there failed, at least
+    as many as take a target down. Later parts do not try them again."""
+    sent: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    for record in records:
+        target = targets.target(record["PipelineId"])
+        if target and record["MNSMessageResult"]:
+            (sent if record["MNSMessageResult"]["MessageId"] else failed)[target] += 1
+    return frozenset(t for t, n in failed.items() if n >= targets.delivery.down_after and not sent[t])
 
 
 def summary(records: list[dict], carried: int = 0) -> str:
@@ -221,10 +281,18 @@ def summary(records: list[dict], carried: int = 0) -> str:
     return f"{len(records)} jobs: {over}{succeeded} succeeded, {len(records) - carried - succeeded} failed"
 
 
-def carried_over(previous: str, records: list[dict]) -> int:
+def carried_over(previous: list[str], records: list[dict]) -> int:
     """How many of the new records are those of an earlier run's successes, carried over."""
-    before = {r["Id"]: r["FinishTime"] for r in results_of(previous) if r["State"] == State.SUCCESS}
+    before = {r["Id"]: r["FinishTime"] for r in accounting.checked_records(previous) if r["State"] == State.SUCCESS}
     return sum(before.get(r["Id"]) == r["FinishTime"] for r in records)
+
+
+def resume_files(previous: str) -> list[str]:
+    """The results that --resume PREVIOUS carries over from: the prefix's committed results,
+    and the done parts of a run of it that was stopped."""
+    return runs.committed_files(previous) + [
+        path for part in runs.done_parts(previous, runs.run_folders(previous)).values() for path in part.shards
+    ]
 
 
 def translated(outcome) -> str:
@@ -249,18 +317,6 @@ def cause(error: BaseException) -> str:
     found = re.findall(r"^(?:\w+\.)*\w+(?:Error|Exception): .*$", str(error), re.MULTILINE)
     text = found[-1] if found else f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     return re.sub(r" \[while running .*", "", text)[:200]
-
-
-def remove_temporary_results(prefix: str) -> None:
-    """Beam's temporary result files (beam-temp-PREFIX-*), which a failed write leaves behind."""
-    folder, name = posixpath.split(prefix)
-    pattern = posixpath.join(folder or ".", f"beam-temp-{name}-*")
-    if "://" in prefix:
-        with contextlib.suppress(Exception):
-            FileSystems.delete([m.path for m in FileSystems.match([pattern + "/*"])[0].metadata_list])
-        return
-    for path in glob.glob(pattern):
-        shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":

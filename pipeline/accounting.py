@@ -1,46 +1,72 @@
-"""After a run: every manifest line has exactly one result, whatever the runner did.
+"""After each part of a run: every manifest line has exactly one result, whatever the runner did.
 
-The manifest is read again here, outside Beam, and the results' `Source` fields are compared
-with its non-blank lines. A runner that drops or repeats an element cannot go unnoticed.
+The manifest is read outside Beam, and the results are compared with its non-blank lines by
+request, not by position: each line's `Source` (file:line) and its job id, which is derived
+from the line's text. A runner that drops or repeats an element, or a manifest rewritten
+during the run, cannot go unnoticed.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
+import fastavro
 from apache_beam.io.filesystems import FileSystems
 
+from snapshot.jobs import ManifestLine
 from transforms.manifest import lines_of, pattern_folder, source_name
+
+# What the checks after a part keep of each record: a whole one takes about 3 KB of memory.
+CHECKED = ("Id", "Source", "State", "FinishTime", "PipelineId", "MNSMessageResult")
+
+
+def manifest_lines(pattern: str) -> list[ManifestLine]:
+    """Every non-blank line the manifest pattern names, named as the results name them."""
+    folder = pattern_folder(pattern)
+    found = []
+    for metadata in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
+        name = source_name(metadata.path, folder)
+        with FileSystems.open(metadata.path) as stream:
+            found += [ManifestLine(name, number, text, utf8) for number, text, utf8 in lines_of(stream)]
+    return found
 
 
 def manifest_sources(pattern: str) -> list[str]:
-    """`file:line` of every non-blank line the manifest pattern names, as results name them."""
-    folder = pattern_folder(pattern)
-    sources = []
-    for metadata in FileSystems.match([pattern])[0].metadata_list:
-        name = source_name(metadata.path, folder)
-        with FileSystems.open(metadata.path) as stream:
-            sources += [f"{name}:{number}" for number, _, _ in lines_of(stream)]
-    return sources
+    """`file:line` of every non-blank line of the manifest."""
+    return [f"{line.source}:{line.number}" for line in manifest_lines(pattern)]
 
 
-def unaccounted(pattern: str, records: list[dict]) -> str | None:
-    """A one-line reason when some line has no result record, or more than one; None when all
-    is well."""
-    expected = Counter(manifest_sources(pattern))
-    found = Counter(record["Source"] for record in records)
-    missing = sorted((expected - found).elements())
-    extra = sorted((found - expected).elements())
+def checked_records(paths: Iterable[str]) -> list[dict]:
+    """The CHECKED fields of every record of some results files."""
+    found = []
+    for path in paths:
+        with FileSystems.open(path) as stream:
+            found += [{f: r[f] for f in CHECKED} for r in fastavro.reader(stream) if isinstance(r, dict)]
+    return found
+
+
+def unaccounted(expected: Iterable[tuple[str, str]], records: list[dict]) -> str | None:
+    """A one-line reason when some line (Source, job id) has no result record, or more than
+    one, or a result of another request; None when all is well."""
+    wanted = Counter(expected)
+    found = Counter((record["Source"], record["Id"]) for record in records)
+    missing, extra = wanted - found, found - wanted
     if not missing and not extra:
         return None
-    parts = []
+    changed = sorted({source for source, _ in missing} & {source for source, _ in extra})
+    if changed:
+        return f"{len(changed)} lines changed during the run ({_some(changed)}): the manifest was rewritten"
+    reasons = []
     if missing:
-        parts.append(
-            f"{len(missing)} of {sum(expected.values())} lines have no result ({_some(missing)}): the runner lost them"
+        sources = sorted(source for source, _ in missing.elements())
+        reasons.append(
+            f"{len(sources)} of {sum(wanted.values())} lines have no result ({_some(sources)}): the runner lost them"
         )
     if extra:
-        parts.append(f"{len(extra)} results more than lines ({_some(extra)})")
-    return "; ".join(parts)
+        sources = sorted(source for source, _ in extra.elements())
+        reasons.append(f"{len(sources)} results more than lines ({_some(sources)})")
+    return "; ".join(reasons)
 
 
 def _some(sources: list[str], shown: int = 5) -> str:

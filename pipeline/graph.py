@@ -22,12 +22,12 @@ def build(
     buckets: Buckets,
     targets: Targets | None = None,
     limits: Limits = Limits(),
-    resume: str | None = None,
+    resume: list[str] | None = None,
     progress: str | None = None,
     part: Part | None = None,
 ):
     """Without `targets`, messages go to PREFIX-messages.jsonl. With `resume` (the results
-    prefix of an earlier run), the jobs that succeeded there are carried over, not run. With
+    files of an earlier run), the jobs that succeeded there are carried over, not run. With
     `progress` (a socket of pipeline.progress), each finished job is told there. With `part`,
     only those lines of the manifest are read (a local run in parts)."""
     targets = targets or Targets(default_messages_file(results_prefix))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import parts
+from pipeline import runs
 from snapshot.limits import Limits
 from snapshot.notify import Delivery
 from snapshot.objects import Retry
@@ -75,9 +75,9 @@ class SnapshotOptions(PipelineOptions):
         parser.add_argument(
             "--lines_per_part",
             type=int,
-            default=parts.DEFAULT_LINES,
+            default=runs.DEFAULT_LINES,
             help="a local run of a longer manifest runs in parts of at most this many lines, one after "
-            f"the other, so that its memory stays bounded (default: {parts.DEFAULT_LINES}; 0: one part)",
+            f"the other, so that its memory stays bounded (default: {runs.DEFAULT_LINES}; 0: one part)",
         )
         parser.add_argument("--quiet", action="store_true", default=False, help="no progress line during a local run")
         parser.add_argument(

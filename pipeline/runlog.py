@@ -58,29 +58,40 @@ class RunLog:
 
     @contextlib.contextmanager
     def capturing_stderr(self):
-        with open(self.path, "a") as sink:
-            sys.stderr.flush()
-            saved = os.dup(2)
-            os.dup2(sink.fileno(), 2)
-            try:
-                with contextlib.redirect_stderr(_Quiet(sink)):
-                    yield
-            finally:
-                with contextlib.suppress(OSError, ValueError):
-                    sys.stderr.flush()
-                os.dup2(saved, 2)
-                os.close(saved)
+        sink = open(self.path, "a")  # noqa: SIM115 - closed below, where a full disk may not raise
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            with contextlib.redirect_stderr(_Quiet(sink)):
+                yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            with contextlib.suppress(OSError):
+                sink.close()
 
-    def add_traceback(self, error: BaseException) -> None:
-        with open(self.path, "a") as sink:
-            sink.write("".join(traceback.format_exception(error)))
+    def keep(self, error: BaseException) -> str:
+        """Add the traceback of `error`, close, and keep the log: where the details are. It
+        never raises: with the disk full, it says the details could not be written."""
+        try:
+            with open(self.path, "a") as sink:
+                sink.write("".join(traceback.format_exception(error)))
+        except OSError as failed:
+            self.close(keep=False)
+            return f"the details could not be logged ({failed.strerror})"
+        return f"details in {self.close(keep=True)}"
 
     def close(self, keep: bool) -> str:
         """Remove the handlers, and the log file unless `keep`; its path."""
         root = logging.getLogger()
         for handler in self.handlers:
             root.removeHandler(handler)
-            handler.close()
+            with contextlib.suppress(OSError, ValueError):
+                handler.close()
         if not keep:
-            os.unlink(self.path)
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
         return self.path

@@ -2,33 +2,29 @@
 
 from __future__ import annotations
 
-import posixpath
 import sys
-from collections.abc import Iterator
 
 import fastavro
 from apache_beam.io.filesystems import FileSystems
 
-from snapshot.results import is_shard
+from pipeline import runs
 
 
-def result_files(prefix: str) -> list[str]:
-    """The result shards of a prefix."""
-    name = posixpath.basename(prefix)
-    matched = FileSystems.match([f"{prefix}-*-of-*.avro"])[0].metadata_list
-    return sorted(m.path for m in matched if is_shard(posixpath.basename(m.path), name))
-
-
-def results_of(prefix: str) -> Iterator[dict]:
-    """The records of a prefix, file by file, as they are read."""
-    for path in result_files(prefix):
+def records_of(files: list[str]) -> list[dict]:
+    """The records of some results files."""
+    found = []
+    for path in files:
         with FileSystems.open(path) as stream:
-            yield from (record for record in fastavro.reader(stream) if isinstance(record, dict))
+            found += [record for record in fastavro.reader(stream) if isinstance(record, dict)]
+    return found
 
 
 def read_results(prefix: str) -> list[dict]:
-    """The records of a prefix, in manifest order."""
-    return sorted(results_of(prefix), key=lambda r: (r["Source"].rsplit(":", 1)[0], int(r["Source"].rsplit(":", 1)[1])))
+    """The committed records of a prefix, all of one run (pipeline.runs), in manifest order."""
+    return sorted(
+        runs.read_committed(prefix, records_of),
+        key=lambda r: (r["Source"].rsplit(":", 1)[0], int(r["Source"].rsplit(":", 1)[1])),
+    )
 
 
 def table(records: list[dict]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import errno
+import fcntl
 import itertools
 import os
 import secrets
@@ -143,28 +144,58 @@ def _failure(error: OSError, name: str, writing: bool) -> SnapshotError:
     raise error
 
 
-def append_lines(path: str, lines: list[bytes]) -> int:
-    """Append `lines` (each ending in a newline) to a local file, writing until every byte is
-    down. The number of lines written (all of them), or PartialWrite."""
-    data = b"".join(lines)
-    ends = list(itertools.accumulate(len(line) for line in lines))
-    done = 0
+def append_lines(path: str, lines: list[bytes], intent: dict | None = None, note=None) -> int:
+    """Append `lines` (each ending in a newline) to a local regular file, under its flock, so
+    that our other appenders wait their turn. The number of lines written (all of them), or
+    PartialWrite: the file then ends at the last line written whole.
+
+    Once: `note(intent)` is called before the bytes go down, with where they go; given that
+    intent again (after a run that was stopped), the lines already there are not written twice."""
     try:
         where = Path(path).absolute()
         where.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(where, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        fd = os.open(where, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, FILE_MODE)
     except OSError as error:
         raise PartialWrite(0, error.strerror or type(error).__name__) from None
     try:
-        view = memoryview(data)
-        while done < len(data):
-            done += os.write(fd, view[done:])
-    except OSError as error:
-        whole = bisect.bisect_right(ends, done)
-        if whole < len(lines) and done > (ends[whole - 1] if whole else 0):
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PartialWrite(0, "not a regular file")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        done = _already_there(fd, lines, intent) if intent else 0
+        if done == len(lines):
+            return done
+        start = os.fstat(fd).st_size
+        if note is not None:
+            note({"offset": start, "from": done})
+        data = b"".join(lines[done:])
+        ends = list(itertools.accumulate(len(line) for line in lines[done:]))
+        written = 0
+        try:
+            view = memoryview(data)
+            while written < len(data):
+                written += os.write(fd, view[written:])
+        except OSError as error:
+            whole = bisect.bisect_right(ends, written)
             with contextlib.suppress(OSError):
-                os.write(fd, b"\n")  # end the torn line, so that the next message starts on its own
-        raise PartialWrite(whole, error.strerror or type(error).__name__) from None
+                os.ftruncate(fd, start + (ends[whole - 1] if whole else 0))  # no torn line stays
+            raise PartialWrite(done + whole, error.strerror or type(error).__name__) from None
+        return len(lines)
     finally:
         os.close(fd)
-    return len(lines)
+
+
+def _already_there(fd: int, lines: list[bytes], intent: dict) -> int:
+    """How many of `lines` an earlier append with this intent left whole in the file (those
+    before `from`, and those found at `offset` after them); a torn line after them is cut."""
+    done, offset = int(intent["from"]), int(intent["offset"])
+    size = os.fstat(fd).st_size
+    found = os.pread(fd, size - offset, offset) if 0 <= offset < size else b""
+    at = 0
+    for line in lines[done:]:
+        if found[at : at + len(line)] != line:
+            break
+        at, done = at + len(line), done + 1
+    rest = found[at:]
+    if rest and done < len(lines) and lines[done].startswith(rest):  # the torn end of our next line
+        os.ftruncate(fd, offset + at)
+    return done

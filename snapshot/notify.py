@@ -57,6 +57,8 @@ class Targets:
     default: str  # the JSON Lines file used without a pipelines file
     pipelines: dict[str, str] | None = None  # PipelineId -> target, from the pipelines file
     delivery: Delivery = field(default_factory=Delivery)
+    staging: str | None = None  # a folder where messages to files wait for delivery (pipeline.delivery)
+    down: frozenset[str] = frozenset()  # targets found down earlier in the run: not tried again
 
     @classmethod
     def from_file(cls, default: str, pipelines_file: str | None, delivery: Delivery = Delivery()) -> Targets:
@@ -76,6 +78,11 @@ class Targets:
         if pipeline_id and self.pipelines is not None and pipeline_id not in self.pipelines:
             raise SnapshotError(errors.INVALID_PARAMETER, f"PipelineId {pipeline_id!r} is not a known pipeline")
 
+    def files(self) -> list[str]:
+        """The JSON Lines targets."""
+        every = {self.default} if self.pipelines is None else set(self.pipelines.values())
+        return sorted(target for target in every if kind(target) is TargetKind.FILE)
+
     def target(self, pipeline_id: str) -> str | None:
         """The target of a job's message; None when the job has no PipelineId."""
         if not pipeline_id:
@@ -93,6 +100,11 @@ def kind(target: str) -> TargetKind:
     raise ValueError(
         f"a notification target must be an http(s) URL, pubsub://projects/P/topics/T or a .jsonl file: {target}"
     )
+
+
+def staged_name(target: str) -> str:
+    """The name of a target's staged messages: the same for the same target."""
+    return hashlib.sha256(target.encode("utf-8", "surrogatepass")).hexdigest()[:16] + ".jsonl"
 
 
 def message_id(job_id: str) -> str:
@@ -131,11 +143,14 @@ class Sender:
     Args:
         delivery: attempts, time limits, concurrency, and after how many failures in a row a
             target counts as down.
+        staging: messages to files are written there whole, one file per target, for the
+            command to deliver (pipeline.delivery); None appends them to the target itself.
+        down: targets already down: their messages fail at once.
     """
 
-    def __init__(self, delivery: Delivery = Delivery()):
-        self.delivery = delivery
-        self._failures: dict[str, int] = {}
+    def __init__(self, delivery: Delivery = Delivery(), staging: str | None = None, down: frozenset[str] = frozenset()):
+        self.delivery, self.staging = delivery, staging
+        self._failures: dict[str, int] = dict.fromkeys(down, delivery.down_after)
         self._lock = threading.Lock()
 
     def notified(self, job_results: list[JobResult], target: str, deadline: float | None = None) -> list[JobResult]:
@@ -150,8 +165,10 @@ class Sender:
             kind_ = kind(target)
         except ValueError as error:
             return [not_sent("NotifyFailed", str(error)) for _ in records]
+        if kind_ is TargetKind.FILE and self.is_down(target):
+            return [self._down() for _ in records]
         if kind_ is TargetKind.FILE:
-            return add_to_file(target, records)
+            return stage(self.staging, target, records) if self.staging else add_to_file(target, records)
         send = self._post if kind_ is TargetKind.HTTP else self._publish
         if len(records) == 1:
             return [self._guarded(send, target, records[0], deadline)]
@@ -162,9 +179,12 @@ class Sender:
         with self._lock:
             return self._failures.get(target, 0) >= self.delivery.down_after
 
+    def _down(self) -> dict:
+        return not_sent("NotifyFailed", f"target down: {self.delivery.down_after} messages in a row failed")
+
     def _guarded(self, send, target: str, record: dict, deadline: float | None) -> dict:
         if self.is_down(target):
-            return not_sent("NotifyFailed", f"target down: {self.delivery.down_after} messages in a row failed")
+            return self._down()
         try:
             outcome = send(target, record, deadline)
         except Exception as error:  # noqa: BLE001 - a target, whatever it does, never fails the job
@@ -235,11 +255,33 @@ def _left(seconds: float, deadline: float | None) -> float:
     return seconds if deadline is None else min(seconds, deadline - time.monotonic())
 
 
+def lines_of(records: list[dict]) -> tuple[list[int], list[bytes]]:
+    """The order of `records` by job id, and their messages' lines in that order."""
+    order = sorted(range(len(records)), key=lambda i: records[i]["Id"])
+    return order, [(json.dumps(message(records[i]), ensure_ascii=False) + "\n").encode() for i in order]
+
+
+def stage(folder: str, target: str, records: list[dict]) -> list[dict]:
+    """Write the messages of `records` to `target`'s staged file in `folder`, whole; their
+    MNSMessageResults: sent, since the command delivers them once their part is done, and
+    marks in the results any it could not (pipeline.delivery)."""
+    _order, lines = lines_of(records)
+    root = storage.connect(folder)
+    try:
+        root.write(staged_name(target), b"".join(lines))
+    except Exception as error:  # noqa: BLE001 - a target, whatever it does, never fails the job
+        text = error.message if isinstance(error, SnapshotError) else type(error).__name__
+        log.warning("staging the messages to %s failed: %s", webhook.redact(target), text)
+        return [not_sent("NotifyFailed", f"writing the messages failed: {text}") for _ in records]
+    finally:
+        root.close()
+    return [sent(record["Id"]) for record in records]
+
+
 def add_to_file(target: str, records: list[dict], retry: Retry = Retry()) -> list[dict]:
     """Append the messages of `records` to a JSON Lines target; their MNSMessageResults. A
     message is sent once its whole line is written; those after a failed write are not."""
-    order = sorted(range(len(records)), key=lambda i: records[i]["Id"])
-    lines = [(json.dumps(message(records[i]), ensure_ascii=False) + "\n").encode() for i in order]
+    order, lines = lines_of(records)
     outcomes: list[dict] = [not_sent("NotifyFailed", "not written")] * len(records)
     try:
         written = storage.add_to_file(target, lines, retry)

@@ -12,6 +12,7 @@ is a single upload). Names are checked before any I/O (`snapshot.objects`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -19,7 +20,7 @@ from typing import Protocol
 from snapshot import errors
 from snapshot.errors import SnapshotError
 from snapshot.localfs import LocalRoot, append_lines
-from snapshot.objects import CountingReader, Retry, Root, check_bucket_name, check_gcs_location
+from snapshot.objects import CountingReader, PartialWrite, Retry, Root, check_bucket_name, check_gcs_location
 
 
 class BucketRef(Protocol):
@@ -136,19 +137,51 @@ def connect(location: str, role: dict | None = None, retry: Retry = Retry()) -> 
     return LocalRoot(location)
 
 
-def add_to_file(location: str, lines: list[bytes], retry: Retry = Retry()) -> int:
-    """Append `lines` (each ending in a newline) to a file; a gs:// object is replaced instead,
-    since GCS objects cannot be appended to. The number of lines written (all of them), or
-    PartialWrite."""
+def add_to_file(
+    location: str,
+    lines: list[bytes],
+    retry: Retry = Retry(),
+    tag: str = "",
+    intent: dict | None = None,
+    note: Callable[[dict], None] | None = None,
+) -> int:
+    """Append `lines` (each ending in a newline) to a JSON Lines file, local or gs://. The
+    number of lines written (all of them), or PartialWrite.
+
+    Once, when given the `intent` that `note` was called with by an earlier attempt that was
+    stopped: lines already there are not added again. A gs:// object, which cannot be
+    appended to, gets a new generation composed of the live one and the lines, on the
+    condition that the live one is still the one read (so concurrent appends are not lost);
+    `tag` marks the new generation, so that the earlier attempt can be recognised."""
     if not _is_gcs(location):
-        return append_lines(location, lines)
+        return append_lines(location, lines, intent, note)
+    from snapshot import gcs
+
     folder, _, name = location.rpartition("/")
-    root = connect(folder, None, retry)
+    data = b"".join(lines)
+    root = gcs.GcsRoot(folder, None, retry)
     try:
-        root.write(name, b"".join(lines))
+        if intent is not None:
+            found = root.read_versioned(name)
+            if _holds(found, intent["generation"], tag, data):
+                return len(lines)
+        for _ in range(10):
+            found = root.read_versioned(name)
+            generation = found.generation if found else 0
+            if note is not None:
+                note({"generation": generation})
+            if root.append(name, data, tag, generation):
+                return len(lines)
     finally:
         root.close()
-    return len(lines)
+    raise PartialWrite(0, "the object kept changing while being appended to")
+
+
+def _holds(found, generation: int, tag: str, data: bytes) -> bool:
+    """An object's live generation, `found`, is a later one than `generation` that holds `data`."""
+    if found is None or found.generation == generation:
+        return False
+    return found.metadata.get("snapshot-append") == tag or data in found.data
 
 
 def _is_gcs(location: str) -> bool:

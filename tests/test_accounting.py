@@ -17,7 +17,7 @@ from apache_beam.runners.portability.fn_api_runner import worker_handlers
 from apache_beam.runners.worker import data_plane
 
 from pipeline import __main__ as command
-from pipeline import accounting, local
+from pipeline import accounting, local, runs
 from pipeline.show import read_results
 from tests.helpers import ROOT, pipeline_args, pipeline_command, request_line
 
@@ -114,11 +114,14 @@ def test_results_are_counted_against_the_manifest(tmp_path, bucket_root):
     (tmp_path / "m.jsonl").write_bytes(b"\xef\xbb\xbfoops\n\n[]\n")
     with TestPipeline(runner="FnApiRunner") as p:
         graph.build(p, str(tmp_path / "m.jsonl"), str(tmp_path / "res"), Buckets(str(bucket_root)))
-    assert accounting.unaccounted(str(tmp_path / "m.jsonl"), read_results(str(tmp_path / "res"))) is None
+    def lines():
+        return runs.plan(accounting.manifest_lines(str(tmp_path / "m.jsonl")), 0)[0].lines
+
+    assert accounting.unaccounted(lines(), read_results(str(tmp_path / "res"))) is None
     with open(tmp_path / "m.jsonl", "a") as manifest:
         manifest.write("late\n")
     assert (
-        accounting.unaccounted(str(tmp_path / "m.jsonl"), read_results(str(tmp_path / "res")))
+        accounting.unaccounted(lines(), read_results(str(tmp_path / "res")))
         == "1 of 3 lines have no result (m.jsonl:4): the runner lost them"
     )
 

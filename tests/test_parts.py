@@ -11,32 +11,39 @@ import pytest
 from PIL import Image
 
 from pipeline import __main__ as command
-from pipeline import graph
+from pipeline import graph, runs
 from pipeline.show import read_results
 from snapshot import synth
-from snapshot.parts import Part, split
+from snapshot.jobs import ManifestLine
+from snapshot.parts import Part
 from tests.helpers import ROOT, pipeline_args, pipeline_command, request_line
 
 COMPARED = ("Id", "Source", "State", "Code", "Count")
 
 
 def test_a_manifest_splits_into_parts_of_consecutive_lines_across_its_files():
-    sources = ["a.jsonl:1", "a.jsonl:2", "a.jsonl:4", "b.jsonl:1", "b.jsonl:2"]
+    lines = [
+        ManifestLine(name, number, f"{name} {number}")
+        for name, number in [("a.jsonl", 1), ("a.jsonl", 2), ("a.jsonl", 4), ("b.jsonl", 1), ("b.jsonl", 2)]
+    ]
+    sources = [f"{line.source}:{line.number}" for line in lines]
 
-    parts = split(sources, 2)
+    parts = runs.plan(lines, 2)
 
-    assert parts == [
+    assert [p.part for p in parts] == [
         Part({"a.jsonl": (1, 2)}),
         Part({"a.jsonl": (4, 4), "b.jsonl": (1, 1)}),
         Part({"b.jsonl": (2, 2)}),
     ]
-    assert [[s for s in sources if part and part.holds_source(s)] for part in parts] == [
+    assert [[s for s in sources if p.part and p.part.holds_source(s)] for p in parts] == [
         sources[:2],
         sources[2:4],
         sources[4:],
     ]
-    assert not parts[1].holds("a.jsonl", 3) and not parts[1].holds_source("a.jsonl:x")
-    assert split(sources, 5) == split(sources, 0) == [None]  # one part of everything
+    assert [[source for source, _ in p.lines] for p in parts] == [sources[:2], sources[2:4], sources[4:]]
+    assert parts[1].lines[0][1] == lines[2].job_id and len({p.digest for p in parts}) == 3
+    assert not parts[1].part.holds("a.jsonl", 3) and not parts[1].part.holds_source("a.jsonl:x")
+    assert [p.part for p in runs.plan(lines, 5)] == [p.part for p in runs.plan(lines, 0)] == [None]  # one part
 
 
 def manifest(folder, lines_a: list[str], lines_b: list[str]) -> str:
@@ -74,9 +81,10 @@ def test_a_run_in_parts_gives_what_one_pipeline_gives(tmp_path, bucket_root):
     shutil.copytree(bucket_root, whole_root)
 
     whole = run(pattern, tmp_path / "whole-r", whole_root, "--lines_per_part", "0", "--quiet")
-    stale = tmp_path / "beam-temp-r-parts"  # what a run in parts that was stopped left behind
-    stale.mkdir()
-    shutil.copy(next(tmp_path.glob("whole-r-*.avro")), stale / "part00000-00000-of-00009.avro")
+    stale = tmp_path / "r.runs" / "20260101T000000Z-000000"  # a stopped run's part, of other lines
+    stale.mkdir(parents=True)
+    shutil.copy(next(tmp_path.glob("whole-r-*.avro")), stale / "part00000-00000-of-00001.avro")
+    (stale / "part00000.json").write_text('{"digest": "of other lines", "shards": ["part00000-00000-of-00001.avro"]}')
     shutil.copy(next(tmp_path.glob("whole-r-*.avro")), tmp_path / "r-00000-of-00099.avro")  # an earlier run's
     parted = run(pattern, tmp_path / "r", bucket_root, "--lines_per_part", "3", "--quiet")
 
@@ -88,7 +96,8 @@ def test_a_run_in_parts_gives_what_one_pipeline_gives(tmp_path, bucket_root):
     ]
     shards = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("r-"))
     assert shards == [f"r-{n:05d}-of-{len(shards):05d}.avro" for n in range(len(shards))] and len(shards) >= 3
-    assert not list(tmp_path.glob("beam-temp-*"))  # the parts' folder is gone
+    assert not (tmp_path / "r.runs" / "20260101T000000Z-000000").exists()  # the stopped run's folder is gone
+    assert [p.name for p in (tmp_path / "r.runs").iterdir()] == ["commit.json"]  # and this run's
     made = pictures(bucket_root / "out")
     assert made == pictures(whole_root / "out") and len(made) == sum(r["Count"] for r in records) >= 8
     assert synth.read_index(Image.open(bucket_root / "out" / "b1.jpg")) == 60  # 2017 ms at 30 fps, frame-exact
@@ -130,4 +139,7 @@ def test_a_part_that_fails_leaves_no_results(tmp_path, bucket_root, monkeypatch)
 
     assert command.main(argv) == 1
     assert len(calls) == 2 and all(isinstance(part, Part) for part in calls)
-    assert not list(tmp_path.glob("r-*")) and not list(tmp_path.glob("beam-temp-*"))
+    assert not list(tmp_path.glob("r-*"))
+    (folder,) = (tmp_path / "r.runs").iterdir()  # the first part is done: kept for the next run
+    kept = sorted(p.name for p in folder.iterdir() if not p.is_dir())
+    assert kept[-2:] == ["part00000.delivery.json", "part00000.json"] and kept[0].startswith("part00000-00000-of-")

@@ -13,7 +13,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from PIL import Image
 
 from pipeline import graph
-from pipeline.__main__ import resume_problem
+from pipeline.__main__ import resume_files, resume_problem
 from pipeline.show import read_results
 from snapshot import jobs, synth
 from snapshot.assemble import failed
@@ -35,7 +35,8 @@ def command(*args: str) -> subprocess.CompletedProcess:
 def run_in_process(tmp_path, bucket_root, results: str, resume: str | None = None) -> int:
     """A run in this process; the input bytes it read (the snapshot:input_bytes_read counter)."""
     p = BeamTestPipeline(runner="FnApiRunner")
-    graph.build(p, str(tmp_path / "m.jsonl"), str(tmp_path / results), Buckets(str(bucket_root)), resume=resume)
+    previous = resume_files(resume) if resume else None
+    graph.build(p, str(tmp_path / "m.jsonl"), str(tmp_path / results), Buckets(str(bucket_root)), resume=previous)
     outcome = p.run()
     outcome.wait_until_finish()
     counters = outcome.metrics().query(MetricsFilter().with_name("input_bytes_read"))["counters"]
@@ -77,6 +78,11 @@ def test_a_resumed_run_runs_only_what_failed(tmp_path, bucket_root):
     assert synth.read_index(Image.open(bucket_root / "out" / "late" / "00001.jpg")) == 60
     assert synth.read_index(Image.open(bucket_root / "out" / "late-poster.jpg")) == 30
 
+    itself = command(
+        *pipeline_args(tmp_path / "m.jsonl", tmp_path / "r2", bucket_root, "--resume", str(tmp_path / "r2"))
+    )  # the prefix's own results change only at the commit: it may resume itself
+    assert "5 jobs: 4 carried over, 0 succeeded, 1 failed" in itself.stdout, itself.stderr
+
     full = run_in_process(tmp_path, bucket_root, "r3")
     again = run_in_process(tmp_path, bucket_root, "r4", resume=str(tmp_path / "r2"))
     assert 0 == again < full  # everything succeeded in r2: nothing left to read
@@ -89,7 +95,6 @@ def test_resume_refuses_what_it_cannot_use(tmp_path, bucket_root):
     base = pipeline_args(tmp_path / "m.jsonl", tmp_path / "r", bucket_root)
     for previous, reason in [
         (tmp_path / "none", "matches no results"),
-        (tmp_path / "r", "is --results itself"),
         (tmp_path / "other", "is not a results file of this pipeline"),
     ]:
         done = command(*base, "--resume", str(previous))
@@ -110,7 +115,7 @@ def test_resume_carries_the_results_of_an_earlier_version(tmp_path, bucket_root)
     with open(tmp_path / "old-00000-of-00001.avro", "wb") as out:
         fastavro.writer(out, fastavro.parse_schema(schema), [old])
 
-    assert resume_problem(str(tmp_path / "old"), str(tmp_path / "new")) is None
+    assert resume_problem(str(tmp_path / "old")) is None
     assert run_in_process(tmp_path, bucket_root, "new", resume=str(tmp_path / "old")) == 0  # nothing captured
     (carried,) = read_results(str(tmp_path / "new"))
     assert carried == {**old, "ColorIn": "", "ToneMapped": False}

@@ -8,7 +8,7 @@ from collections import defaultdict
 import apache_beam as beam
 
 from snapshot import notify
-from snapshot.notify import Delivery, Targets
+from snapshot.notify import Targets
 
 SEND_BATCH = 64  # messages sent together, up to Delivery.concurrency at once
 
@@ -32,11 +32,11 @@ class _Send(beam.DoFn):
     """[(target, JobResult), ...] -> each JobResult with its MNSMessageResult. The Sender
     lives as long as the worker's DoFn, so a target found down stays down."""
 
-    def __init__(self, delivery: Delivery):
-        self.delivery = delivery
+    def __init__(self, targets: Targets):
+        self.targets = targets
 
     def setup(self):
-        self.sender = notify.Sender(self.delivery)
+        self.sender = notify.Sender(self.targets.delivery, self.targets.staging, self.targets.down)
 
     def process(self, pairs):
         by_target = defaultdict(list)
@@ -66,12 +66,12 @@ class Notify(beam.PTransform):
         sent = (
             direct
             | "Batch" >> beam.BatchElements(min_batch_size=SEND_BATCH, max_batch_size=SEND_BATCH)
-            | "Send" >> beam.ParDo(_Send(targets.delivery))
+            | "Send" >> beam.ParDo(_Send(targets))
         )
         written = (
             files
             | "ByFile" >> beam.GroupByKey()
             | "Pairs" >> beam.MapTuple(lambda target, rs: [(target, r) for r in rs])
-            | "Write" >> beam.ParDo(_Send(targets.delivery))
+            | "Write" >> beam.ParDo(_Send(targets))
         )
         return (silent | "Untouched" >> beam.Values(), sent, written) | "Notified" >> beam.Flatten()

@@ -3,8 +3,6 @@ again; their old records are carried into the new results unchanged."""
 
 from __future__ import annotations
 
-import posixpath
-
 import apache_beam as beam
 import fastavro
 from apache_beam import pvalue
@@ -12,7 +10,6 @@ from apache_beam.io import fileio
 
 from snapshot import results
 from snapshot.parts import Part
-from snapshot.results import is_shard
 
 CARRIED = "carried"
 
@@ -36,21 +33,22 @@ class CarryOver(beam.PTransform):
     """Jobs -> the jobs still to run (main output) and the carried records (CARRIED).
 
     Args:
-        previous_prefix: the results prefix of the earlier run, local or gs://.
+        previous: the results files of the earlier run, local or gs:// (pipeline.runs finds
+            them: a prefix's committed results, and the done parts of a run that was stopped).
         part: the lines this run reads (a local run in parts), or None for all: the earlier
             records of other lines are left out.
     """
 
-    def __init__(self, previous_prefix: str, part: Part | None = None):
+    def __init__(self, previous: list[str], part: Part | None = None):
         super().__init__()
-        self.previous, self.part = previous_prefix, part
+        self.previous, self.part = previous, part
 
     def expand(self, parsed):
-        name, part = posixpath.basename(self.previous), self.part
+        part = self.part
         old = (
             parsed.pipeline
-            | "MatchPrevious" >> fileio.MatchFiles(f"{self.previous}-*-of-*.avro")
-            | "OwnShards" >> beam.Filter(lambda m: is_shard(posixpath.basename(m.path), name))
+            | "PreviousFiles" >> beam.Create(self.previous)
+            | "MatchPrevious" >> fileio.MatchAll()
             | "OpenPrevious" >> fileio.ReadMatches()
             | "ReadPrevious" >> beam.FlatMap(_records)
             | "Succeeded" >> beam.Filter(lambda record: record["State"] == results.State.SUCCESS)
