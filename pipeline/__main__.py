@@ -188,10 +188,10 @@ def launch(args: SnapshotOptions, terminal=None) -> tuple[list[dict], int]:
     on_this_machine = local.on_this_machine(args)
     parts = runs.plan(accounting.manifest_lines(args.manifest), args.lines_per_part if on_this_machine else 0)
     run = runs.Run(args.results)
-    run.start(parts)
-    for note in run.notes:
-        print(f"note: {note}", file=terminal or sys.stderr)
     try:
+        run.start(parts)
+        for note in run.notes:
+            print(f"note: {note}", file=terminal or sys.stderr)
         records = run_parts(args, run, parts, terminal)
         now = [pair for part in runs.plan(accounting.manifest_lines(args.manifest), 0) for pair in part.lines]
         if now != [pair for part in parts for pair in part.lines]:

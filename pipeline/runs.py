@@ -323,14 +323,17 @@ def read_committed(prefix: str, read: Callable[[list[str]], list]) -> list:
     once it is done (the record changes before any file does), for up to COMMIT_WAIT_S."""
     deadline = time.monotonic() + COMMIT_WAIT_S
     while True:
+        before = _record(prefix)
         try:
-            before = _record(prefix)
             found = read(committed_files(prefix))
-            if _record(prefix) == before:
-                return found
-        except (Committing, OSError, SnapshotError, BeamIOError):
+        except Exception:
+            if _record(prefix) == before and (before or {}).get("state") == "committed":
+                raise  # not a commit under way: shards that are gone, say
             if time.monotonic() > deadline:
                 raise
+        else:
+            if _record(prefix) == before:
+                return found
         time.sleep(0.2)
 
 
@@ -338,7 +341,8 @@ def commit(prefix: str, run_id: str, shards: list[str]) -> None:
     """Make `shards` (in order) the results of `prefix`, as PREFIX-SSSSS-of-NNNNN.avro.
 
     The record says 'committing' first, with every step to take; then the earlier results go,
-    then the new ones move in, and the record says 'committed'. A reader that follows the
+    then the new ones are placed (the run folders keep theirs until they are removed, so a
+    run that takes over after a stop finds its parts done), and the record says 'committed'. A reader that follows the
     record waits meanwhile; one that globs sees the earlier shards disappear, then the new
     ones appear: shards of one run at a time. A run stopped half way leaves the record for the
     next run of the prefix, which finishes the commit first (finish_commit)."""
@@ -350,7 +354,7 @@ def commit(prefix: str, run_id: str, shards: list[str]) -> None:
         "state": "committing",
         "run": run_id,
         "shards": names,
-        "remove": [path for path in earlier if path not in targets],
+        "remove": earlier,
         "moves": [[source, target] for source, target in zip(shards, targets, strict=True)],
     }
     root = storage.connect(control(prefix), None, Retry())
@@ -379,9 +383,20 @@ def _finish(root, record: dict) -> None:
     if gone:
         FileSystems.delete(gone)
     for source, target in record["moves"]:
-        if _exists(source):  # a step already taken is not taken again
-            FileSystems.rename([source], [target])
+        if _exists(source):  # gone once the run folders are removed: then the commit was done
+            _place(source, target)
     write_json(root, COMMIT, {"state": "committed", "run": record["run"], "shards": record["shards"]})
+
+
+def _place(source: str, target: str) -> None:
+    """Make `target` a copy of `source`, which stays: a hard link locally (the run folder is
+    on the same disk), a copy on gs://. Whole or not at all, so it may be done again."""
+    if "://" in source:
+        FileSystems.copy([source], [target])
+        return
+    temporary = f"{target}.{secrets.token_hex(4)}.tmp"
+    os.link(source, temporary)
+    os.replace(temporary, target)
 
 
 def hand_over(prefix: str) -> None:
