@@ -13,7 +13,9 @@ import http
 import http.client
 import logging
 import mimetypes
+import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import requests
@@ -30,6 +32,7 @@ from snapshot.objects import CountingReader, Retry, changed, check_gcs_location,
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 1 << 20  # bytes fetched per ranged GET; a seek outside them fetches anew
+APPEND_TAG = "snapshot-append"  # the custom metadata an append's tag is written under
 
 T = TypeVar("T")
 
@@ -122,6 +125,23 @@ def call(what: str, action: Callable[[api_retry.Retry], T], retry: Retry) -> T:
         raise coded(error, what, attempts) from None
 
 
+def unless_refused(
+    action: Callable[[api_retry.Retry], T], *refusals: type[Exception]
+) -> Callable[[api_retry.Retry], T | None]:
+    """`action`, giving None instead when its precondition failed (HTTP 412, never retried: it is
+    not transient) or one of `refusals` was raised."""
+
+    caught: tuple[type[Exception], ...] = (api.PreconditionFailed, *refusals)
+
+    def conditional(retry: api_retry.Retry) -> T | None:
+        try:
+            return action(retry)
+        except caught:
+            return None
+
+    return conditional
+
+
 def credentials_for(role: dict | None):
     """google-auth credentials of a role from the roles file; None for the default ones."""
     if not role:
@@ -143,6 +163,15 @@ def credentials_for(role: dict | None):
             target_scopes=["https://www.googleapis.com/auth/devstorage.read_write"],
         )
     raise ValueError("a role needs key_file or impersonate")
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """One generation of an object: its bytes, its generation number and its custom metadata."""
+
+    data: bytes
+    generation: int
+    metadata: dict[str, str]
 
 
 class GcsRoot:
@@ -186,21 +215,132 @@ class GcsRoot:
 
     def write(self, name: str, data: bytes) -> str:
         blob = self.bucket.blob(self._blob_name(name))
-        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         call(
             f"writing {name!r}",
             lambda retry: blob.upload_from_string(
-                data, content_type=content_type, timeout=self.retry.timeout_s, retry=retry
+                data, content_type=_content_type(name), timeout=self.retry.timeout_s, retry=retry
             ),
             self.retry,
         )
         return f"gs://{self.bucket_name}/{blob.name}"
+
+    def read_versioned(self, name: str) -> Versioned | None:
+        """The live generation of an object, or None when there is none."""
+        blob_name, what = self._blob_name(name), f"reading {name!r}"
+        for _ in range(10):
+            blob = call(
+                what,
+                lambda retry: self.bucket.get_blob(blob_name, timeout=self.retry.timeout_s, retry=retry),
+                self.retry,
+            )
+            if blob is None:
+                return None
+            generation, metadata = blob.generation, dict(blob.metadata or {})  # a download resets them
+
+            def download(retry: api_retry.Retry, blob: storage.Blob = blob, generation: int = generation) -> bytes:
+                return blob.download_as_bytes(
+                    raw_download=True, if_generation_match=generation, timeout=self.retry.timeout_s, retry=retry
+                )
+
+            data = call(what, unless_refused(download, api.NotFound), self.retry)
+            if data is not None:
+                return Versioned(data, generation, metadata)
+            # replaced or deleted between the two requests: read what is live now
+        raise SnapshotError(errors.TRANSIENT_NETWORK_ERROR, f"{what}: the object kept changing while being read")
+
+    def write_if(
+        self, name: str, data: bytes, if_generation: int, metadata: dict[str, str] | None = None
+    ) -> int | None:
+        """Write the object on a condition: `if_generation` 0, only if it does not exist; n > 0,
+        only if its live generation is n. The new generation, or None when the condition failed
+        (HTTP 412; also when a retried request's first attempt had landed: the live generation
+        tells)."""
+        blob = self.bucket.blob(self._blob_name(name))
+        if metadata is not None:
+            blob.metadata = metadata
+        return self._upload(f"writing {name!r}", blob, data, if_generation)
+
+    def delete_if(self, name: str, if_generation: int | None = None) -> bool:
+        """Delete the object (only that generation, when given). False when it was not there or
+        the condition failed."""
+        blob = self.bucket.blob(self._blob_name(name))
+        return self._done(
+            f"deleting {name!r}",
+            lambda retry: blob.delete(if_generation_match=if_generation, timeout=self.retry.timeout_s, retry=retry),
+            api.NotFound,
+        )
+
+    def append(self, name: str, data: bytes, tag: str, if_generation: int) -> int | None:
+        """The object's content followed by `data`, as a new generation whose custom metadata is
+        {"snapshot-append": tag}. `if_generation` 0: the object must not exist, and is created
+        with `data`. n > 0: its live generation must be n; `data` is uploaded as a temporary
+        object beside it, the two are composed into it on that condition, and the temporary one
+        is deleted whatever happens. The new generation, or None when the condition failed
+        (HTTP 412)."""
+        metadata = {APPEND_TAG: tag}
+        if if_generation == 0:
+            return self.write_if(name, data, 0, metadata)
+        what = f"appending to {name!r}"
+        target = self.bucket.blob(self._blob_name(name))
+        part = self.bucket.blob(self._blob_name(f"{name}.append-{secrets.token_hex(8)}"))
+        try:
+            self._upload(what, part, data, None)
+            target.metadata, target.content_type = metadata, _content_type(name)
+            composed = self._done(
+                what,
+                lambda retry: target.compose(
+                    [self.bucket.blob(target.name), part],
+                    if_generation_match=if_generation,
+                    timeout=self.retry.timeout_s,
+                    retry=retry,
+                ),
+                api.NotFound,  # the object is gone: n is not its live generation either
+            )
+            return target.generation if composed else None
+        finally:
+            try:
+                self._done(
+                    f"deleting {part.name!r}",
+                    lambda retry: part.delete(timeout=self.retry.timeout_s, retry=retry),
+                    api.NotFound,
+                )
+            except SnapshotError as error:
+                log.warning("%s: the temporary object stays (%s)", what, error)
+
+    def _upload(self, what: str, blob: storage.Blob, data: bytes, if_generation: int | None) -> int | None:
+        """One upload of `blob` (on `ifGenerationMatch`, when given): its new generation, or None
+        when the condition failed."""
+        uploaded = self._done(
+            what,
+            lambda retry: blob.upload_from_string(
+                data,
+                content_type=_content_type(blob.name),
+                if_generation_match=if_generation,
+                timeout=self.retry.timeout_s,
+                retry=retry,
+            ),
+        )
+        return blob.generation if uploaded else None
+
+    def _done(self, what: str, action: Callable[[api_retry.Retry], object], *refusals: type[Exception]) -> bool:
+        """`call(what, action)`; False, instead of an error, when its precondition failed or it
+        raised one of `refusals`."""
+
+        def done(retry: api_retry.Retry) -> bool:
+            action(retry)
+            return True
+
+        return call(what, unless_refused(done, *refusals), self.retry) is not None
 
     def _blob_name(self, name: str) -> str:
         check_object_name(name, "Object")
         blob_name = f"{self.prefix}/{name}" if self.prefix else name
         check_gcs_location(f"gs://{self.bucket_name}/{blob_name}", "Object")
         return blob_name
+
+
+def _content_type(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 class BlobBytes(CountingReader):

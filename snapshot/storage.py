@@ -163,8 +163,9 @@ def add_to_file(
     try:
         if intent is not None:
             found = root.read_versioned(name)
-            if _holds(found, intent["generation"], tag, data):
-                return len(lines)
+            later = found is not None and found.generation != intent["generation"]
+            if later and found and (found.metadata.get(gcs.APPEND_TAG) == tag or data in found.data):
+                return len(lines)  # the earlier attempt's append went through
         for _ in range(10):
             found = root.read_versioned(name)
             generation = found.generation if found else 0
@@ -175,13 +176,6 @@ def add_to_file(
     finally:
         root.close()
     raise PartialWrite(0, "the object kept changing while being appended to")
-
-
-def _holds(found, generation: int, tag: str, data: bytes) -> bool:
-    """An object's live generation, `found`, is a later one than `generation` that holds `data`."""
-    if found is None or found.generation == generation:
-        return False
-    return found.metadata.get("snapshot-append") == tag or data in found.data
 
 
 def _is_gcs(location: str) -> bool:

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections import Counter
 
@@ -22,6 +23,7 @@ from PIL import Image
 from pipeline import graph
 from pipeline.show import read_results
 from snapshot import assemble, errors, guarded, jobs, synth, tasks
+from snapshot.gcs import APPEND_TAG, GcsRoot, Versioned
 from snapshot.jobs import ManifestLine
 from snapshot.objects import Retry
 from snapshot.storage import Buckets
@@ -345,3 +347,70 @@ def test_names_that_gcs_refuses_are_refused_before_any_request(gcs, bucket):
     result = run_job(line("media", "v" * 30 + ".mp4", "out", Time=0), long_prefix)
     assert (result.state, result.code) == ("Fail", errors.INVALID_PARAMETER) and "1024 bytes" in result.message
     assert gcs.proxy.seen == []
+
+
+def conditional_root(bucket: str) -> GcsRoot:
+    return GcsRoot(f"gs://{bucket}/some/prefix", None, FAST_RETRY)
+
+
+def test_conditional_writes_and_deletes_hold_only_on_the_live_generation(gcs):
+    bucket = gcs.bucket("lease")
+    root = conditional_root(bucket)
+    assert root.read_versioned("lease.json") is None
+    first = root.write_if("lease.json", b"one", 0)
+    assert first and gcs.download(bucket, "some/prefix/lease.json") == b"one"
+    assert root.write_if("lease.json", b"two", 0) is None
+    assert root.read_versioned("lease.json") == Versioned(b"one", first, {})
+    second = root.write_if("lease.json", b"three", first, {"holder": "run-1"})
+    assert second and second != first
+    assert root.read_versioned("lease.json") == Versioned(b"three", second, {"holder": "run-1"})
+    assert root.write_if("lease.json", b"four", first) is None
+    assert not root.delete_if("lease.json", first)
+    assert root.read_versioned("lease.json") == Versioned(b"three", second, {"holder": "run-1"})
+    assert root.delete_if("lease.json", second)
+    assert root.read_versioned("lease.json") is None
+    assert not root.delete_if("lease.json")
+    # each refusal was one request: a failed precondition is not retried
+    assert Counter(s.method for s in gcs.proxy.seen if s.answer == "412") == {"POST": 2, "DELETE": 1}
+
+
+def test_racing_conditional_creates_have_exactly_one_winner(gcs):
+    bucket = gcs.bucket("race")
+    roots = [conditional_root(bucket), conditional_root(bucket)]
+    for n in range(20):
+        name = f"lease-{n}.json"
+        start = threading.Barrier(2)
+        won: dict[int, int | None] = {}
+
+        def create(me: int, name=name, start=start, won=won) -> None:
+            start.wait()
+            won[me] = roots[me].write_if(name, f"thread-{me}".encode(), 0)
+
+        threads = [threading.Thread(target=create, args=(me,)) for me in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [me for me, generation in won.items() if generation is not None]
+        assert len(winners) == 1, won
+        assert roots[0].read_versioned(name) == Versioned(f"thread-{winners[0]}".encode(), won[winners[0]], {})
+
+
+def test_append_composes_the_live_generation_with_the_new_bytes_and_leaves_no_part(gcs):
+    bucket = gcs.bucket("append")
+    root = conditional_root(bucket)
+    first = root.append("notes.jsonl", b"a\n", "tag-1", 0)
+    assert root.read_versioned("notes.jsonl") == Versioned(b"a\n", first, {APPEND_TAG: "tag-1"})
+    assert root.append("notes.jsonl", b"x\n", "tag-x", 0) is None
+    second = root.append("notes.jsonl", b"b\n", "tag-2", first)
+    assert second and second != first
+    assert root.read_versioned("notes.jsonl") == Versioned(b"a\nb\n", second, {APPEND_TAG: "tag-2"})
+    assert root.append("notes.jsonl", b"c\n", "tag-3", first) is None  # a stale generation
+    assert root.append("gone.jsonl", b"c\n", "tag-4", second) is None  # no live generation at all
+    assert root.read_versioned("notes.jsonl") == Versioned(b"a\nb\n", second, {APPEND_TAG: "tag-2"})
+    assert gcs.download(bucket, "some/prefix/notes.jsonl") == b"a\nb\n"
+    composes = [s for s in gcs.proxy.seen if s.path.split("?")[0].endswith("/compose")]
+    assert [s.answer for s in composes] == ["pass", "412", "412"]
+    assert [blob.name for blob in gcs.client.bucket(bucket).list_blobs()] == ["some/prefix/notes.jsonl"]
+    deletes = [s for s in gcs.proxy.seen if s.method == "DELETE"]
+    assert len(deletes) == 3 and all(".append-" in s.path for s in deletes)
