@@ -9,11 +9,11 @@ an error message counts). Reads are the client's own `BlobReader`, wrapped to co
 
 from __future__ import annotations
 
+import hashlib
 import http
 import http.client
 import logging
 import mimetypes
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -274,15 +274,15 @@ class GcsRoot:
         """The object's content followed by `data`, as a new generation whose custom metadata is
         {"snapshot-append": tag}. `if_generation` 0: the object must not exist, and is created
         with `data`. n > 0: its live generation must be n; `data` is uploaded as a temporary
-        object beside it, the two are composed into it on that condition, and the temporary one
-        is deleted whatever happens. The new generation, or None when the condition failed
-        (HTTP 412)."""
+        object beside it (named by the tag: `part_of`), the two are composed into it on that
+        condition, and the temporary one is deleted whatever happens. The new generation, or
+        None when the condition failed (HTTP 412)."""
         metadata = {APPEND_TAG: tag}
         if if_generation == 0:
             return self.write_if(name, data, 0, metadata)
         what = f"appending to {name!r}"
         target = self.bucket.blob(self._blob_name(name))
-        part = self.bucket.blob(self._blob_name(f"{name}.append-{secrets.token_hex(8)}"))
+        part = self.bucket.blob(self._blob_name(self.part_of(name, tag)))
         try:
             self._upload(what, part, data, None)
             target.metadata, target.content_type = metadata, _content_type(name)
@@ -306,6 +306,12 @@ class GcsRoot:
                 )
             except SnapshotError as error:
                 log.warning("%s: the temporary object stays (%s)", what, error)
+
+    @staticmethod
+    def part_of(name: str, tag: str) -> str:
+        """The temporary object of an append: the same for the same tag, so that an append
+        stopped before it could delete it is cleared by the one that takes it over."""
+        return f"{name}.append-{hashlib.sha256(tag.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
 
     def _upload(self, what: str, blob: storage.Blob, data: bytes, if_generation: int | None) -> int | None:
         """One upload of `blob` (on `ifGenerationMatch`, when given): its new generation, or None

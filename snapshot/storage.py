@@ -12,6 +12,7 @@ is a single upload). Names are checked before any I/O (`snapshot.objects`).
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,10 +159,11 @@ def add_to_file(
     from snapshot import gcs
 
     folder, _, name = location.rpartition("/")
-    data = b"".join(lines)
+    data, tag = b"".join(lines), tag or secrets.token_hex(8)
     root = gcs.GcsRoot(folder, None, retry)
     try:
         if intent is not None:
+            root.delete_if(root.part_of(name, tag))  # what an append stopped half way left
             found = root.read_versioned(name)
             later = found is not None and found.generation != intent["generation"]
             if later and found and (found.metadata.get(gcs.APPEND_TAG) == tag or data in found.data):
