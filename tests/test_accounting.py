@@ -114,6 +114,7 @@ def test_results_are_counted_against_the_manifest(tmp_path, bucket_root):
     (tmp_path / "m.jsonl").write_bytes(b"\xef\xbb\xbfoops\n\n[]\n")
     with TestPipeline(runner="FnApiRunner") as p:
         graph.build(p, str(tmp_path / "m.jsonl"), str(tmp_path / "res"), Buckets(str(bucket_root)))
+
     def lines():
         return runs.plan(accounting.manifest_lines(str(tmp_path / "m.jsonl")), 0)[0].lines
 

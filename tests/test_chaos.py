@@ -22,7 +22,7 @@ from pipeline.show import read_results, records_of
 from snapshot import synth
 from tests.helpers import request_line
 from tests.test_gcs import default_credentials, emulator, gcs  # noqa: F401 - fixtures
-from tests.test_runs import finish, kill, start, wait_for
+from tests.test_runs import finish, jobs, kill, start, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -163,3 +163,35 @@ def test_chaos_on_a_gcs_prefix(tmp_path, bucket_root, gcs):  # noqa: F811 - the 
     committed = [f"res/{path.rsplit('/', 1)[1]}" for path in runs.committed_files(prefix)]
     names = sorted(blob.name for blob in gcs.client.list_blobs(ops))
     assert names == sorted(["messages.jsonl", "res/run.runs/commit.json", *committed])
+
+
+def test_a_gcs_messages_file_keeps_the_messages_of_every_part_and_every_run(tmp_path, bucket_root, gcs):  # noqa: F811
+    ops = gcs.bucket("ops")
+    (tmp_path / "pipelines.json").write_text(json.dumps({"p": f"gs://{ops}/messages.jsonl"}))
+    manifest = jobs(tmp_path, 4)
+    command = (manifest, f"gs://{ops}/res/run", bucket_root, "--lines_per_part", "2", "--quiet")
+
+    for run in range(2):
+        code, _, err = finish(start(*command, "--pipelines", str(tmp_path / "pipelines.json")))
+        assert code == 0, err
+        sent = Counter(json.loads(line)["JobId"] for line in gcs.download(ops, "messages.jsonl").splitlines())
+        records = read_results(f"gs://{ops}/res/run")
+        assert all(r["MNSMessageResult"]["MessageId"] for r in records) and len(records) == 4
+        assert sent == {r["Id"]: run + 1 for r in records}  # appended to, run after run, part after part
+
+
+def test_a_stopped_run_on_gcs_is_taken_over_and_its_folder_removed(tmp_path, bucket_root, gcs):  # noqa: F811
+    ops = gcs.bucket("ops")
+    prefix = f"gs://{ops}/res/run"
+    command = (jobs(tmp_path, 8), prefix, bucket_root, "--lines_per_part", "2", "--quiet")
+    first = start(*command)
+    wait_for(lambda: len(_markers(prefix)) >= 1)
+    kill(first)
+
+    code, out, err = finish(start(*command))
+
+    assert code == 0, err
+    assert "note: went on from the stopped run " in err and "8 jobs: 8 succeeded, 0 failed" in out
+    assert sorted(r["Source"] for r in read_results(prefix)) == sorted(f"m.jsonl:{n}" for n in range(1, 9))
+    names = [blob.name for blob in gcs.client.list_blobs(ops)]
+    assert [n for n in names if n.startswith("res/run.runs/")] == ["res/run.runs/commit.json"]
