@@ -138,7 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     with log.capturing_stderr():  # until the end: Beam's worker threads may still print after a failure
         try:
             if args.view_as(TestOptions).dry_run or args.no_wait:
-                return submit_only(args, log)
+                outcome = submit(args)
+                log.close(keep=False)
+                if args.no_wait:
+                    print(f"submitted: job {job_id(outcome)}; results will be in {args.results}-*.avro")
+                else:
+                    print(f"translated for Dataflow: {translated(outcome)}; nothing was submitted")
+                return 0
             records, carried = launch(args, log.terminal)
         except runs.Held as held:
             log.close(keep=False)
@@ -152,21 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def submit_only(args: SnapshotOptions, log: RunLog) -> int:
-    """A dry run, or a job submitted with --no_wait: it writes PREFIX-*.avro itself, outside
-    the run protocol (docs/operations.md#runs-and-their-results)."""
+def submit(args: SnapshotOptions):
+    """A dry run, or a job submitted with --no_wait: the pipeline's result, not waited for. A
+    --no_wait job writes PREFIX-*.avro itself, outside the run protocol
+    (docs/operations.md#runs-and-their-results)."""
     if args.no_wait:
         runs.hand_over(args.results)
     p = beam.Pipeline(options=args)
     previous = resume_files(args.resume) if args.resume else None
     graph.build(p, args.manifest, args.results, make_buckets(args), make_targets(args), options.limits(args), previous)
-    outcome = p.run()
-    log.close(keep=False)
-    if args.view_as(TestOptions).dry_run:
-        print(f"translated for Dataflow: {translated(outcome)}; nothing was submitted")
-    else:
-        print(f"submitted: job {job_id(outcome)}; results will be in {args.results}-*.avro")
-    return 0
+    return p.run()
 
 
 class RunFailed(Exception):

@@ -78,7 +78,7 @@ def test_the_translated_job_has_every_step_the_package_and_the_flags(tmp_path, b
             *DATAFLOW,
         ]
     )
-    job = command.launch(args).job
+    job = command.submit(args).job
     transforms = job.proto_pipeline.components.transforms
     names = {t.unique_name for t in transforms.values()}
     assert set(STEPS) <= names
