@@ -193,7 +193,9 @@ def launch(args: SnapshotOptions, terminal=None) -> tuple[list[dict], int]:
         run.start(parts)
         for note in run.notes:
             print(f"note: {note}", file=terminal or sys.stderr)
-        records = run_parts(args, run, parts, terminal)
+        previous = resume_files(args.resume) if args.resume else None
+        earlier = successes(previous or [])  # read now: --resume may name this very prefix
+        records = run_parts(args, run, parts, previous, terminal)
         now = [pair for part in runs.plan(accounting.manifest_lines(args.manifest), 0) for pair in part.lines]
         if now != [pair for part in parts for pair in part.lines]:
             raise RunFailed(accounting.unaccounted(now, records) or "the manifest changed during the run")
@@ -202,13 +204,15 @@ def launch(args: SnapshotOptions, terminal=None) -> tuple[list[dict], int]:
         run.end(failed=True)
         raise
     run.end(failed=False)
-    carried = carried_over(resume_files(args.resume), records) if args.resume else 0
-    return records, carried
+    return records, sum(earlier.get(r["Id"]) == r["FinishTime"] for r in records)
 
 
-def run_parts(args: SnapshotOptions, run: runs.Run, parts: list[runs.PlannedPart], terminal) -> list[dict]:
-    """Each part in turn: adopted from a stopped run, or run, checked and marked done; then its
-    messages delivered. The checked fields of every record."""
+def run_parts(
+    args: SnapshotOptions, run: runs.Run, parts: list[runs.PlannedPart], previous: list[str] | None, terminal
+) -> list[dict]:
+    """Each part in turn: adopted from a stopped run, or run (carrying over the successes of
+    the results files `previous`), checked and marked done; then its messages delivered. The
+    checked fields of every record."""
     limits = options.limits(args)
     runner = local.runner(args) if local.is_local(args) else None
     if local.on_this_machine(args):
@@ -219,7 +223,7 @@ def run_parts(args: SnapshotOptions, run: runs.Run, parts: list[runs.PlannedPart
     decoders = guarded.shared_decoding_pool(limits) if runner is not None and limits.isolate else None
     if decoders is not None:  # the workers are threads of this process: their decoders start while Beam builds
         decoders.prestart(local.workers(args))
-    targets, records, previous = make_targets(args), [], resume_files(args.resume) if args.resume else None
+    targets, records = make_targets(args), []
     try:
         for planned in parts:
             adopted = run.adopted.get(planned.index)
@@ -282,17 +286,17 @@ def summary(records: list[dict], carried: int = 0) -> str:
     return f"{len(records)} jobs: {over}{succeeded} succeeded, {len(records) - carried - succeeded} failed"
 
 
-def carried_over(previous: list[str], records: list[dict]) -> int:
-    """How many of the new records are those of an earlier run's successes, carried over."""
-    before = {r["Id"]: r["FinishTime"] for r in accounting.checked_records(previous) if r["State"] == State.SUCCESS}
-    return sum(before.get(r["Id"]) == r["FinishTime"] for r in records)
+def successes(files: list[str]) -> dict[str, str]:
+    """Job id -> FinishTime of the successes in some results files: a new record with the same
+    is one carried over."""
+    return {r["Id"]: r["FinishTime"] for r in accounting.checked_records(files) if r["State"] == State.SUCCESS}
 
 
 def resume_files(previous: str) -> list[str]:
     """The results that --resume PREVIOUS carries over from: the prefix's committed results,
     and the done parts of a run of it that was stopped."""
     return runs.committed_files(previous) + [
-        path for part in runs.done_parts(previous, runs.run_folders(previous)).values() for path in part.shards
+        path for part in runs.done_parts(runs.run_folders(previous)).values() for path in part.shards
     ]
 
 

@@ -51,9 +51,7 @@ LEASE, COMMIT = "lease", "commit.json"
 HEARTBEAT_S = 20  # a gs:// lease is renewed this often ...
 STALE_S = 120  # ... and taken over when it has not been for this long
 COMMIT_WAIT_S = 60  # how long a reader waits for a commit under way
-DEFAULT_LINES = (
-    5_000  # lines per part of a local run: a worker process then peaks near 450 MB (docs/benchmarks.md#load)
-)
+DEFAULT_LINES = 5_000  # per part of a local run: a worker then peaks near 450 MB (docs/benchmarks.md#load)
 
 
 class Held(Exception):
@@ -327,10 +325,10 @@ def read_committed(prefix: str, read: Callable[[list[str]], list]) -> list:
         try:
             found = read(committed_files(prefix))
         except Exception:
-            if _record(prefix) == before and (before or {}).get("state") == "committed":
-                raise  # not a commit under way: shards that are gone, say
-            if time.monotonic() > deadline:
-                raise
+            after = _record(prefix)
+            under_way = after != before or (after or {}).get("state") == "committing"
+            if not under_way or time.monotonic() > deadline:
+                raise  # not a commit under way (shards that are gone, say), or one that never ends
         else:
             if _record(prefix) == before:
                 return found
@@ -342,10 +340,11 @@ def commit(prefix: str, run_id: str, shards: list[str]) -> None:
 
     The record says 'committing' first, with every step to take; then the earlier results go,
     then the new ones are placed (the run folders keep theirs until they are removed, so a
-    run that takes over after a stop finds its parts done), and the record says 'committed'. A reader that follows the
-    record waits meanwhile; one that globs sees the earlier shards disappear, then the new
-    ones appear: shards of one run at a time. A run stopped half way leaves the record for the
-    next run of the prefix, which finishes the commit first (finish_commit)."""
+    run that takes over after a stop finds its parts done), and the record says 'committed'.
+    A reader that follows the record waits meanwhile; one that globs sees the earlier shards
+    disappear, then the new ones appear: shards of one run at a time. A run stopped half way
+    leaves the record for the next run of the prefix, which finishes the commit first
+    (finish_commit)."""
     folder, name = posixpath.split(prefix)
     names = [f"{name}-{number:05d}-of-{len(shards):05d}.avro" for number in range(len(shards))]
     earlier = committed_files(prefix)
@@ -472,7 +471,7 @@ def mark_done(folder: str, planned: PlannedPart, shards: list[str]) -> None:
         root.close()
 
 
-def done_parts(prefix: str, run_folders: Iterable[str]) -> dict[str, DonePart]:
+def done_parts(run_folders: Iterable[str]) -> dict[str, DonePart]:
     """The done parts of the given run folders, by digest, when every shard they name is
     there."""
     found: dict[str, DonePart] = {}
@@ -545,13 +544,13 @@ class Run:
         if finished:
             self.notes.append(f"finished the commit that run {finished} left half done")
         self.stopped = run_folders(self.prefix)
-        done = done_parts(self.prefix, self.stopped)
+        done = done_parts(self.stopped)
         self.adopted = {p.index: done[p.digest] for p in parts if p.digest in done}
         if self.adopted:
             carried = sum(len(p.lines) for p in parts if p.index in self.adopted)
-            runs = sorted({posixpath.basename(d.folder) for d in self.adopted.values()})
+            stopped = ", ".join(sorted({posixpath.basename(d.folder) for d in self.adopted.values()}))
             total = sum(len(p.lines) for p in parts)
-            self.notes.append(f"went on from the stopped run {', '.join(runs)}: {carried} of {total} lines were done")
+            self.notes.append(f"went on from the stopped run {stopped}: {carried} of {total} lines were done")
 
     def part_prefix(self, planned: PlannedPart) -> str:
         return _join(self.folder, planned.name)
