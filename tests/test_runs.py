@@ -15,7 +15,7 @@ import pytest
 
 from pipeline import runs
 from pipeline.show import read_results
-from tests.helpers import ROOT, pipeline_command, request_line
+from tests.helpers import ROOT, pipeline_args, pipeline_command, request_line
 
 from .webhook_servers import Target
 
@@ -119,20 +119,37 @@ def test_a_second_run_on_a_held_prefix_exits_2_naming_the_holder(tmp_path, bucke
     assert len(read_results(str(prefix))) == 12
 
 
+FAILING = """
+import sys
+from pipeline import __main__ as command, graph
+
+def broken(*args, **kwargs):
+    raise OSError("the workers cannot be reached")
+
+graph.build = broken
+sys.exit(command.main(sys.argv[1:]))
+"""
+
+
 def test_a_failed_run_leaves_the_work_of_a_run_of_a_longer_prefix_alone(tmp_path, bucket_root):
     """res/run and res/run-2: the clean-up of the one that fails removes its own folder only."""
-    manifest = jobs(tmp_path, 12)
+    manifest = jobs(tmp_path, 60)
     (tmp_path / "res").mkdir()
     other = start(manifest, tmp_path / "res" / "run-2", bucket_root, "--lines_per_part", "3", "--quiet")
-    wait_for(lambda: len(done_markers(tmp_path / "res" / "run-2")) >= 1)
-    # the results cannot be written: this run fails, and cleans up
-    code, _, err = finish(start(manifest, tmp_path / "res" / "run", bucket_root, "--quiet", max_file_bytes=3000))
-    assert code == 1 and "error: the run failed (" in err
+    wait_for(lambda: len(list((bucket_root / "out").glob("*.jpg"))) >= 6)  # run-2 is in its parts
+    failed = subprocess.run(
+        [sys.executable, "-c", FAILING, *pipeline_args(manifest, tmp_path / "res" / "run", bucket_root)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert failed.returncode == 1 and "error: the run failed (OSError: the workers cannot be reached)" in failed.stderr
 
     code, out, err = finish(other)
 
     assert code == 0, err
-    assert len(read_results(str(tmp_path / "res" / "run-2"))) == 12
+    assert len(read_results(str(tmp_path / "res" / "run-2"))) == 60
     assert sorted(p.name for p in (tmp_path / "res").iterdir() if not p.name.startswith("run-2")) == []
 
 
