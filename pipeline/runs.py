@@ -399,10 +399,14 @@ def _place(source: str, target: str) -> None:
 
 
 def hand_over(prefix: str) -> None:
-    """Before a --no_wait job, which writes PREFIX-*.avro itself, outside this protocol: drop
-    the commit record (under the lease), so that readers find the job's shards."""
+    """Before a --no_wait job, which writes PREFIX-*.avro itself, outside this protocol:
+    remove the prefix's results and then its commit record (under the lease), so that
+    readers find the job's shards, and only those."""
     lease = Lease.take(prefix, new_run_id())
     try:
+        earlier = committed_files(prefix)
+        if earlier:
+            FileSystems.delete(earlier)
         with contextlib.suppress(BeamIOError, FileNotFoundError):
             FileSystems.delete([_join(control(prefix), COMMIT)])
     finally:

@@ -180,7 +180,7 @@ class Sender:
             return self._failures.get(target, 0) >= self.delivery.down_after
 
     def _down(self) -> dict:
-        return not_sent("NotifyFailed", f"target down: {self.delivery.down_after} messages in a row failed")
+        return not_sent("NotifyFailed", "target down: earlier messages to it failed in this run")
 
     def _guarded(self, send, target: str, record: dict, deadline: float | None) -> dict:
         if self.is_down(target):

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 
@@ -20,7 +21,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from PIL import Image
 
-from pipeline import graph
+from pipeline import graph, runs
 from pipeline.show import read_results
 from snapshot import assemble, errors, guarded, jobs, synth, tasks
 from snapshot.gcs import APPEND_TAG, GcsRoot, Versioned
@@ -414,3 +415,30 @@ def test_append_composes_the_live_generation_with_the_new_bytes_and_leaves_no_pa
     assert [blob.name for blob in gcs.client.bucket(bucket).list_blobs()] == ["some/prefix/notes.jsonl"]
     deletes = [s for s in gcs.proxy.seen if s.method == "DELETE"]
     assert len(deletes) == 3 and all(".append-" in s.path for s in deletes)
+
+
+def test_a_gcs_lease_is_held_renewed_taken_over_when_stale_and_lost_when_taken(gcs, monkeypatch):
+    monkeypatch.setattr(runs, "HEARTBEAT_S", 0.2)
+    prefix = f"gs://{gcs.bucket('ops')}/res/run"
+    first = runs.Lease.take(prefix, "run-1")
+    with pytest.raises(runs.Held, match=r"is held by run run-1 \(pid \d+ on "):
+        runs.Lease.take(prefix, "run-2")
+    root = GcsRoot(f"{prefix}.runs", None, FAST_RETRY)
+    before = json.loads(root.read_versioned("lease").data)["heartbeat"]
+    time.sleep(0.6)
+    assert json.loads(root.read_versioned("lease").data)["heartbeat"] > before  # renewed
+    first.check()
+
+    # a holder on another host that has not renewed for STALE_S: taken over, with its name
+    elsewhere = {"run": "run-0", "host": "elsewhere", "pid": 1, "started": 0, "heartbeat": time.time() - 121}
+    while not root.write_if("lease", json.dumps(elsewhere).encode(), root.read_versioned("lease").generation):
+        pass  # the first run's heartbeat came between
+    second = runs.Lease.take(prefix, "run-2")
+    assert second.taken_over == elsewhere
+    time.sleep(0.6)
+    with pytest.raises(runs.LeaseLost):  # the first run's heartbeat found the lease taken
+        first.check()
+    first.release()
+    assert json.loads(root.read_versioned("lease").data)["run"] == "run-2"  # not released by the first
+    second.release()
+    assert root.read_versioned("lease") is None

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -297,3 +298,88 @@ def test_a_commit_left_half_done_is_waited_for_and_finished_by_the_next_run(tmp_
 
     assert [Path(p).read_bytes() for p in runs.committed_files(prefix)] == [b"new 0"]
     assert sorted(p.name for p in tmp_path.glob("r-*")) == ["r-00000-of-00001.avro"]
+
+
+def test_a_messages_file_that_blocks_is_given_up_on_and_stays_down(tmp_path, bucket_root):
+    """The messages file is locked by another process for the whole run (as a hung mount
+    would hold it): each part waits --notify_timeout at most, once; later parts do not wait."""
+    import fcntl
+
+    messages = tmp_path / "messages.jsonl"
+    (tmp_path / "pipelines.json").write_text(json.dumps({"p": str(messages)}))
+    with open(messages, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        started = time.monotonic()
+        code, out, err = finish(
+            start(
+                jobs(tmp_path, 6),
+                tmp_path / "r",
+                bucket_root,
+                "--lines_per_part",
+                "2",
+                "--quiet",
+                "--pipelines",
+                str(tmp_path / "pipelines.json"),
+                "--notify_timeout",
+                "2",
+                "--notify_attempts",
+                "1",
+            )
+        )
+        took = time.monotonic() - started
+    assert code == 0, err
+    results = [r["MNSMessageResult"] for r in read_results(str(tmp_path / "r"))]
+    errors = sorted(r["ErrorMessage"] for r in results)
+    assert (
+        errors
+        == ["target down: earlier messages to it failed in this run"] * 4
+        + ["writing the messages file failed: no answer within 2 s"] * 2
+    ), errors
+    assert messages.read_bytes() == b"" and took < 60
+
+
+def test_a_no_wait_job_writes_outside_the_protocol_and_readers_find_its_shards(tmp_path, bucket_root):
+    manifest = jobs(tmp_path, 3)
+    prefix = tmp_path / "r"
+    assert finish(start(manifest, prefix, bucket_root, "--quiet"))[0] == 0
+    assert Path(f"{prefix}.runs/commit.json").exists()
+    manifest.write_text(manifest.read_text().replace('"Time": 0', '"Time": 1000'))
+
+    code, out, err = finish(start(manifest, prefix, bucket_root, "--no_wait"))  # the local runner ends it at once
+
+    assert code == 0 and out.startswith("submitted: job "), err
+    assert not Path(f"{prefix}.runs/commit.json").exists()
+    assert {r["Snapshots"][0]["Time"] for r in read_results(str(prefix))} == {1000}  # the job's own shards
+
+
+DIES = """
+import os, sys
+from pipeline import __main__ as command, runs
+
+def die(*args, **kwargs):
+    os._exit(9)  # the process ends here, as if killed
+
+setattr(runs, sys.argv.pop(1), die)
+sys.exit(command.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("where", ["_place", "remove_tree"])  # half way through the commit; just after it
+def test_a_run_that_dies_in_its_commit_is_finished_by_the_next_without_running_again(tmp_path, bucket_root, where):
+    manifest = jobs(tmp_path, 4)
+    prefix = tmp_path / "r"
+    args = pipeline_args(manifest, prefix, bucket_root, "--lines_per_part", "2", "--quiet")
+    died = subprocess.run([sys.executable, "-c", DIES, where, *args], cwd=ROOT, capture_output=True, timeout=300)
+    assert died.returncode == 9
+    images = {p.name: p.stat().st_mtime_ns for p in (bucket_root / "out").glob("*.jpg")}
+
+    code, out, err = finish(start(manifest, prefix, bucket_root, "--lines_per_part", "2", "--quiet"))
+
+    assert code == 0 and "4 jobs: 4 succeeded, 0 failed" in out, err
+    if where == "_place":
+        assert "note: finished the commit that run " in err
+    assert ": 4 of 4 lines were done" in err
+    assert {p.name: p.stat().st_mtime_ns for p in (bucket_root / "out").glob("*.jpg")} == images  # nothing ran
+    sent = Counter(json.loads(line)["JobId"] for line in Path(f"{prefix}-messages.jsonl").read_text().splitlines())
+    assert sent == {r["Id"]: 1 for r in read_results(str(prefix))}
+    assert [p.name for p in Path(f"{prefix}.runs").iterdir()] == ["commit.json"]
