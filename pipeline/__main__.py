@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import re
 import sys
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit:  # --help, or a wrong command line
         log.close(keep=False)
         raise
+    if "://" not in args.manifest:  # Beam cannot match a relative glob without a folder ('*.jsonl')
+        args.manifest = os.path.abspath(args.manifest)
     ignored = flags.unknown(args)
     if ignored:
         print(f"warning: neither this pipeline nor Beam knows {', '.join(ignored)}: ignored", file=sys.stderr)
@@ -187,7 +190,8 @@ def launch(args: SnapshotOptions, terminal=None) -> tuple[list[dict], int]:
     A local run runs in parts of at most --lines_per_part lines, one pipeline after the other,
     and shows its progress on `terminal` unless --quiet; any other runner runs one part."""
     on_this_machine = local.on_this_machine(args)
-    parts = runs.plan(accounting.manifest_lines(args.manifest), args.lines_per_part if on_this_machine else 0)
+    size = args.lines_per_part if on_this_machine else 0
+    parts = runs.plan(accounting.manifest_lines(args.manifest), size, settings(args))
     run = runs.Run(args.results)
     try:
         run.start(parts)
@@ -205,6 +209,16 @@ def launch(args: SnapshotOptions, terminal=None) -> tuple[list[dict], int]:
         raise
     run.end(failed=False)
     return records, sum(earlier.get(r["Id"]) == r["FinishTime"] for r in records)
+
+
+def settings(args: SnapshotOptions) -> str:
+    """What makes a part's results besides its lines: a stopped run's done part is adopted
+    only when they are the same (the buckets, roles, targets and limits)."""
+    buckets, targets = make_buckets(args), make_targets(args)
+    return json.dumps(
+        [buckets.root, buckets.bucket_map, sorted(buckets.roles), targets.pipelines, repr(options.limits(args))],
+        sort_keys=True,
+    )
 
 
 def run_parts(
@@ -249,16 +263,17 @@ def run_parts(
                 problem = accounting.unaccounted(planned.lines, found)
                 if problem:
                     raise RunFailed(problem)
+                run.check()  # a run whose lease was taken over marks nothing done, delivers nothing
                 runs.mark_done(run.folder, planned, shards)
                 folder = run.folder
             else:
                 folder, shards = adopted.folder, list(adopted.shards)
                 found = accounting.checked_records(shards)
+            run.check()
             failed = delivery.deliver(folder, planned.name, shards, replace(targets, staging=None))
             targets = replace(targets, down=targets.down | failed | down_targets(found, targets))
             run.shards[planned.index] = shards
             records += [{f: r[f] for f in ("Id", "Source", "State", "FinishTime")} for r in found]
-            run.check()
         return records
     finally:
         if progress is not None:

@@ -82,8 +82,16 @@ def _append(
     if target in targets.down:
         return {"state": "done", "written": 0, "error": "target down"}
 
+    given_up, going = threading.Event(), threading.Event()
+    lock = threading.Lock()
+
     def note(intent: dict) -> None:
-        journal[name] = {"state": "intent", "intent": intent}
+        """Called just before the bytes go down: not once the delivery was given up on."""
+        with lock:
+            if given_up.is_set():
+                raise PartialWrite(0, "given up on")
+            journal[name] = {"state": "intent", "intent": intent}
+            going.set()
 
     outcome: dict = {}
 
@@ -100,9 +108,14 @@ def _append(
     seconds = targets.delivery.timeout_s * max(1, targets.delivery.attempts)
     thread = threading.Thread(target=work, name="deliver", daemon=True)
     thread.start()
-    thread.join(seconds)  # a target that blocks (a hung mount) is given up on, not waited for
-    if "written" not in outcome:
-        return {"state": "done", "written": 0, "error": f"no answer within {seconds:g} s"}
+    thread.join(seconds)  # a target that blocks (locked by another writer, a hung mount) ...
+    with lock:
+        if "written" not in outcome and not going.is_set():
+            given_up.set()  # ... is given up on: if it ever unblocks, it writes nothing
+            return {"state": "done", "written": 0, "error": f"no answer within {seconds:g} s"}
+    thread.join(seconds)  # the bytes are going down: they get the time once more
+    if "written" not in outcome:  # a write the kernel is stuck in cannot be called back
+        return {"state": "done", "written": 0, "error": f"no answer within {2 * seconds:g} s"}
     return {"state": "done", "written": outcome["written"], "error": outcome.get("error")}
 
 

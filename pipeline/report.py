@@ -24,7 +24,7 @@ from datetime import datetime
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
-from pipeline import flags
+from pipeline import flags, runs
 from pipeline.show import read_results
 
 THUMB_WIDTH = 160
@@ -250,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
     parser.add_argument("--max_cards", type=int, default=MAX_CARDS, help=f"cards at most (default: {MAX_CARDS})")
     args = parser.parse_args(flags.canonical(sys.argv[1:] if argv is None else argv))
-    records = read_results(args.prefix)
+    try:
+        records = read_results(args.prefix)
+    except runs.Committing as error:
+        print(f"error: {error}; try again once it is done", file=sys.stderr)
+        return 1
     if not records:
         print(f"error: no results match {args.prefix}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import posixpath
+import re
 import secrets
 import shutil
 import socket
@@ -72,6 +73,15 @@ class Committing(Exception):
 def control(prefix: str) -> str:
     """The control folder of a results prefix."""
     return f"{prefix}.runs"
+
+
+def absolute(prefix: str) -> str:
+    """A local prefix as an absolute path: what a commit record holds must not depend on the
+    folder the command was started in."""
+    return prefix if "://" in prefix else os.path.abspath(prefix)
+
+
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")  # a folder of any other name is not a run's
 
 
 def new_run_id() -> str:
@@ -175,8 +185,14 @@ class Lease:
         folder = control(prefix)
         return _GcsLease(folder, run_id) if folder.startswith("gs://") else _LocalLease(folder, run_id)
 
+    def is_lost(self) -> bool:
+        """Another run has taken the prefix over (only a gs:// lease can be)."""
+        return False
+
     def check(self) -> None:
         """LeaseLost when another run has taken the prefix over."""
+        if self.is_lost():
+            raise LeaseLost("another run took the results prefix over: this run stops without committing")
 
     def release(self) -> None:
         raise NotImplementedError
@@ -273,9 +289,8 @@ class _GcsLease(Lease):
                 return
             self.generation = generation
 
-    def check(self) -> None:
-        if self.lost.is_set():
-            raise LeaseLost("another run took the results prefix over: this run stops without committing")
+    def is_lost(self) -> bool:
+        return self.lost.is_set()
 
     def release(self) -> None:
         self.stop.set()
@@ -312,8 +327,26 @@ def committed_files(prefix: str) -> list[str]:
     if record is None:
         return shards_of(prefix)
     if record.get("state") != "committed":
-        raise Committing(f"the results of {prefix} are being committed by run {record.get('run')}")
+        if not settle(prefix):
+            raise Committing(f"the results of {prefix} are being committed by run {record.get('run')}")
+        return committed_files(prefix)
     return [_join(posixpath.dirname(prefix) or ".", name) for name in record["shards"]]
+
+
+def settle(prefix: str) -> bool:
+    """Finish a commit that a stopped run left half done, if no run holds the prefix (a reader
+    may: the new results are all there); whether it is finished."""
+    try:
+        lease = Lease.take(prefix, new_run_id())
+    except (Held, OSError, SnapshotError):
+        return False
+    try:
+        finish_commit(prefix)
+        return True
+    except (OSError, SnapshotError, BeamIOError):
+        return False
+    finally:
+        lease.release()
 
 
 def read_committed(prefix: str, read: Callable[[list[str]], list]) -> list:
@@ -345,6 +378,7 @@ def commit(prefix: str, run_id: str, shards: list[str]) -> None:
     disappear, then the new ones appear: shards of one run at a time. A run stopped half way
     leaves the record for the next run of the prefix, which finishes the commit first
     (finish_commit)."""
+    prefix, shards = absolute(prefix), [absolute(path) for path in shards]
     folder, name = posixpath.split(prefix)
     names = [f"{name}-{number:05d}-of-{len(shards):05d}.avro" for number in range(len(shards))]
     earlier = committed_files(prefix)
@@ -423,6 +457,7 @@ class PlannedPart:
     index: int
     part: Part | None  # None: every line (a run of one part)
     lines: tuple[tuple[str, str], ...]
+    settings: str = ""  # what else makes its results: where the buckets are, the targets, the limits
 
     @property
     def name(self) -> str:
@@ -431,24 +466,24 @@ class PlannedPart:
     @property
     def digest(self) -> str:
         """What a done part of a stopped run must match to be adopted: the same requests at
-        the same places."""
-        text = "".join(f"{source}\t{job_id}\n" for source, job_id in self.lines)
+        the same places, run with the same settings."""
+        text = self.settings + "\n" + "".join(f"{source}\t{job_id}\n" for source, job_id in self.lines)
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def plan(lines: list[ManifestLine], size: int) -> list[PlannedPart]:
+def plan(lines: list[ManifestLine], size: int, settings: str = "") -> list[PlannedPart]:
     """The parts of a manifest whose lines are `lines`: at most `size` lines each, in order;
     one part of everything when it has no more (or `size` is 0)."""
     pairs = [(f"{line.source}:{line.number}", line.job_id) for line in lines]
     if size <= 0 or len(pairs) <= size:
-        return [PlannedPart(0, None, tuple(pairs))]
+        return [PlannedPart(0, None, tuple(pairs), settings)]
     planned = []
     for index, start in enumerate(range(0, len(pairs), size)):
         chunk = lines[start : start + size]
         ranges: dict[str, tuple[int, int]] = {}
         for line in chunk:
             ranges[line.source] = (ranges.get(line.source, (line.number, 0))[0], line.number)
-        planned.append(PlannedPart(index, Part(ranges), tuple(pairs[start : start + size])))
+        planned.append(PlannedPart(index, Part(ranges), tuple(pairs[start : start + size]), settings))
     return planned
 
 
@@ -501,10 +536,12 @@ def run_folders(prefix: str) -> list[str]:
     folder = control(prefix)
     if "://" not in folder:
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            return sorted(_join(folder, e.name) for e in os.scandir(folder) if e.is_dir(follow_symlinks=False))
+            names = {e.name for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)}
+            return sorted(_join(folder, name) for name in names if RUN_ID.fullmatch(name))
         return []
     below = (path[len(folder) + 1 :] for path in _match(f"{folder}/**"))
-    return sorted({_join(folder, rest.split("/", 1)[0]) for rest in below if "/" in rest})
+    names = {rest.split("/", 1)[0] for rest in below if "/" in rest}
+    return sorted(_join(folder, name) for name in names if RUN_ID.fullmatch(name))
 
 
 def _match(pattern: str) -> list[str]:
@@ -531,6 +568,9 @@ class Run:
     adopted: dict[int, DonePart] = field(default_factory=dict)
     shards: dict[int, list[str]] = field(default_factory=dict)  # each part's, once done or adopted
     notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.prefix = absolute(self.prefix)
 
     @property
     def folder(self) -> str:
@@ -577,7 +617,8 @@ class Run:
         """After a failure, remove this run's folder unless it holds done parts; then release
         the lease. Nothing here raises: the disk may be the full one."""
         try:
-            if failed and not _match(_join(self.folder, "part*.json")):
+            lost = self.lease is not None and self.lease.is_lost()  # the folder is the new holder's now
+            if failed and not lost and not _match(_join(self.folder, "part*.json")):
                 remove_tree(self.folder)
         except Exception:
             log.warning("removing %s failed", self.folder, exc_info=True)

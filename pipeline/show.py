@@ -43,4 +43,7 @@ def table(records: list[dict]) -> str:
 
 
 if __name__ == "__main__":
-    print(table(read_results(sys.argv[1])))
+    try:
+        print(table(read_results(sys.argv[1])))
+    except runs.Committing as error:
+        sys.exit(f"error: {error}; try again once it is done")
