@@ -26,7 +26,7 @@ from pipeline import accounting, delivery, flags, graph, local, options, runs
 from pipeline.options import SnapshotOptions
 from pipeline.progress import Progress
 from pipeline.runlog import RunLog
-from snapshot import guarded
+from snapshot import errors, guarded
 from snapshot.notify import Delivery, Targets
 from snapshot.objects import Retry
 from snapshot.results import State, load_schema
@@ -156,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:  # noqa: BLE001 - the run itself failed: one line here, the rest in the log
             print(f"error: {failure(error)}; {log.keep(error)}", file=log.terminal)
             return 1
-        log.close(keep=False)
+        internal = sum(r["Code"] == errors.INTERNAL_ERROR for r in records)
+        path = log.close(keep=bool(internal))  # an InternalError's message sends the user to the log
+        if internal:
+            print(f"note: {internal} jobs failed with InternalError; details in {path}", file=log.terminal)
     print(f"{summary(records, carried)}; results in {args.results}-*.avro")
     return 0
 
@@ -273,7 +276,7 @@ def run_parts(
             failed = delivery.deliver(folder, planned.name, shards, replace(targets, staging=None))
             targets = replace(targets, down=targets.down | failed | down_targets(found, targets))
             run.shards[planned.index] = shards
-            records += [{f: r[f] for f in ("Id", "Source", "State", "FinishTime")} for r in found]
+            records += [{f: r[f] for f in ("Id", "Source", "State", "Code", "FinishTime")} for r in found]
         return records
     finally:
         if progress is not None:

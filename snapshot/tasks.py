@@ -322,7 +322,9 @@ def coded(error: Exception, step: str) -> SnapshotError:
 
 
 def internal_error() -> SnapshotError:
-    return SnapshotError(errors.INTERNAL_ERROR, "an internal error occurred; see the worker logs")
+    return SnapshotError(
+        errors.INTERNAL_ERROR, "an internal error occurred; see the run's log (the command names it) or the worker logs"
+    )
 
 
 def _shares(total: int, job_ids: Iterable[str]) -> dict[str, int]:

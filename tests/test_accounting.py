@@ -194,3 +194,21 @@ def test_without_a_terminal_the_progress_is_a_plain_line(tmp_path, bucket_root):
     time.sleep(0.3)
     progress.close()
     assert out.getvalue().splitlines()[-1].startswith("progress: 3/3 jobs, 3 images, 1 failed, ")
+
+
+def test_a_run_with_an_internal_error_keeps_its_log_and_names_it(tmp_path, bucket_root):
+    """The job's message sends the user to the log: a run that exits 0 keeps it then."""
+    (tmp_path / "m.jsonl").write_text(request_line() + "\n")
+    done = subprocess.run(
+        pipeline_command(tmp_path / "m.jsonl", tmp_path / "res", bucket_root, "--quiet", "--decoder_memory_mb", "64"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and "1 jobs: 0 succeeded, 1 failed" in done.stdout
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("note: 1 jobs failed with InternalError; details in ")
+    log = Path(line.rsplit("details in ", 1)[1])
+    assert "MemoryError" in log.read_text()  # why the decoding process did not start
+    log.unlink()
