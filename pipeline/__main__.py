@@ -51,7 +51,7 @@ def parse_args(argv: list[str]) -> SnapshotOptions:
 
 def make_targets(args: SnapshotOptions) -> Targets:
     delivery = Delivery(attempts=max(1, args.notify_attempts), timeout_s=args.notify_timeout)
-    return Targets.from_file(graph.default_messages_file(args.results), args.pipelines, delivery)
+    return Targets.from_file(graph.default_messages_file(runs.absolute(args.results)), args.pipelines, delivery)
 
 
 def make_buckets(args: SnapshotOptions) -> Buckets:
@@ -211,7 +211,8 @@ def launch(args: SnapshotOptions, terminal=None) -> tuple[list[dict], int]:
         run.end(failed=True)
         raise
     run.end(failed=False)
-    return records, sum(earlier.get(r["Id"]) == r["FinishTime"] for r in records)
+    adopted = {job_id for part in parts if part.index in run.adopted for _, job_id in part.lines}
+    return records, sum(r["Id"] not in adopted and earlier.get(r["Id"]) == r["FinishTime"] for r in records)
 
 
 def settings(args: SnapshotOptions) -> str:
@@ -219,7 +220,7 @@ def settings(args: SnapshotOptions) -> str:
     only when they are the same (the buckets, roles, targets and limits)."""
     buckets, targets = make_buckets(args), make_targets(args)
     return json.dumps(
-        [buckets.root, buckets.bucket_map, sorted(buckets.roles), targets.pipelines, repr(options.limits(args))],
+        [buckets.root, buckets.bucket_map, buckets.roles, targets.pipelines, repr(options.limits(args))],
         sort_keys=True,
     )
 

@@ -252,7 +252,7 @@ class _GcsLease(Lease):
 
         self.root = gcs.GcsRoot(folder, None, Retry())
         self.holder = _holder(run_id)
-        self.lost = threading.Event()
+        self.lost, self.lock = threading.Event(), threading.Lock()
         self.generation = self._acquire(folder)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
@@ -278,18 +278,31 @@ class _GcsLease(Lease):
 
     def _beat(self) -> None:
         while not self.stop.wait(HEARTBEAT_S):
-            self.holder["heartbeat"] = time.time()
-            try:
-                generation = self.root.write_if(LEASE, json.dumps(self.holder).encode(), self.generation)
-            except Exception:  # noqa: BLE001 - a missed beat is tried again; STALE_S allows several
-                log.warning("renewing the lease failed; trying again in %d s", HEARTBEAT_S)
-                continue
-            if generation is None:
-                self.lost.set()
-                return
-            self.generation = generation
+            with self.lock:
+                self.holder["heartbeat"] = time.time()
+                try:
+                    body = json.dumps(self.holder).encode()
+                    generation = self.root.write_if(LEASE, body, self.generation) or self._ours()
+                except Exception:  # noqa: BLE001 - a missed beat is tried again; STALE_S allows several
+                    log.warning("renewing the lease failed; trying again in %d s", HEARTBEAT_S)
+                    continue
+                if generation is None:
+                    self.lost.set()
+                    return
+                self.generation = generation
+
+    def _ours(self) -> int | None:
+        """The live generation of the lease if it is still this run's (a write that was retried
+        may have gone through the first time), else None."""
+        found = self.root.read_versioned(LEASE)
+        return found.generation if found is not None and _parse(found.data) == self.holder else None
 
     def is_lost(self) -> bool:
+        """Asked of the object itself, not only of the heartbeat: a run that was stopped (SIGSTOP)
+        for longer than STALE_S learns at once that it was taken over."""
+        with self.lock:
+            if not self.lost.is_set() and self._ours() != self.generation:
+                self.lost.set()
         return self.lost.is_set()
 
     def release(self) -> None:
@@ -341,7 +354,9 @@ def settle(prefix: str) -> bool:
     except (Held, OSError, SnapshotError):
         return False
     try:
-        finish_commit(prefix)
+        finished = finish_commit(prefix)
+        if finished:
+            remove_tree(_join(control(prefix), finished))  # as the run itself would have
         return True
     except (OSError, SnapshotError, BeamIOError):
         return False

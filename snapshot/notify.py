@@ -13,6 +13,7 @@ import enum
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -70,7 +71,8 @@ class Targets:
                 raise ValueError(f"the pipelines file {pipelines_file} must map PipelineIds to target strings")
             for target in pipelines.values():
                 kind(target)
-        return cls(default, pipelines, delivery)
+            pipelines = {pipeline: _absolute(target) for pipeline, target in pipelines.items()}
+        return cls(_absolute(default), pipelines, delivery)
 
     def check(self, request: Request) -> None:
         """Refuse, before any capture work, a PipelineId the pipelines file does not list."""
@@ -100,6 +102,11 @@ def kind(target: str) -> TargetKind:
     raise ValueError(
         f"a notification target must be an http(s) URL, pubsub://projects/P/topics/T or a .jsonl file: {target}"
     )
+
+
+def _absolute(target: str) -> str:
+    """A local file target as an absolute path: one file, however it is spelled."""
+    return os.path.abspath(target) if kind(target) is TargetKind.FILE and "://" not in target else target
 
 
 def staged_name(target: str) -> str:

@@ -375,18 +375,19 @@ def test_a_no_wait_job_writes_outside_the_protocol_and_readers_find_its_shards(t
 
 
 DIES = """
-import os, sys
-from pipeline import __main__ as command, runs
+import importlib, os, sys
+from pipeline import __main__ as command
 
 def die(*args, **kwargs):
     os._exit(9)  # the process ends here, as if killed
 
-setattr(runs, sys.argv.pop(1), die)
+module, name = sys.argv.pop(1).rsplit(".", 1)
+setattr(importlib.import_module(module), name, die)
 sys.exit(command.main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("where", ["_place", "remove_tree"])  # half way through the commit; just after it
+@pytest.mark.parametrize("where", ["pipeline.runs._place", "pipeline.runs.remove_tree"])  # in the commit; after it
 def test_a_run_that_dies_in_its_commit_is_finished_by_the_next_without_running_again(tmp_path, bucket_root, where):
     manifest = jobs(tmp_path, 4)
     prefix = tmp_path / "r"
@@ -398,10 +399,36 @@ def test_a_run_that_dies_in_its_commit_is_finished_by_the_next_without_running_a
     code, out, err = finish(start(manifest, prefix, bucket_root, "--lines_per_part", "2", "--quiet"))
 
     assert code == 0 and "4 jobs: 4 succeeded, 0 failed" in out, err
-    if where == "_place":
+    if where.endswith("_place"):
         assert "note: finished the commit that run " in err
     assert ": 4 of 4 lines were done" in err
     assert {p.name: p.stat().st_mtime_ns for p in (bucket_root / "out").glob("*.jpg")} == images  # nothing ran
     sent = Counter(json.loads(line)["JobId"] for line in Path(f"{prefix}-messages.jsonl").read_text().splitlines())
     assert sent == {r["Id"]: 1 for r in read_results(str(prefix))}
     assert [p.name for p in Path(f"{prefix}.runs").iterdir()] == ["commit.json"]
+
+
+def test_messages_of_a_part_taken_over_reach_the_target_however_the_prefix_is_spelled(tmp_path, bucket_root):
+    """Stopped after its first part was done, before its messages were delivered; run again
+    with the prefix spelled another way: the default messages file is the same file."""
+    manifest = jobs(tmp_path, 4)
+    args = pipeline_args(manifest, tmp_path / "r", bucket_root, "--lines_per_part", "2", "--quiet")
+    died = subprocess.run(
+        [sys.executable, "-c", DIES, "pipeline.delivery.deliver", *args], cwd=ROOT, capture_output=True, timeout=300
+    )
+    assert died.returncode == 9
+
+    again = subprocess.run(
+        pipeline_command(manifest, "./r", bucket_root, "--lines_per_part", "2", "--quiet"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
+
+    assert again.returncode == 0 and ": 2 of 4 lines were done" in again.stderr, again.stderr
+    records = read_results(str(tmp_path / "r"))
+    assert all(r["MNSMessageResult"]["MessageId"] for r in records)
+    sent = Counter(json.loads(line)["JobId"] for line in (tmp_path / "r-messages.jsonl").read_text().splitlines())
+    assert sent == {r["Id"]: 1 for r in records}
