@@ -70,9 +70,12 @@ class Description:
 
 
 def describe(frame: VideoFrame) -> Description:
-    """The frame's colour tags. Untagged video follows the usual convention: BT.601 below 720
-    lines, BT.709 from 720 up (BT.2020 when the transfer is HDR), limited range."""
+    """The frame's colour tags. RGB samples are `rgb`, full range. Untagged YUV follows the
+    usual convention: BT.601 below 720 lines, BT.709 from 720 up (BT.2020 when the transfer is
+    HDR), limited range."""
     transfer = {_PQ: "pq", _HLG: "hlg"}.get(int(frame.color_trc), "sdr")
+    if frame.format.is_rgb:  # RGB samples (QuickTime Animation, PNG): no matrix, whatever the tags say
+        return Description("rgb", transfer, True, int(frame.color_primaries) == _BT2020_PRIMARIES)
     matrix = _MATRICES.get(int(frame.colorspace), (None, None))[0]
     if matrix is None:
         matrix = "bt2020" if transfer != "sdr" else "bt601" if frame.height < 720 else "bt709"

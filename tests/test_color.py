@@ -180,3 +180,22 @@ def test_png_is_lossless_and_quality_shrinks_the_lossy_formats(tmp_path):
     for image_format in ("JPEG", "WEBP", "AVIF"):
         small, large = (len(media.images.encode(picture, image_format, q)) for q in (30, 90))
         assert small < large, image_format
+
+
+@pytest.mark.parametrize("codec", ["qtrle", "png"])
+def test_rgb_video_is_labelled_rgb_full_range(bucket_root, codec):
+    """QuickTime Animation and PNG in MOV code RGB samples: no matrix, full range, whatever
+    the (absent) colour tags would suggest for YUV."""
+    picture = synth.color_picture(320, 180)
+    with av.open(str(bucket_root / "in" / "v" / f"{codec}.mov"), "w") as out:
+        stream = out.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "rgb24"
+        for _ in range(2):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        out.mux(stream.encode())
+
+    result = snapshot(bucket_root, f"{codec}.mov", FrameType="normal")
+
+    assert result.state == "Success", result.message
+    assert result.to_record()["ColorIn"] == "rgb/sdr/full"
+    assert mean_error(Image.open(bucket_root / "out" / "00001.jpg"), picture).max() <= 8
