@@ -14,6 +14,9 @@ CELL_QUALITY = 95  # cells travel between steps as JPEG, nearly lossless
 
 # An output name's extension picks its encoder (docs/contract.md#image-formats); any other is JPEG.
 FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".avif": "AVIF", ".png": "PNG"}
+# The longest side each format can hold: libjpeg's, libwebp's, and the largest AVIF that
+# libavif reads back (it writes up to 65,536, but reads at most 32,768); PNG's is 2^31 - 1.
+MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383, "AVIF": 32_768, "PNG": 2**31 - 1}
 
 
 def format_of(name: str) -> str:

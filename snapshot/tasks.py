@@ -137,7 +137,8 @@ def _intra_targets(jobs: list[Job], probe: Probe, limits: Limits) -> list[int]:
 def _plan_job(job: Job, probe: Probe, limits: Limits, buckets: Buckets) -> tuple[list[Shot], SheetLayout | None]:
     config = job.parsed.config
     size = plan.output_size(config, probe)
-    layout = tiles.layout(config.tile, size, limits.max_sheet_pixels) if config.tile else None
+    sheets = images.format_of(config.tile_output.name) if config.tile_output else "JPEG"
+    layout = tiles.layout(config.tile, size, limits.max_sheet_pixels, sheets) if config.tile else None
     shots = plan.shots(config, probe, limits.max_points, owner=job.id)
     _check_output_pixels(config, size, layout, len(shots), limits)
     _check_names(job.parsed, shots, layout, buckets)

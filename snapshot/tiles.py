@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 from snapshot import errors
 from snapshot.errors import SnapshotError
+from snapshot.images import MAX_SIDE
 from snapshot.limits import Limits
 from snapshot.spec import TileSpec
-
-MAX_JPEG_SIDE = 65_500
 
 
 @dataclass(frozen=True)
@@ -69,9 +68,16 @@ class SheetLayout:
         return 2 * self.tile.margin + count * cell + (count - 1) * self.tile.padding
 
 
-def layout(tile: TileSpec, snapshot_size: tuple[int, int], max_pixels: int = Limits.max_sheet_pixels) -> SheetLayout:
-    """The layout for snapshots of `snapshot_size`. A cell defaults to the snapshot size; with
-    only CellWidth or CellHeight given, the other keeps the snapshot's aspect."""
+def layout(
+    tile: TileSpec,
+    snapshot_size: tuple[int, int],
+    max_pixels: int = Limits.max_sheet_pixels,
+    image_format: str = "JPEG",
+) -> SheetLayout:
+    """The layout for snapshots of `snapshot_size`, on sheets of `image_format`. A cell
+    defaults to the snapshot size; with only CellWidth or CellHeight given, the other keeps
+    the snapshot's aspect. Sheets larger than the format can hold are refused here, before
+    any capture."""
     width, height = snapshot_size
     cell_width, cell_height = tile.cell_width, tile.cell_height
     if cell_width and not cell_height:
@@ -80,11 +86,11 @@ def layout(tile: TileSpec, snapshot_size: tuple[int, int], max_pixels: int = Lim
         cell_width = max(1, round(cell_height * width / height))
     result = SheetLayout(tile, cell_width or width, cell_height or height)
     full = result.sheet_size(1, result.per_sheet)
-    if max(full) > MAX_JPEG_SIDE:
+    if max(full) > MAX_SIDE[image_format]:
         raise SnapshotError(
             errors.INVALID_PARAMETER,
-            f"SnapshotConfig.TileOut makes sheets of {full[0]}x{full[1]} px; JPEG allows at most "
-            f"{MAX_JPEG_SIDE} px a side (fewer Lines/Columns or smaller cells)",
+            f"SnapshotConfig.TileOut makes sheets of {full[0]}x{full[1]} px; {image_format} allows at most "
+            f"{MAX_SIDE[image_format]} px a side (fewer Lines/Columns or smaller cells)",
         )
     if full[0] * full[1] > max_pixels:
         raise SnapshotError(

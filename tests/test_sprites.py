@@ -292,3 +292,16 @@ print(json.dumps([result.state, result.message, peak_kb // 1024]))
     sheet = Image.open(bucket_root / "out" / "big" / "sheet.jpg")
     assert sheet.size == (3 * 4096, 3 * 2304)
     assert synth.read_index(sheet.crop((2 * 4096, 2 * 2304, 3 * 4096, 3 * 2304))) == 72
+
+
+def test_a_webp_sheet_over_16383_px_is_refused_before_any_capture(bucket_root):
+    """WebP holds 16,383 px a side: 100 cells of 200 px are refused when the job is planned,
+    not as an InternalError once every snapshot was taken."""
+    tile = {"Lines": 1, "Columns": 100, "CellWidth": 200}
+    line = sprite_line(tile, tiles="sheets/{TileCount}.webp", Time=0, Num=3, Interval=0.5, FrameType="normal")
+
+    result = run_job(bucket_root, line)
+
+    assert (result.state, result.code, result.count) == ("Fail", errors.INVALID_PARAMETER, 0)
+    assert "WEBP allows at most 16383 px a side" in result.message
+    assert not list((bucket_root / "out").rglob("*.*"))  # nothing was captured

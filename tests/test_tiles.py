@@ -43,6 +43,17 @@ def test_a_sheet_over_the_jpeg_limit_is_refused():
         assert caught.value.code == errors.INVALID_PARAMETER and "TileOut" in caught.value.message
 
 
+@pytest.mark.parametrize("image_format, side", [("JPEG", 65_500), ("WEBP", 16_383), ("AVIF", 32_768)])
+def test_a_sheet_is_held_to_its_own_format_s_limit(image_format, side):
+    fits = TileSpec(lines=1, columns=side // 100)
+    assert tiles.layout(fits, (100, 56), 10**12, image_format).per_sheet == side // 100
+    with pytest.raises(SnapshotError) as caught:
+        tiles.layout(TileSpec(lines=1, columns=side // 100 + 1), (100, 56), 10**12, image_format)
+    assert caught.value.code == errors.INVALID_PARAMETER and f"{image_format} allows at most {side} px" in str(
+        caught.value
+    )
+
+
 def test_compose_sheet_places_each_cell_on_the_colour():
     red = images.cell_jpeg(Image.new("RGB", (20, 10), (255, 0, 0)), (10, 5))
     sheet = images.compose_sheet((30, 20), (0, 0, 255), [((2, 3), red), ((15, 12), red)])
