@@ -64,6 +64,7 @@ class Probe:
     height: int
     rotation: int  # degrees counter-clockwise, as PyAV reports it
     keyframes_exact: bool = True  # False: estimates from decode timestamps (see exact_keyframes)
+    index_offset: int = 0  # what was added to the index's decode timestamps to make the estimates
 
     @property
     def duration_ms(self) -> float:
@@ -180,14 +181,25 @@ def exact_keyframes(source: Source, probe_: Probe, targets: Iterable[int], limit
         stream = _video_stream(container, limits)
         try:
             for index in sorted(near):
-                # the MP4 demuxer seeks on the same estimated timeline, so this lands on that keyframe
-                container.seek(keyframes[index], stream=stream, backward=True)
-                packet = next((p for p in _packets(container, stream) if p.pts is not None), None)
-                if packet is not None and packet.is_keyframe and packet.pts is not None:
-                    keyframes[index] = packet.pts
+                keyframes[index] = _keyframe_pts(container, stream, keyframes[index], probe_.index_offset)
         except av.FFmpegError:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be read at its keyframes") from None
     return replace(probe_, keyframes=tuple(sorted(set(keyframes))))
+
+
+def _keyframe_pts(container: InputContainer, stream: VideoStream, estimate: int, offset: int) -> int:
+    """The true pts of the keyframe whose estimate (its decode timestamp + `offset`) is
+    `estimate`. A seek to the estimate lands on it, or, where an edit list shifts the
+    demuxer's timeline (a clip trimmed by stream copy), on the keyframe before: then the
+    packets are read (not decoded) up to it."""
+    wanted = estimate - offset
+    container.seek(estimate, stream=stream, backward=True)
+    for packet in _packets(container, stream):
+        if packet.dts is not None and packet.dts > wanted:
+            break
+        if packet.is_keyframe and packet.dts == wanted and packet.pts is not None:
+            return packet.pts
+    return estimate
 
 
 def _first_frame(container: InputContainer, stream: VideoStream) -> tuple[Packet | None, VideoFrame]:
@@ -234,7 +246,13 @@ def _from_index(container: InputContainer, stream: VideoStream, first_packet: Pa
         return None
     offset = first_packet.pts - index[0] if first_packet.is_keyframe else 0
     keyframes = tuple(k + offset for k in index)
-    return {"start_pts": start, "end_pts": end, "keyframes": keyframes, "keyframes_exact": offset == 0}
+    return {
+        "start_pts": start,
+        "end_pts": end,
+        "keyframes": keyframes,
+        "keyframes_exact": offset == 0,
+        "index_offset": offset,
+    }
 
 
 def _from_packets(container: InputContainer, stream: VideoStream, start: int) -> dict:

@@ -24,9 +24,9 @@ def normal_frame(first: int, ms: int) -> int:
     return first + ms * wild.FPS // 1000
 
 
-def intra_frames(first: int, points, frames: int = 180) -> list[tuple[int, int]]:
+def intra_frames(first: int, points, frames: int = 180, gop: int = wild.GOP) -> list[tuple[int, int]]:
     """(point, keyframe) for each point whose nearest shown keyframe is new; ties go earlier."""
-    shown = [k for k in range(0, frames, wild.GOP) if k >= first]
+    shown = [k for k in range(0, frames, gop) if k >= first]
     chosen, result = set(), []
     for point in points:
         key = min(shown, key=lambda k: (abs((k - first) * 1000 / wild.FPS - point), k))
@@ -59,6 +59,26 @@ def test_a_clip_trimmed_by_stream_copy_counts_from_its_first_shown_frame(tmp_pat
     assert all(frame_ms == round((index - first) * 1000 / wild.FPS) for _, index, frame_ms in intra)
     (default,) = shots_taken(path)  # the default request: sync intra at 0
     assert default[1] == intra_frames(first, [0])[0][1]
+
+
+@pytest.mark.parametrize(
+    "frames, gop, start_s",
+    [(720, 60, 9.1), (180, 30, 1.5), (200, 60, 0.5), (200, 60, 2.1)],  # GOP 2 s; 1 s; a short last GOP
+)
+def test_the_last_keyframe_of_a_trimmed_clip_is_an_intra_candidate(tmp_path, frames, gop, start_s):
+    """The MP4 index lists decode times, and an edit list shifts the demuxer's seeks: the
+    true time of each keyframe near a point is read from its packet, the last one's too."""
+    source, path = str(tmp_path / "source.mp4"), str(tmp_path / "trim.mp4")
+    wild.pattern_video(source, frames=frames, options={**wild.H264, "g": str(gop)})
+    wild.trimmed_mp4(source, path, start_s)
+    first = round(start_s * wild.FPS)
+    end_ms = (frames - first) * 1000 // wild.FPS
+    points = tuple(range(0, end_ms, 500)) + (end_ms - 100,)
+
+    intra = shots_taken(path, time_array=points, frame_type=FrameType.INTRA)
+
+    assert [(ms, index) for ms, index, _ in intra] == intra_frames(first, points, frames, gop)
+    assert intra[-1][1] == (frames - 1) // gop * gop  # the last keyframe
 
 
 def test_a_webm_without_cues_is_scanned_not_trusted(tmp_path):
