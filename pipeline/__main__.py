@@ -203,7 +203,7 @@ def launch(args: SnapshotOptions, terminal=None) -> tuple[list[dict], int]:
         previous = resume_files(args.resume) if args.resume else None
         earlier = successes(previous or [])  # read now: --resume may name this very prefix
         records = run_parts(args, run, parts, previous, terminal)
-        now = [pair for part in runs.plan(accounting.manifest_lines(args.manifest), 0) for pair in part.lines]
+        now = runs.requests(accounting.manifest_lines(args.manifest))
         if now != [pair for part in parts for pair in part.lines]:
             raise RunFailed(accounting.unaccounted(now, records) or "the manifest changed during the run")
         run.commit([path for part in parts for path in run.shards[part.index]])

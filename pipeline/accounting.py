@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-import fastavro
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.show import each_record
 from snapshot.jobs import ManifestLine
 from transforms.manifest import lines_of, pattern_folder, source_name
 
@@ -32,18 +32,9 @@ def manifest_lines(pattern: str) -> list[ManifestLine]:
     return found
 
 
-def manifest_sources(pattern: str) -> list[str]:
-    """`file:line` of every non-blank line of the manifest."""
-    return [f"{line.source}:{line.number}" for line in manifest_lines(pattern)]
-
-
 def checked_records(paths: Iterable[str]) -> list[dict]:
     """The CHECKED fields of every record of some results files."""
-    found = []
-    for path in paths:
-        with FileSystems.open(path) as stream:
-            found += [{f: r[f] for f in CHECKED} for r in fastavro.reader(stream) if isinstance(r, dict)]
-    return found
+    return [{f: record[f] for f in CHECKED} for record in each_record(paths)]
 
 
 def unaccounted(expected: Iterable[tuple[str, str]], records: list[dict]) -> str | None:

@@ -92,10 +92,6 @@ def _join(folder: str, name: str) -> str:
     return f"{folder.rstrip('/')}/{name}"
 
 
-def _exists(path: str) -> bool:
-    return FileSystems.exists(path)
-
-
 def remove_tree(folder: str) -> None:
     """Remove a folder and everything below it, local or gs://; nothing there is fine."""
     if "://" in folder:
@@ -427,11 +423,11 @@ def finish_commit(prefix: str) -> str | None:
 
 
 def _finish(root, record: dict) -> None:
-    gone = [path for path in record["remove"] if _exists(path)]
+    gone = [path for path in record["remove"] if FileSystems.exists(path)]
     if gone:
         FileSystems.delete(gone)
     for source, target in record["moves"]:
-        if _exists(source):  # gone once the run folders are removed: then the commit was done
+        if FileSystems.exists(source):  # gone once the run folders are removed: then the commit was done
             _place(source, target)
     write_json(root, COMMIT, {"state": "committed", "run": record["run"], "shards": record["shards"]})
 
@@ -486,10 +482,15 @@ class PlannedPart:
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def requests(lines: list[ManifestLine]) -> list[tuple[str, str]]:
+    """(Source, job id) of each line: what its result must carry."""
+    return [(f"{line.source}:{line.number}", line.job_id) for line in lines]
+
+
 def plan(lines: list[ManifestLine], size: int, settings: str = "") -> list[PlannedPart]:
     """The parts of a manifest whose lines are `lines`: at most `size` lines each, in order;
     one part of everything when it has no more (or `size` is 0)."""
-    pairs = [(f"{line.source}:{line.number}", line.job_id) for line in lines]
+    pairs = requests(lines)
     if size <= 0 or len(pairs) <= size:
         return [PlannedPart(0, None, tuple(pairs), settings)]
     planned = []
@@ -538,7 +539,7 @@ def done_parts(run_folders: Iterable[str]) -> dict[str, DonePart]:
                     continue
                 value = read_json(root, name) or {}
                 shards = tuple(_join(folder, shard) for shard in value.get("shards", []))
-                if shards and all(_exists(path) for path in shards):
+                if shards and all(FileSystems.exists(path) for path in shards):
                     found[value["digest"]] = DonePart(folder, int(name[4:9]), shards)
         finally:
             root.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 
 import fastavro
 from apache_beam.io.filesystems import FileSystems
@@ -10,13 +11,16 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline import runs
 
 
-def records_of(files: list[str]) -> list[dict]:
-    """The records of some results files."""
-    found = []
+def each_record(files: Iterable[str]) -> Iterator[dict]:
+    """The records of some results files, one at a time."""
     for path in files:
         with FileSystems.open(path) as stream:
-            found += [record for record in fastavro.reader(stream) if isinstance(record, dict)]
-    return found
+            yield from (record for record in fastavro.reader(stream) if isinstance(record, dict))
+
+
+def records_of(files: list[str]) -> list[dict]:
+    """The records of some results files."""
+    return list(each_record(files))
 
 
 def read_results(prefix: str) -> list[dict]:

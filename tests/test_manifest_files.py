@@ -12,7 +12,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.accounting import manifest_sources
+from pipeline.accounting import manifest_lines
 from snapshot.jobs import ManifestLine
 from transforms.manifest import ReadManifest
 
@@ -110,3 +110,8 @@ def test_read_manifest_reads_compressed_manifests(compressed):
 
 def test_manifest_sources_reads_compressed_manifests(compressed):
     assert sorted(manifest_sources(compressed)) == sorted(f"{source}:{number}" for source, number, _ in COMPRESSED)
+
+
+def manifest_sources(pattern: str) -> list[str]:
+    """`file:line` of every line the command's check reads, as the results name them."""
+    return [f"{line.source}:{line.number}" for line in manifest_lines(pattern)]
