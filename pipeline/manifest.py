@@ -113,7 +113,8 @@ def below_root(path: str, root: str) -> Video:
         relative = path[len(root.rstrip("/")) + 1 :] if path.startswith(root.rstrip("/") + "/") else None
     else:
         relative = os.path.relpath(_real(path), _real(root))
-        relative = None if relative.startswith(os.pardir) else relative.replace(os.sep, "/")
+        outside = relative == os.pardir or relative.startswith(os.pardir + os.sep)
+        relative = None if outside else relative.replace(os.sep, "/")
     if relative is None:
         raise ManifestError(f"{path} is not below the bucket root {root}: put it in a bucket folder there")
     bucket, slash, name = relative.partition("/")

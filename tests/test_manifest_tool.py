@@ -107,6 +107,7 @@ def test_lines_are_sorted_and_the_same_video_twice_is_one():
 def test_a_local_file_is_named_by_its_place_below_the_bucket_root(tmp_path):
     root = tmp_path / "buckets"
     assert manifest.below_root(str(root / "mine" / "a b" / "x.mp4"), str(root)) == Video("mine", "a b/x.mp4")
+    assert manifest.below_root(str(root / "..mine" / "x.mp4"), str(root)) == Video("..mine", "x.mp4")
     with pytest.raises(ManifestError, match="not below the bucket root"):
         manifest.below_root(str(tmp_path / "x.mp4"), str(root))
     with pytest.raises(ManifestError, match="directly in the bucket root"):
