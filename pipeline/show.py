@@ -87,12 +87,15 @@ def vtt_name(record: dict) -> str:
     vtt = record.get("Vtt") or ""
     first = next((s["Object"] for s in record["Snapshots"] if s["Object"]), "")
     config = _json(record.get("SnapshotConfig"))
-    sub_out = config.get("SubOut") if isinstance(config.get("SubOut"), dict) else {}
-    if str(sub_out.get("IsSptFrag", "")).lower() == "true" or not first:
-        tile_out = config.get("TileOutputFile") if isinstance(config.get("TileOutputFile"), dict) else {}
-        source = _json(record.get("Input"))
-        first = naming.expand(str(tile_out.get("Object", "")), str(source.get("Object", "")))
+    if str(_object(config, "SubOut").get("IsSptFrag", "")).lower() == "true" or not first:
+        template = str(_object(config, "TileOutputFile").get("Object", ""))
+        first = naming.expand(template, str(_json(record.get("Input")).get("Object", "")))
     return object_name(vtt, first.count("/") + 1 if first else 0)
+
+
+def _object(parent: dict, key: str) -> dict:
+    found = parent.get(key)
+    return found if isinstance(found, dict) else {}
 
 
 def _json(text: str | None) -> dict:
