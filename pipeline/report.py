@@ -1,10 +1,11 @@
 """python -m pipeline.report PREFIX --out report.html: one self-contained HTML page of a run.
 
-A summary (jobs by state and code, images and sheets, the slowest inputs, a histogram of the
-snapshots per job), then one card per job with its thumbnails, sheets and a scrubbable preview
-of its WebVTT track, with filters by state, code and input and a search box. Images are
-embedded as small JPEG data URIs (from local or gs:// buckets alike), so the file works
-anywhere, offline; past a size budget they are left out, and the page says so.
+A summary (jobs by state and code, images and sheets, the slowest jobs, a histogram of the
+snapshots per job), then one card per job with its first thumbnails, its sheets, a scrubbable
+preview of its WebVTT track and a contact sheet of all its images, with filters by state and
+code and a search box. Each picture is embedded once, as a small JPEG data URI, within a
+budget that the page states; every thumbnail links to its full-size image (a path relative to
+the report for local buckets). The page is rendered by Jinja2, which escapes every value.
 """
 
 from __future__ import annotations
@@ -12,56 +13,91 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
-import html
 import io
 import json
+import math
+import os
 import posixpath
 import re
 import sys
 import urllib.parse
+from dataclasses import dataclass, field
 from datetime import datetime
 
+import jinja2
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
 from pipeline import flags, runs
-from pipeline.show import read_results
+from pipeline.show import read_results, warnings_of
 
 THUMB_WIDTH = 160
 SHEET_WIDTH = 480
-MAX_CARDS = 2000
-IMAGE_BUDGET = 40 << 20  # bytes of embedded images in one report
+CARD_THUMBS = 6  # thumbnails on a card; the contact sheet shows them all
+MAX_CARDS = 10_000
+IMAGE_BUDGET_MB = 6.0  # of embedded pictures, as written into the page
+SLOWEST = 5
 _CUE = re.compile(r"(\d+):(\d\d):(\d\d)\.(\d{3}) --> (\d+):(\d\d):(\d\d)\.(\d{3})\n(.+)")
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("pipeline", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+)
 
 
-class Embedder:
-    """Images as small JPEG data URIs, within a budget of bytes for the whole report."""
+@dataclass
+class Pictures:
+    """Small JPEG data URIs, one per picture URL however often it is shown, within `budget`
+    bytes of the page."""
 
-    def __init__(self, budget: int = IMAGE_BUDGET):
-        self.left, self.skipped = budget, 0
+    budget: int
+    used: int = 0
+    wanted: set = field(default_factory=set)
+    ids: dict = field(default_factory=dict)  # url -> (id, scale)
+    data: dict = field(default_factory=dict)  # id -> data URI
 
-    def uri(self, url: str, width: int) -> tuple[str, float] | None:
-        """(data URI, scale) of the picture at `url`, at most `width` wide; None when it cannot be read
-        or the budget is spent."""
-        if self.left <= 0:
-            self.skipped += 1
-            return None
-        try:
-            with FileSystems.open(_path(url)) as stream, Image.open(io.BytesIO(stream.read())) as picture:
-                scale = min(1.0, width / picture.width)
-                small = picture.convert("RGB").resize(
-                    (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
-                )
-        except Exception:  # noqa: BLE001 - a missing or damaged picture is shown as missing
-            return None
-        out = io.BytesIO()
-        small.save(out, format="JPEG", quality=70)
-        self.left -= out.tell()
-        return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode(), scale
+    def add(self, url: str, width: int) -> None:
+        """Embed the picture at `url` at most `width` wide, if it is readable and fits the budget."""
+        if url in self.wanted:
+            return
+        self.wanted.add(url)
+        if self.budget - self.used < 1000:
+            return
+        made = small_jpeg(url, width)
+        if made and len(made[0]) <= self.budget - self.used:
+            self.used += len(made[0])
+            self.ids[url] = (f"p{len(self.data)}", made[1])
+            self.data[f"p{len(self.data)}"] = made[0]
+
+    def id(self, url: str) -> str | None:
+        return self.ids[url][0] if url in self.ids else None
+
+
+def small_jpeg(url: str, width: int) -> tuple[str, float] | None:
+    """(data URI, scale) of the picture at `url` at most `width` wide; None if it cannot be read."""
+    try:
+        with FileSystems.open(_path(url)) as stream, Image.open(io.BytesIO(stream.read())) as picture:
+            scale = min(1.0, width / picture.width)
+            small = picture.convert("RGB").resize(
+                (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+            )
+    except Exception:  # noqa: BLE001 - a missing or damaged picture is shown as missing
+        return None
+    out = io.BytesIO()
+    small.save(out, format="JPEG", quality=70)
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode(), scale
 
 
 def _path(url: str) -> str:
     return urllib.parse.unquote(urllib.parse.urlsplit(url).path) if url.startswith("file://") else url
+
+
+def link(url: str, here: str) -> str:
+    """Where a browser finds the full-size object: a path relative to the report's folder for a
+    local one, the public storage URL for gs://."""
+    if url.startswith("file://"):
+        return urllib.parse.quote(os.path.relpath(_path(url), os.path.abspath(here)).replace(os.sep, "/"))
+    if url.startswith("gs://"):
+        return "https://storage.googleapis.com/" + urllib.parse.quote(url[len("gs://") :])
+    return url
 
 
 def cues(vtt_url: str) -> list[tuple[float, float, str]]:
@@ -84,171 +120,156 @@ def cues(vtt_url: str) -> list[tuple[float, float, str]]:
     return found
 
 
-def card(record: dict, embed: Embedder) -> str:
-    """One job's card."""
-    source = json.loads(record["Input"]) if record["Input"] else {}
-    name = source.get("Object", "") if isinstance(source, dict) else ""
-    state, code = record["State"], record["Code"] or "Success"
-    parts = [
-        f'<div class="card" data-job-id="{html.escape(record["Id"])}" data-state="{html.escape(state)}" '
-        f'data-code="{html.escape(code)}" data-input="{html.escape(str(name))}">',
-        f'<h3>{html.escape(record["Source"])} <span class="state {state.lower()}">{html.escape(state)}</span></h3>',
-        f'<div class="input">{html.escape(str(name))}</div>',
-    ]
-    if record["Code"]:
-        parts.append(f'<div class="error"><b>{html.escape(record["Code"])}</b> {html.escape(record["Message"])}</div>')
-    thumbs = {}
-    for snap in record["Snapshots"]:
-        if not snap["Url"]:
-            continue
-        made = embed.uri(snap["Url"], THUMB_WIDTH)
-        if made:
-            thumbs[snap["Url"]] = made[0]
-            parts.append(
-                f'<figure><img src="{made[0]}" alt="{html.escape(snap["Object"])}">'
-                f"<figcaption>{snap['Time']} ms &rarr; {snap['FrameTime']} ms</figcaption></figure>"
-            )
-    sheets = {}
-    for url in record["Tiles"]:
-        made = embed.uri(url, SHEET_WIDTH)
-        if made:
-            sheets[url] = made
-            parts.append(f'<figure class="sheet"><img src="{made[0]}" alt="sprite sheet"></figure>')
-    if record["Vtt"]:
-        parts.append(_scrubber(cues(record["Vtt"]), thumbs, sheets, embed))
-    parts.append("</div>")
-    return "\n".join(parts)
+def input_name(record: dict) -> str:
+    try:
+        source = json.loads(record["Input"] or "{}")
+    except ValueError:
+        return ""
+    return str(source.get("Object", "")) if isinstance(source, dict) else ""
 
 
-def _scrubber(track: list[tuple[float, float, str]], thumbs: dict, sheets: dict, embed: Embedder) -> str:
-    """A bar over the video's length; hovering shows the picture of the cue at that time."""
+def card(record: dict, here: str) -> dict:
+    """What one job's card shows, with its pictures as URLs (embedded later, or linked)."""
+    snaps = [s for s in record["Snapshots"] if s["Url"]]
+    return {
+        "record": record,
+        "input": input_name(record),
+        "code": record["Code"] or "Success",
+        "warnings": warnings_of(record),
+        "thumbs": [
+            {
+                "url": s["Url"],
+                "href": link(s["Url"], here),
+                "name": s["Object"],
+                "time": s["Time"],
+                "at": s["FrameTime"],
+            }
+            for s in snaps
+        ],
+        "sheets": [{"url": url, "href": link(url, here)} for url in record["Tiles"]],
+        "track": cues(record["Vtt"]) if record["Vtt"] else [],
+    }
+
+
+def embed(cards: list[dict], pictures: Pictures) -> None:
+    """The first thumbnail of every card first, then the other thumbnails and sheets, until the
+    budget is spent."""
+    for each in cards:
+        for thumb in each["thumbs"][:1]:
+            pictures.add(thumb["url"], THUMB_WIDTH)
+    for each in cards:
+        for thumb in each["thumbs"][1:CARD_THUMBS]:
+            pictures.add(thumb["url"], THUMB_WIDTH)
+        for sheet in each["sheets"]:
+            pictures.add(sheet["url"], SHEET_WIDTH)
+
+
+def scrubber(track: list[tuple[float, float, str]], pictures: Pictures, here: str) -> list[dict]:
+    """The cues of a track: the embedded picture (and the cell of a sheet) or the full image's link."""
     items = []
     for start, end, target in track:
         url, _, fragment = target.partition("#")
-        if fragment.startswith("xywh=") and url in sheets:
-            uri, scale = sheets[url]
-            x, y, w, h = (round(int(v) * scale) for v in fragment[5:].split(","))
-            items.append({"s": start, "e": end, "src": uri, "box": [x, y, w, h]})
-        elif url in thumbs:
-            items.append({"s": start, "e": end, "src": thumbs[url]})
-        elif made := embed.uri(url, THUMB_WIDTH):
-            items.append({"s": start, "e": end, "src": made[0]})
-    if not items:
-        return ""
-    data = html.escape(json.dumps(items), quote=True)
-    return (
-        f'<div class="vtt" data-cues="{data}"><div class="bar"></div><div class="cue"></div>'
-        f'<div class="when">hover the bar: the WebVTT track ({len(items)} cues)</div></div>'
-    )
+        item: dict = {"s": start, "e": end}
+        scale = 1.0
+        if pictures.id(url):
+            item["p"], scale = pictures.ids[url]
+        else:
+            item["href"] = link(url, here)
+        if fragment.startswith("xywh="):
+            item["box"] = [round(int(v) * scale) for v in fragment[5:].split(",")]
+        items.append(item)
+    return items
 
 
-def summary(records: list[dict]) -> str:
-    states = collections.Counter(r["State"] for r in records)
-    codes = collections.Counter(r["Code"] for r in records if r["Code"])
-    images, sheets = sum(r["Count"] for r in records), sum(r["TileCount"] for r in records)
-    slowest: dict[str, float] = collections.defaultdict(float)
-    for record in records:
-        try:
-            seconds = (
-                datetime.fromisoformat(record["FinishTime"].rstrip("Z"))
-                - datetime.fromisoformat(record["CreationTime"].rstrip("Z"))
-            ).total_seconds()
-            source = json.loads(record["Input"] or "{}")
-            name = source.get("Object", "?") if isinstance(source, dict) else "?"
-        except (ValueError, AttributeError):
-            continue
-        slowest[name] = max(slowest[name], seconds)
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{v}</td></tr>" for k, v in states.most_common())
-    rows += "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in codes.most_common())
-    slow = "".join(
-        f"<li>{html.escape(str(name))}: {seconds:.0f} s</li>"
-        for name, seconds in sorted(slowest.items(), key=lambda kv: -kv[1])[:5]
-    )
-    return (
-        f'<section class="summary"><h2>{len(records)} jobs</h2><table>{rows}</table>'
-        f"<p>{images} images and {sheets} sprite sheets written.</p>"
-        f"<h3>Slowest inputs (creation to finish)</h3><ol>{slow}</ol>"
-        f"<h3>Snapshots per job</h3>{histogram([r['Count'] for r in records])}</section>"
-    )
+def job_seconds(record: dict) -> float | None:
+    """The job's own time from creation to finish."""
+    try:
+        return (
+            datetime.fromisoformat(record["FinishTime"].rstrip("Z"))
+            - datetime.fromisoformat(record["CreationTime"].rstrip("Z"))
+        ).total_seconds()
+    except (ValueError, AttributeError, KeyError):
+        return None
 
 
-def histogram(values: list[int], bins: int = 10) -> str:
-    """An inline SVG histogram."""
+def slowest(records: list[dict], top: int = SLOWEST) -> list[tuple[str, str, float]] | None:
+    """(input, line, seconds) of the slowest jobs; None when every job has the same times (results
+    that do not record each job's own), which tell nothing."""
+    timed = [(input_name(r) or "?", r["Source"], s) for r in records if (s := job_seconds(r)) is not None]
+    if len(timed) > 1 and len({(r["CreationTime"], r["FinishTime"]) for r in records}) == 1:
+        return None
+    return sorted(timed, key=lambda t: -t[2])[:top]
+
+
+def bins(values: list[int], most: int = 10) -> list[tuple[str, int]]:
+    """(label, jobs) of a histogram of whole numbers: one bin per value when there are at most
+    `most` values from the smallest to the largest, else `most` bins of equal whole width."""
     if not values:
-        return ""
-    top = max(values) or 1
-    counts = collections.Counter(min(bins - 1, v * bins // (top + 1)) for v in values)
-    most = max(counts.values())
-    bars = "".join(
-        f'<rect x="{i * 30}" y="{100 - 100 * counts[i] // most}" width="26" '
-        f'height="{100 * counts[i] // most}"><title>{i * (top + 1) // bins}-'
-        f"{(i + 1) * (top + 1) // bins - 1}: {counts[i]} jobs</title></rect>"
-        for i in range(bins)
-    )
-    return f'<svg class="chart" width="{bins * 30}" height="100" role="img">{bars}</svg>'
+        return []
+    low, high = min(values), max(values)
+    width = max(1, math.ceil((high - low + 1) / most))
+    counts = collections.Counter((v - low) // width for v in values)
+    found = []
+    for k in range((high - low) // width + 1):
+        start, end = low + k * width, low + (k + 1) * width - 1
+        found.append((str(start) if width == 1 else f"{start}-{end}", counts[k]))
+    return found
 
 
-def page(records: list[dict], title: str, max_cards: int = MAX_CARDS) -> str:
-    embed = Embedder()
+def page(
+    records: list[dict],
+    title: str,
+    max_cards: int = MAX_CARDS,
+    here: str = ".",
+    budget_mb: float = IMAGE_BUDGET_MB,
+) -> str:
+    """The report of `records`, to be written in the folder `here`."""
     shown = records[:max_cards]
-    cards = "\n".join(card(r, embed) for r in shown)
-    options = {
-        key: sorted({r[key] or "Success" if key == "Code" else r[key] for r in records}) for key in ("State", "Code")
-    }
-    note = (
-        f"<p class=note>Showing the first {len(shown)} of {len(records)} jobs.</p>" if len(shown) < len(records) else ""
+    cards = [card(r, here) for r in shown]
+    pictures = Pictures(round(budget_mb * (1 << 20)))
+    embed(cards, pictures)
+    for each in cards:
+        each["cues"] = scrubber(each["track"], pictures, here)
+    return _TEMPLATES.get_template("report.html.j2").render(
+        title=title,
+        records=records,
+        cards=cards,
+        pictures=pictures,
+        card_thumbs=CARD_THUMBS,
+        states=collections.Counter(r["State"] for r in records).most_common(),
+        codes=collections.Counter(r["Code"] for r in records if r["Code"]).most_common(),
+        images=sum(r["Count"] for r in records),
+        sheets=sum(r["TileCount"] for r in records),
+        slowest=slowest(records),
+        bins=bins([r["Count"] for r in records]),
+        options={
+            "state": sorted({c["record"]["State"] for c in cards}),
+            "code": sorted({c["code"] for c in cards}),
+        },
+        budget_mb=budget_mb,
     )
-    if embed.skipped:
-        note += f"<p class=note>{embed.skipped} pictures were left out to keep the file small.</p>"
-    select = "".join(
-        f'<select id="{key.lower()}"><option value="">any {key.lower()}</option>'
-        + "".join(f"<option>{html.escape(v)}</option>" for v in values)
-        + "</select>"
-        for key, values in options.items()
-    )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>{summary(records)}{note}
-<div class="filters">{select}<input id="search" type="search" placeholder="search line, input, message"></div>
-<main id="cards">{cards}</main><pre id="selftest"></pre><script>{SCRIPT}</script></body></html>"""
-
-
-CSS = """body{font:14px system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}
-.summary table td{padding:0 .8em 0 0}.chart rect{fill:#4a7bd0}.filters{margin:1em 0;display:flex;gap:.5em}
-.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.6em .9em;margin:.6em 0}
-.card h3{margin:.1em 0;font-size:15px}.state{font-size:12px;padding:1px 6px;border-radius:8px;color:#fff}
-.state.success{background:#2e8b57}.state.fail{background:#c0392b}.input{color:#666;font-size:12px}
-.error{color:#c0392b;margin:.3em 0}figure{display:inline-block;margin:.3em;text-align:center}
-figcaption{font-size:11px;color:#555}.vtt{margin:.5em 0}.vtt .bar{height:14px;background:#dde4f0;cursor:crosshair}
-.vtt .cue{min-height:10px;margin-top:4px}.vtt .when{font-size:11px;color:#555}.note{color:#a66}"""
-
-SCRIPT = r"""
-const cards=[...document.querySelectorAll('.card')];
-function apply(){const s=document.getElementById('state').value,c=document.getElementById('code').value,
-q=document.getElementById('search').value.toLowerCase();
-for(const k of cards){const ok=(!s||k.dataset.state===s)&&(!c||k.dataset.code===c)
-&&(!q||k.textContent.toLowerCase().includes(q));
-k.style.display=ok?'':'none';}}
-for(const id of ['state','code','search'])document.getElementById(id).addEventListener('input',apply);
-for(const v of document.querySelectorAll('.vtt')){const list=JSON.parse(v.dataset.cues),bar=v.querySelector('.bar'),
-box=v.querySelector('.cue'),when=v.querySelector('.when'),end=list[list.length-1].e;
-bar.addEventListener('mousemove',e=>{const t=end*(e.offsetX/bar.clientWidth),
-q=list.find(x=>t>=x.s&&t<x.e)||list[list.length-1];
-when.textContent=t.toFixed(1)+' s';if(q.box){const[x,y,w,h]=q.box;
-box.innerHTML='<div style="width:'+w+'px;height:'+h+'px;background:url('+q.src+') -'+x+'px -'+y+'px"></div>';}
-else box.innerHTML='<img src="'+q.src+'">';});}
-if(location.hash==='#selftest')addEventListener('load',()=>{const imgs=[...document.images],
-loaded=imgs.filter(i=>i.complete&&i.naturalWidth>0).length;
-document.getElementById('state').value='Success';apply();
-const failedShown=cards.filter(k=>k.dataset.state!=='Success'&&k.style.display!=='none').length;
-document.getElementById('selftest').textContent=JSON.stringify({cards:cards.length,images:imgs.length,loaded,failedShown});});
-"""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.splitlines()[0])
-    parser.add_argument("prefix", help="the results prefix of a run")
-    parser.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
-    parser.add_argument("--max_cards", type=int, default=MAX_CARDS, help=f"cards at most (default: {MAX_CARDS})")
+    parser.add_argument("prefix", metavar="PREFIX", help="the results prefix of a run (its --results)")
+    parser.add_argument(
+        "--out",
+        default="report.html",
+        help="the HTML file to write; its folder is made if missing (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max_cards",
+        type=int,
+        default=MAX_CARDS,
+        help="job cards at most, the first in manifest order (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--image_budget_mb",
+        type=float,
+        default=IMAGE_BUDGET_MB,
+        help="MB of embedded pictures at most; the others are linked (default: %(default)s)",
+    )
     args = parser.parse_args(flags.canonical(sys.argv[1:] if argv is None else argv))
     try:
         records = read_results(args.prefix)
@@ -258,8 +279,15 @@ def main(argv: list[str] | None = None) -> int:
     if not records:
         print(f"error: no results match {args.prefix}", file=sys.stderr)
         return 2
-    with open(args.out, "w", encoding="utf-8") as out:
-        out.write(page(records, f"Snapshots: {posixpath.basename(args.prefix)}", args.max_cards))
+    folder = os.path.dirname(os.path.abspath(args.out))
+    text = page(records, f"Snapshots: {posixpath.basename(args.prefix)}", args.max_cards, folder, args.image_budget_mb)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as error:
+        print(f"error: cannot write {args.out}: {error.strerror or error}", file=sys.stderr)
+        return 2
     print(f"{len(records)} jobs in {args.out}")
     return 0
 

@@ -1,14 +1,33 @@
-"""python -m pipeline.show PREFIX: a short table of the results in PREFIX-*.avro."""
+"""python -m pipeline.show RESULTS...: a short table of a run's results, or its records as JSON Lines.
+
+RESULTS is a results prefix (the `--results` of a run) or an `.avro` results file.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import posixpath
+import re
+import shutil
 import sys
 from collections.abc import Iterable, Iterator
+from urllib.parse import unquote, urlsplit
 
 import fastavro
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import runs
+from pipeline import flags, runs
+from snapshot import naming
+
+SHARD_TAIL = "-*-of-*.avro"  # what a prefix's shards add to it
+_SHARD = re.compile(r"-\d+-of-\d+\.avro$")
+MIN_MESSAGE_WIDTH = 40
+
+
+class NothingMatches(Exception):
+    """A RESULTS argument names no results."""
 
 
 def each_record(files: Iterable[str]) -> Iterator[dict]:
@@ -31,23 +50,140 @@ def read_results(prefix: str) -> list[dict]:
     )
 
 
-def table(records: list[dict]) -> str:
-    rows = [("line", "job", "state", "code", "count", "outputs")]
-    for r in records:
-        names = [s["Object"] for s in r["Snapshots"] if s["Object"]]
-        outputs = ", ".join(names[:2]) + (f", ... ({len(names)})" if len(names) > 2 else "")
-        extras = [f"{len(r['Tiles'])} sheet(s)"] if r["Tiles"] else []
-        extras += [r["Vtt"].rsplit("/", 1)[-1]] if r["Vtt"] else []
-        outputs = " + ".join(part for part in (outputs, ", ".join(extras)) if part)
-        rows.append((r["Source"], r["Id"][:8], r["State"], r["Code"] or "-", str(r["Count"]), outputs or "-"))
+def read_any(name: str) -> list[dict]:
+    """The records of a results prefix or of one `.avro` file; NothingMatches when there are none."""
+    if name.endswith(".avro") and FileSystems.exists(name):
+        return records_of([name])
+    records = read_results(name)
+    if not records:
+        raise NothingMatches(f"no results match {name!r}{_hint(name)}")
+    return records
+
+
+def _hint(name: str) -> str:
+    """Where the results are, when `name` is a folder that holds some."""
+    try:
+        found = FileSystems.match([posixpath.join(name, "*" + SHARD_TAIL)])[0].metadata_list
+    except Exception:  # noqa: BLE001 - no hint is a fine answer to any error
+        return ""
+    prefixes = sorted({_SHARD.sub("", m.path) for m in found if _SHARD.search(m.path)})
+    return f"; a prefix is a run's --results, such as {', '.join(prefixes[:3])}" if prefixes else ""
+
+
+def warnings_of(record: dict) -> list[str]:
+    """The record's warnings (results of older runs have none)."""
+    return list(record.get("Warnings") or [])
+
+
+def object_name(url: str, segments: int) -> str:
+    """The last `segments` path segments of an object's URL: its name below the bucket."""
+    path = unquote(urlsplit(url).path) if url.startswith("file://") else url
+    return "/".join(path.split("/")[-segments:]) if segments > 0 else path
+
+
+def vtt_name(record: dict) -> str:
+    """The WebVTT track's object name, with its folder: it lies beside the first sheet
+    (`IsSptFrag`) or the first image (docs/contract.md#webvtt)."""
+    vtt = record.get("Vtt") or ""
+    first = next((s["Object"] for s in record["Snapshots"] if s["Object"]), "")
+    config = _json(record.get("SnapshotConfig"))
+    if str(_object(config, "SubOut").get("IsSptFrag", "")).lower() == "true" or not first:
+        template = str(_object(config, "TileOutputFile").get("Object", ""))
+        first = naming.expand(template, str(_json(record.get("Input")).get("Object", "")))
+    return object_name(vtt, first.count("/") + 1 if first else 0)
+
+
+def _object(parent: dict, key: str) -> dict:
+    found = parent.get(key)
+    return found if isinstance(found, dict) else {}
+
+
+def _json(text: str | None) -> dict:
+    try:
+        found = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def outputs(record: dict) -> str:
+    """The images (the first two and how many), the sheets and the WebVTT track of a record."""
+    names = [s["Object"] for s in record["Snapshots"] if s["Object"]]
+    shown = ", ".join(names[:2]) + (f", ... ({len(names)})" if len(names) > 2 else "")
+    extras = [f"{len(record['Tiles'])} sheet(s)"] if record["Tiles"] else []
+    extras += [vtt_name(record)] if record.get("Vtt") else []
+    return " + ".join(part for part in (shown, ", ".join(extras)) if part) or "-"
+
+
+def message(record: dict) -> str:
+    """The failure's message, and the warnings, if any."""
+    warnings = warnings_of(record)
+    said = record["Message"]
+    if warnings:
+        said = (said + "; " if said else "") + "warning: " + "; ".join(warnings)
+    return said or "-"
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(1, width - 3)] + "..."
+
+
+def table(records: list[dict], width: int = 0) -> Iterator[str]:
+    """The lines of the table: line, job, state, code, count, outputs, message (shortened so a
+    line fits `width` characters, if given)."""
+    rows = [("line", "job", "state", "code", "count", "outputs", "message")]
+    rows += [
+        (r["Source"], r["Id"][:8], r["State"], r["Code"] or "-", str(r["Count"]), outputs(r), message(r))
+        for r in records
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1] for row in rows
+    room = max(MIN_MESSAGE_WIDTH, width - sum(widths) - 2 * len(widths)) if width else sys.maxsize
+    for row in rows:
+        cells = "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True))
+        yield cells + "  " + shorten(row[-1], room)
+
+
+def parser() -> argparse.ArgumentParser:
+    made = argparse.ArgumentParser(
+        prog="python -m pipeline.show",
+        description=__doc__.splitlines()[0],
+        epilog="Exit 0 when results were found, 2 when an argument matches none, 1 when a commit is under way.",
     )
+    made.add_argument(
+        "results", nargs="+", metavar="RESULTS", help="a results prefix (a run's --results) or an .avro results file"
+    )
+    made.add_argument("--failed", action="store_true", help="only the jobs that failed")
+    made.add_argument("--json", action="store_true", help="one JSON object per record (JSON Lines), in full")
+    return made
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(flags.canonical(sys.argv[1:] if argv is None else argv))
+    records: list[dict] = []
+    try:
+        for name in args.results:
+            records += read_any(name)
+    except NothingMatches as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except runs.Committing as error:
+        print(f"error: {error}; try again once it is done", file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 - a file that is not results, a bucket that is not there
+        print(f"error: cannot read {' '.join(args.results)}: {error}".splitlines()[0], file=sys.stderr)
+        return 2
+    if args.failed:
+        records = [r for r in records if r["State"] != "Success"]
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 0  # a pipe gets whole messages
+    lines = (json.dumps(r, ensure_ascii=False) for r in records) if args.json else table(records, width)
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `show ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
 
 
 if __name__ == "__main__":
-    try:
-        print(table(read_results(sys.argv[1])))
-    except runs.Committing as error:
-        sys.exit(f"error: {error}; try again once it is done")
+    sys.exit(main())

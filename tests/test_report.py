@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import sys
+import time
+import urllib.parse
 
+import fastavro
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from PIL import Image
 
 from pipeline import graph, report
 from pipeline.show import read_results
+from snapshot.results import load_schema
 from snapshot.storage import Buckets
-from tests.helpers import request_line
+from tests.helpers import ROOT, request_line
 
 pytestmark = pytest.mark.slow  # headless Chromium
 
@@ -61,6 +67,13 @@ def test_the_report_in_chromium(tmp_path, bucket_root):
     assert report.main([str(tmp_path / "res"), "--out", str(out)]) == 0
     html = out.read_text()
     assert html.count('class="card"') == len(records) == 5 and "data-job-id" in html
+    # each picture is embedded once, the WebVTT cues refer to it, and the budget is stated
+    images = sum(r["Count"] for r in records) + sum(r["TileCount"] for r in records)
+    assert html.count("data:image/jpeg;base64,") == images
+    assert f"{images} of {images} images shown; budget {report.IMAGE_BUDGET_MB} MB" in html
+    # every thumbnail and sheet links to its full-size object, relative to the report's folder
+    links = re.findall(r'<a class="(?:full|sheet)" href="([^"]+)"', html)
+    assert len(links) == images and all((out.parent / urllib.parse.unquote(h)).is_file() for h in links)
 
     dom = subprocess.run(
         [*CHROMIUM, "--virtual-time-budget=10000", "--dump-dom", f"{out.as_uri()}#selftest"],
@@ -69,8 +82,7 @@ def test_the_report_in_chromium(tmp_path, bucket_root):
         timeout=120,
     ).stdout
     found = json.loads(dom.split('<pre id="selftest">', 1)[1].split("</pre>", 1)[0])
-    images = sum(r["Count"] for r in records) + sum(r["TileCount"] for r in records)
-    assert found == {"cards": 5, "images": images, "loaded": images, "failedShown": 0}
+    assert found == {"cards": 5, "images": images, "loaded": images, "failedShown": 0, "contact": 4}
 
     shot = tmp_path / "report.png"
     subprocess.run(
@@ -80,29 +92,150 @@ def test_the_report_in_chromium(tmp_path, bucket_root):
         assert picture.size == (1200, 1400) and len(picture.convert("L").getcolors(1 << 16)) > 10
 
 
+def record(n: int, **fields) -> dict:
+    """A result record of line n: a failure unless `fields` say otherwise."""
+    return {
+        "Id": f"{n:032x}",
+        "Source": f"m:{n}",
+        "State": "Fail",
+        "Code": "InvalidParameter",
+        "Message": "x",
+        "Count": 0,
+        "TileCount": 0,
+        "CreationTime": "2026-01-01T00:00:00Z",
+        "FinishTime": "2026-01-01T00:00:01Z",
+        "Input": None,
+        "SnapshotConfig": None,
+        "PipelineId": "",
+        "UserData": "",
+        "MNSMessageResult": None,
+        "Snapshots": [],
+        "Tiles": [],
+        "Vtt": None,
+        "BytesRead": 0,
+        **fields,
+    }
+
+
 def test_a_large_run_is_capped_and_says_so():
-    records = [
-        {
-            "Id": f"{n:032x}",
-            "Source": f"m:{n}",
-            "State": "Fail",
-            "Code": "InvalidParameter",
-            "Message": "x",
-            "Count": 0,
-            "TileCount": 0,
-            "CreationTime": "2026-01-01T00:00:00Z",
-            "FinishTime": "2026-01-01T00:00:01Z",
-            "Input": None,
-            "SnapshotConfig": None,
-            "PipelineId": "",
-            "UserData": "",
-            "MNSMessageResult": None,
-            "Snapshots": [],
-            "Tiles": [],
-            "Vtt": None,
-            "BytesRead": 0,
-        }
-        for n in range(3000)
-    ]
+    records = [record(n) for n in range(2999)] + [record(2999, Code="InvalidParameter.OutOfRange")]
     html = report.page(records, "big", max_cards=100)
     assert html.count('class="card"') == 100 and "Showing the first 100 of 3000 jobs." in html
+    # the code filter lists only the codes of the cards shown
+    codes = html.split('<select id="code">', 1)[1].split("</select>", 1)[0]
+    assert "<option>InvalidParameter</option>" in codes and "OutOfRange" not in codes
+
+
+def test_the_histogram_has_axes_and_whole_number_bins():
+    assert report.bins([1, 1, 1, 2, 5]) == [("1", 3), ("2", 1), ("3", 0), ("4", 0), ("5", 1)]
+    assert report.bins([0, 1]) == [("0", 1), ("1", 1)]
+    assert report.bins(list(range(100))) == [(f"{k}-{k + 9}", 10) for k in range(0, 100, 10)]
+    assert report.bins([0, 20]) == [("0-2", 1), *[(f"{k}-{k + 2}", 0) for k in range(3, 18, 3)], ("18-20", 1)]
+    html = report.page([record(n, State="Success", Code="", Count=c) for n, c in enumerate([1, 1, 1, 2, 5])], "h")
+    assert "<title>1 snapshots: 3 jobs</title>" in html and "<title>5 snapshots: 1 job</title>" in html
+    assert ">snapshots per job</text>" in html and ">jobs</text>" in html
+
+
+def test_the_slowest_jobs_by_their_own_times():
+    def timed(n: int, start: str, end: str, name: str) -> dict:
+        return record(
+            n, CreationTime=start, FinishTime=end, Input=json.dumps({"Bucket": "in", "Location": "l", "Object": name})
+        )
+
+    records = [timed(n, "2026-01-01T00:00:00Z", f"2026-01-01T00:00:{10 + n:02d}Z", f"clip{n}.mp4") for n in range(6)]
+    records.append(timed(6, "2026-01-01T00:00:30Z", "2026-01-01T00:10:30Z", "ten minutes.mp4"))
+    listed = re.findall(r"<li>(.*?)</li>", report.page(records, "t").split('class="slowest">', 1)[1])
+    assert listed[:2] == ["ten minutes.mp4 (m:6): 600.0 s", "clip5.mp4 (m:5): 15.0 s"] and len(listed) == 5
+    # results where every job has the run's times say so, rather than list five equal jobs
+    same = report.page([timed(n, "2026-01-01T00:00:00Z", "2026-01-01T00:00:17Z", f"c{n}") for n in range(6)], "s")
+    assert "do not record each job's own times" in same and 'class="slowest"' not in same
+
+
+def test_the_report_goes_into_a_folder_that_does_not_exist_yet(tmp_path):
+    schema = fastavro.parse_schema(load_schema())
+    with open(tmp_path / "res-00000-of-00001.avro", "wb") as out:
+        fastavro.writer(out, schema, [record(1)])
+    target = tmp_path / "new" / "folder" / "report.html"
+    assert report.main([str(tmp_path / "res"), "--out", str(target)]) == 0 and target.is_file()
+    (tmp_path / "file").write_text("")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.report", str(tmp_path / "res"), "--out", str(tmp_path / "file" / "r.html")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stderr.startswith("error: cannot write") and done.stderr.count("\n") == 1
+
+
+def test_ten_thousand_results_make_a_small_page_that_loads_fast(tmp_path):
+    """Real small images, two per job, with a WebVTT track on every tenth job: the page stays
+    under 15 MB with the image budget respected, and headless Chromium loads it in under 5 s."""
+    folder = tmp_path / "buckets" / "out"
+    records = []
+    for n in range(10_000):
+        (folder / f"{n}").mkdir(parents=True)
+        snaps = []
+        for k in (1, 2):
+            Image.new("RGB", (320, 180), ((n * 7) % 256, (n * 13 + k * 90) % 256, (n * 29) % 256)).save(
+                folder / f"{n}" / f"{k:05d}.jpg", quality=85
+            )
+            url = (folder / f"{n}" / f"{k:05d}.jpg").as_uri()
+            snaps.append(
+                {
+                    "Object": f"{n}/{k:05d}.jpg",
+                    "Url": url,
+                    "Time": k * 1000,
+                    "FrameTime": k * 1000,
+                    "Width": 320,
+                    "Height": 180,
+                }
+            )
+        vtt = None
+        if n % 10 == 0:
+            (folder / f"{n}" / "00001.vtt").write_text(
+                "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n00001.jpg\n\n00:00:02.000 --> 00:00:03.000\n00002.jpg\n"
+            )
+            vtt = (folder / f"{n}" / "00001.vtt").as_uri()
+        records.append(record(n, State="Success", Code="", Message="", Count=2, Snapshots=snaps, Vtt=vtt))
+    with open(tmp_path / "res-00000-of-00001.avro", "wb") as results:
+        fastavro.writer(results, fastavro.parse_schema(load_schema()), records)
+    out = tmp_path / "report.html"
+    assert report.main([str(tmp_path / "res"), "--out", str(out)]) == 0
+    html = out.read_text()
+    assert out.stat().st_size <= 15 << 20 and html.count('class="card"') == 10_000
+    shown = html.count("data:image/jpeg;base64,")
+    embedded = sum(len(uri) for uri in re.findall(r'"(data:image/jpeg;base64,[^"]+)"', html))
+    assert embedded <= report.IMAGE_BUDGET_MB * (1 << 20) and 1000 < shown < 20_000
+    assert f"{shown} of 20000 images shown; budget {report.IMAGE_BUDGET_MB} MB" in html
+
+    # On a shared machine a run can be slowed by others: each time is the best of up to 3 runs.
+    def load_ms() -> int:  # the load event, timed by the page itself from the start of the navigation
+        dom = subprocess.run([*CHROMIUM, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=300)
+        loaded = json.loads(dom.stdout.split('<pre id="loaded">', 1)[1].split("</pre>", 1)[0])
+        assert loaded["cards"] == 10_000
+        return loaded["ms"]
+
+    def picture_s() -> float:  # Chromium's start, the load and a picture of the page
+        started = time.monotonic()
+        shot = tmp_path / "shot.png"
+        subprocess.run(
+            [*CHROMIUM, "--window-size=1200,1400", f"--screenshot={shot}", out.as_uri()],
+            capture_output=True,
+            timeout=300,
+        )
+        assert shot.stat().st_size > 0
+        return time.monotonic() - started
+
+    assert best_of(3, load_ms, 5000) <= 5000
+    assert best_of(3, picture_s, 5.0) <= 5.0
+
+
+def best_of(runs: int, measure, limit: float) -> float:
+    """The least of up to `runs` measures, stopping at the first within `limit`."""
+    found = measure()
+    for _ in range(runs - 1):
+        if found <= limit:
+            break
+        found = min(found, measure())
+    return found
