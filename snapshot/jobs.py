@@ -43,6 +43,7 @@ class Job:
     echo: Echo
     request: Request | None = None  # exactly one of these two is set
     error: SnapshotError | None = None
+    warnings: tuple[str, ...] = ()  # what parsing noticed but the API ignores (unknown keys)
 
     @property
     def parsed(self) -> Request:
@@ -64,11 +65,13 @@ def read_job(line: ManifestLine, created: str) -> Job:
             error=SnapshotError(errors.JSON_FORMAT_INVALID, "the manifest line is not UTF-8"),
         )
     echo = spec.decode_echo(line.text)
+    warnings: tuple[str, ...] = ()
     try:
+        warnings = spec.unknown_keys(line.text)
         request = spec.parse_request(line.text)
-        return Job(line.job_id, source, created, echo, request=request)
+        return Job(line.job_id, source, created, echo, request=request, warnings=warnings)
     except SnapshotError as error:
-        return Job(line.job_id, source, created, echo, error=error)
+        return Job(line.job_id, source, created, echo, error=error, warnings=warnings)
     except Exception:  # a line that breaks the parser is still that line's failure
         log.exception("reading line %s failed", source)
         return Job(

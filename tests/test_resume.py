@@ -104,18 +104,19 @@ def test_resume_refuses_what_it_cannot_use(tmp_path, bucket_root):
 
 
 def test_resume_carries_the_results_of_an_earlier_version(tmp_path, bucket_root):
-    """Results written before ColorIn and ToneMapped existed are read with their defaults."""
+    """Results written before ColorIn, ToneMapped and Warnings existed are read with their defaults."""
     line = request_line(output="a.jpg", FrameType="normal")
     (tmp_path / "m.jsonl").write_text(line + "\n")
+    added = ("ColorIn", "ToneMapped", "Warnings")
     schema = load_schema()
-    schema["fields"] = [f for f in schema["fields"] if f["name"] not in ("ColorIn", "ToneMapped")]
+    schema["fields"] = [f for f in schema["fields"] if f["name"] not in added]
     job = jobs.read_job(ManifestLine("m.jsonl", 1, line), "2026-11-01T00:00:00Z")
     old = failed(job, internal_error()).to_record()
-    old = {**{k: v for k, v in old.items() if k not in ("ColorIn", "ToneMapped")}, "State": "Success", "Code": ""}
+    old = {**{k: v for k, v in old.items() if k not in added}, "State": "Success", "Code": ""}
     with open(tmp_path / "old-00000-of-00001.avro", "wb") as out:
         fastavro.writer(out, fastavro.parse_schema(schema), [old])
 
     assert resume_problem(str(tmp_path / "old")) is None
     assert run_in_process(tmp_path, bucket_root, "new", resume=str(tmp_path / "old")) == 0  # nothing captured
     (carried,) = read_results(str(tmp_path / "new"))
-    assert carried == {**old, "ColorIn": "", "ToneMapped": False}
+    assert carried == {**old, "ColorIn": "", "ToneMapped": False, "Warnings": []}
