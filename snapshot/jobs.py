@@ -28,11 +28,14 @@ class ManifestLine:
     number: int  # 1-based line number
     text: str  # bytes that are not UTF-8 are replaced with U+FFFD ...
     utf8: bool = True  # ... and this is False
+    occurrence: int = 1  # 1 for the first line of this text in its file, 2 for the next, ...
 
     @property
     def job_id(self) -> str:
-        """Deterministic: the same line at the same place gets the same id on every run."""
-        return hashlib.md5(f"{self.source}\n{self.number}\n{self.text}".encode("utf-8", "replace")).hexdigest()
+        """Deterministic: the same request in the same manifest file gets the same id on every
+        run, wherever the line moves; a repeated line is told apart by its occurrence."""
+        key = f"{self.source}\n{self.occurrence}\n{self.text}"
+        return hashlib.md5(key.encode("utf-8", "replace")).hexdigest()
 
 
 @dataclass(frozen=True)
