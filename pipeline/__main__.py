@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         path = log.close(keep=bool(internal))  # an InternalError's message sends the user to the log
         if internal:
             print(f"note: {internal} jobs failed with InternalError; details in {path}", file=log.terminal)
+    if args.resume and not carried:
+        print(f"note: --resume {args.resume} carried nothing over: no request of this manifest succeeded there")
     print(f"{summary(records, carried)}; results in {args.results}-*.avro")
     return 0
 

@@ -15,7 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.show import each_record
 from snapshot.jobs import ManifestLine
-from transforms.manifest import lines_of, pattern_folder, source_name
+from transforms.manifest import file_lines, pattern_folder, source_name
 
 # What the checks after a part keep of each record: a whole one takes about 3 KB of memory.
 CHECKED = ("Id", "Source", "State", "Code", "FinishTime", "PipelineId", "MNSMessageResult")
@@ -24,11 +24,11 @@ CHECKED = ("Id", "Source", "State", "Code", "FinishTime", "PipelineId", "MNSMess
 def manifest_lines(pattern: str) -> list[ManifestLine]:
     """Every non-blank line the manifest pattern names, named as the results name them."""
     folder = pattern_folder(pattern)
-    found = []
+    found: list[ManifestLine] = []
     for metadata in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
         name = source_name(metadata.path, folder)
         with FileSystems.open(metadata.path) as stream:
-            found += [ManifestLine(name, number, text, utf8) for number, text, utf8 in lines_of(stream)]
+            found += file_lines(stream, name)
     return found
 
 

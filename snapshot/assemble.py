@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import time
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import replace
@@ -35,7 +36,7 @@ def finish_guarded(
             return using.run(finish, (job, outcomes, buckets), limits.timeout_s(job.parsed.config.is_async))
     except SnapshotError as error:
         return replace(
-            failed(job, error),
+            failed(job, error, outcomes, now=True),
             snapshots=tuple(image for _, image in _shots(outcomes)),
             bytes_read=sum(o.bytes_read for o in outcomes),
         )
@@ -50,19 +51,24 @@ def finish(job: Job, outcomes: Iterable[Outcome], buckets: Buckets) -> JobResult
     shots = _shots(outcomes)
     sheets: list[tuple[str, str]] = []
     vtt_url = None
+    writes = False  # sheets or a track, written here: the job's last step
     try:
         planned = _check_complete(job, outcomes, shots)
+        writes = bool(planned.layout) or job.parsed.config.vtt
         with buckets.connect() as storage:
             if planned.layout:
                 sheets = _write_sheets(job, planned.layout, shots, storage)
             if job.parsed.config.vtt:
                 vtt_url = _write_vtt(job, planned, shots, [name for name, _ in sheets], storage)
-        result = JobResult(job.id, job.source, results.State.SUCCESS, job.created, results.utc_now(), **_echo(job))
+        began, ended = _times(job, outcomes, now=writes)
+        result = JobResult(
+            job.id, job.source, results.State.SUCCESS, began, ended, warnings=_warnings(job, outcomes), **_echo(job)
+        )
     except SnapshotError as error:
-        result = failed(job, error)
+        result = failed(job, error, outcomes, now=writes)
     except Exception:  # one bad job must never stop the pipeline
         log.exception("finishing job %s failed", job.id)
-        result = failed(job, internal_error())
+        result = failed(job, internal_error(), outcomes, now=writes)
     return replace(
         result,
         snapshots=tuple(image for _, image in shots),
@@ -151,17 +157,38 @@ def run(job: Job, buckets: Buckets, limits: Limits = Limits()) -> JobResult:
         return finish_guarded(job, [outcome for _, outcome in outcomes], buckets, limits, pool)
 
 
-def failed(job: Job, error: SnapshotError) -> JobResult:
+def failed(job: Job, error: SnapshotError, outcomes: Iterable[Outcome] = (), now: bool = False) -> JobResult:
+    """The failed result of a job, with the times and warnings of the `outcomes` it got."""
+    outcomes = list(outcomes)
+    began, ended = _times(job, outcomes, now)
     return JobResult(
         job.id,
         job.source,
         results.State.FAIL,
-        job.created,
-        results.utc_now(),
+        began,
+        ended,
         code=error.code,
         message=error.message,
+        warnings=_warnings(job, outcomes),
         **_echo(job),
     )
+
+
+def _times(job: Job, outcomes: list[Outcome], now: bool) -> tuple[str, str]:
+    """CreationTime and FinishTime: when the job's work began (its first capture; its planning
+    when nothing was captured; its parsing when it was not planned) and when it ended (its
+    last step; now when `now`, after sheets or a track written here)."""
+    captures = [o.started for o in outcomes if o.image is not None and o.started]
+    began = min(captures or [o.started for o in outcomes if o.started], default=0.0)
+    ended = time.time() if now else max((o.ended for o in outcomes if o.ended), default=0.0)
+    created = results.utc(began) if began else job.created
+    return created, results.utc(ended) if ended else created
+
+
+def _warnings(job: Job, outcomes: list[Outcome]) -> tuple[str, ...]:
+    """The job's warnings: those of its request, then those of its plan."""
+    planned = next((o.planned for o in outcomes if o.planned is not None), None)
+    return job.warnings + (planned.warnings if planned else ())
 
 
 def _echo(job: Job) -> dict:

@@ -33,7 +33,7 @@ def plan_input_guarded(
         with decoders(pool, limits) as using:
             return using.run(plan_input, (jobs, buckets, limits), seconds)
     except SnapshotError as error:
-        return [(job.id, Outcome(0, error=error)) for job in jobs], []
+        return [(job.id, Outcome(0, error=error, ended=time.time())) for job in jobs], []
 
 
 def run_task_guarded(
@@ -68,7 +68,7 @@ def run_task_guarded(
                 if failure.code != errors.SNAPSHOT_TIMEOUT or stalled is None:
                     outcomes += _unfinished(remaining, outcomes, failed, failure)
                     break
-                outcomes.append((stalled.owner, Outcome(stalled.seq, error=failure)))
+                outcomes.append((stalled.owner, Outcome(stalled.seq, error=failure, ended=time.time())))
                 failed.add(stalled.owner)
                 remaining = _without(remaining, outcomes, failed)
             else:
@@ -144,7 +144,7 @@ def _unfinished(
     result: dict[str, tuple[str, Outcome]] = {}
     for shot in task.shots:
         if (shot.owner, shot.seq) not in done and shot.owner not in failed:
-            result.setdefault(shot.owner, (shot.owner, Outcome(shot.seq, error=error)))
+            result.setdefault(shot.owner, (shot.owner, Outcome(shot.seq, error=error, ended=time.time())))
     return list(result.values())
 
 

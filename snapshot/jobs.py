@@ -28,11 +28,14 @@ class ManifestLine:
     number: int  # 1-based line number
     text: str  # bytes that are not UTF-8 are replaced with U+FFFD ...
     utf8: bool = True  # ... and this is False
+    occurrence: int = 1  # 1 for the first line of this text in its file, 2 for the next, ...
 
     @property
     def job_id(self) -> str:
-        """Deterministic: the same line at the same place gets the same id on every run."""
-        return hashlib.md5(f"{self.source}\n{self.number}\n{self.text}".encode("utf-8", "replace")).hexdigest()
+        """Deterministic: the same request in the same manifest file gets the same id on every
+        run, wherever the line moves; a repeated line is told apart by its occurrence."""
+        key = f"{self.source}\n{self.occurrence}\n{self.text}"
+        return hashlib.md5(key.encode("utf-8", "replace")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Job:
     echo: Echo
     request: Request | None = None  # exactly one of these two is set
     error: SnapshotError | None = None
+    warnings: tuple[str, ...] = ()  # what parsing noticed but the API ignores (unknown keys)
 
     @property
     def parsed(self) -> Request:
@@ -64,11 +68,13 @@ def read_job(line: ManifestLine, created: str) -> Job:
             error=SnapshotError(errors.JSON_FORMAT_INVALID, "the manifest line is not UTF-8"),
         )
     echo = spec.decode_echo(line.text)
+    warnings: tuple[str, ...] = ()
     try:
+        warnings = spec.unknown_keys(line.text)
         request = spec.parse_request(line.text)
-        return Job(line.job_id, source, created, echo, request=request)
+        return Job(line.job_id, source, created, echo, request=request, warnings=warnings)
     except SnapshotError as error:
-        return Job(line.job_id, source, created, echo, error=error)
+        return Job(line.job_id, source, created, echo, error=error, warnings=warnings)
     except Exception:  # a line that breaks the parser is still that line's failure
         log.exception("reading line %s failed", source)
         return Job(

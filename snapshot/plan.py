@@ -56,6 +56,47 @@ def _sequence(config: SnapshotConfig, duration_ms: float, max_points: int) -> li
     return [int(start + k * step) for k in range(count)]
 
 
+MS_HINT_MIN_INTERVAL_MS = 1_000_000  # an Interval of 1000 s or more may have been meant in ms
+
+
+def warnings(config: SnapshotConfig, duration_ms: float, images: int, max_points: int = Limits.max_points) -> list[str]:
+    """What a job that plans does not fail for but its requester should hear of
+    (docs/contract.md#which-times): a point past the end, `Count` below the points asked, and
+    an `Interval` that looks like milliseconds. `images` is the job's Count."""
+    found = []
+    end = f"the end of the video ({duration_ms:.0f} ms)"
+    points = time_points(config, duration_ms, max_points)
+    if not config.is_async and config.time_ms > duration_ms:
+        found.append(f"SnapshotConfig.Time {config.time_ms} ms is past {end}: the image shows the last keyframe")
+    asked = config.max_images or len(points)
+    late, shared = asked - len(points), len(points) - images
+    if late > 0:
+        found.append(f"{late} of the {asked} points asked are past {end}: they have no image")
+    if images < asked:
+        reasons = [f"{late} past the end"] if late > 0 else []
+        reasons += [f"{shared} sharing a keyframe (FrameType intra)"] if shared > 0 else []
+        found.append(f"Count is {images}, fewer than the {asked} points asked ({', '.join(reasons)})")
+    hint = _milliseconds_hint(config, duration_ms)
+    return found + ([hint] if hint else [])
+
+
+def _milliseconds_hint(config: SnapshotConfig, duration_ms: float) -> str | None:
+    """A hint when `Interval` (seconds) looks like milliseconds: of several points asked only
+    the first is taken, as it is 1000 s or more and longer than the video after `Time`, while
+    the same number of milliseconds is no longer than the video."""
+    interval = config.interval_ms
+    several = config.time_array is None and (config.num is None or config.num > 1)
+    if interval is None or not several or interval < MS_HINT_MIN_INTERVAL_MS:
+        return None
+    if interval <= duration_ms - config.time_ms or interval / 1000 > duration_ms:
+        return None
+    meant = f"{interval / 1_000_000:g}"
+    return (
+        f"SnapshotConfig.Interval is in seconds (Time is in ms): {interval / 1000:g} s is longer than "
+        f"the video ({duration_ms:.0f} ms), so one point is taken; for one every {meant} s, write Interval {meant}"
+    )
+
+
 def shots(config: SnapshotConfig, probe: Probe, max_points: int = Limits.max_points, owner: str = "") -> list[Shot]:
     """The images of a job, numbered in the order of their time points.
 

@@ -37,7 +37,12 @@ def load_schema() -> dict:
 
 
 def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return utc(time.time())
+
+
+def utc(seconds: float) -> str:
+    """A time (seconds since the epoch) as the results write it: YYYY-MM-DDThh:mm:ssZ."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class JobResult:
     vtt: str | None = None
     mns_message_result: dict | None = None
     bytes_read: int = 0
+    warnings: tuple[str, ...] = ()  # ext: what the job noticed but the API ignores
 
     @property
     def count(self) -> int:
@@ -115,6 +121,7 @@ class JobResult:
                 "BytesRead": self.bytes_read,
                 "ColorIn": self.color_in,
                 "ToneMapped": any(s.tone_mapped for s in self.snapshots),
+                "Warnings": list(self.warnings),
             }
         )
 

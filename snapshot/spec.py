@@ -7,6 +7,7 @@ be echoed in a failed job's result.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import json
 import math
@@ -187,6 +188,63 @@ def decode_echo(text: str) -> Echo:
     )
 
 
+_REF_KEYS = frozenset({"Bucket", "Location", "Object", "RoleArn"})
+# The keys each object of a request may have, by its path; "" is the line itself, which may
+# also carry the API's common parameters (an SDK's or a signed URL's).
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "": frozenset(
+        {"Input", "SnapshotConfig", "PipelineId", "UserData", "Action", "OwnerId", "OwnerAccount"}
+        | {"ResourceOwnerId", "ResourceOwnerAccount", "RegionId", "Version", "Format", "AccessKeyId"}
+        | {"Signature", "SignatureMethod", "SignatureVersion", "SignatureNonce", "Timestamp", "SecurityToken"}
+    ),
+    "Input": _REF_KEYS,
+    "SnapshotConfig": frozenset(
+        {"OutputFile", "Time", "Interval", "Num", "TimeArray", "Width", "Height", "FrameType", "TileOut"}
+        | {"TileOutputFile", "Format", "SubOut", "BlackLevel", "PixelBlackThreshold", "Quality"}
+    ),
+    "SnapshotConfig.OutputFile": _REF_KEYS,
+    "SnapshotConfig.TileOutputFile": _REF_KEYS,
+    "SnapshotConfig.TimeArray": frozenset({"TimePointList"}),
+    "SnapshotConfig.SubOut": frozenset({"IsSptFrag"}),
+    "SnapshotConfig.TileOut": frozenset(
+        {"Lines", "Columns", "CellWidth", "CellHeight", "Padding", "Margin", "Color", "IsKeepCellPic", "CellSelStep"}
+    ),
+}
+MAX_KEY_WARNINGS = 5
+
+
+def unknown_keys(text: str) -> tuple[str, ...]:
+    """A warning for each key of the line that the contract does not know (compared
+    case-sensitively, as parsing reads them), naming the nearest known key; a request
+    ignores them, as the API does."""
+    found: list[str] = []
+    _unknown_keys(_loose_json(text), "", found)
+    if len(found) > MAX_KEY_WARNINGS:
+        found[MAX_KEY_WARNINGS:] = [f"and {len(found) - MAX_KEY_WARNINGS} more unknown keys"]
+    return tuple(found)
+
+
+def _unknown_keys(value: Any, path: str, found: list[str]) -> None:
+    value = _loose_json(value) if path and isinstance(value, str) else value
+    if not isinstance(value, dict):
+        return
+    known = KNOWN_KEYS[path]
+    for key in value:
+        inner = f"{path}.{key}" if path else key
+        if inner in KNOWN_KEYS:
+            _unknown_keys(value[key], inner, found)
+        elif key not in known:
+            where = f"in {path}" if path else "at the top level"
+            near = _nearest(key, known)
+            found.append(f"unknown key {_show(key)} {where}" + (f" (did you mean {_show(near)}?)" if near else ""))
+
+
+def _nearest(key: str, known: frozenset[str]) -> str | None:
+    same_case = [k for k in sorted(known) if k.lower() == key.lower()]
+    close = same_case or difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def _loose_json(text: str) -> Any:
     try:
         return json.loads(text, parse_constant=_not_json)
@@ -334,8 +392,13 @@ def _json(text: str, what: str, top: bool = False) -> Any:
     """JSON as RFC 8259 has it (no NaN or Infinity), with no lone surrogate in any string."""
     try:
         value = json.loads(text, parse_constant=_not_json)
-    except (ValueError, RecursionError):
-        raise SnapshotError(errors.JSON_FORMAT_INVALID, f"{what} is not valid JSON") from None
+    except json.JSONDecodeError as error:
+        at = f"line {error.lineno}, column {error.colno}" if error.lineno > 1 else f"column {error.colno}"
+        raise SnapshotError(errors.JSON_FORMAT_INVALID, f"{what} is not valid JSON: {at}: {error.msg}") from None
+    except ValueError as error:  # NaN or Infinity
+        raise SnapshotError(errors.JSON_FORMAT_INVALID, f"{what} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise SnapshotError(errors.JSON_FORMAT_INVALID, f"{what} is not valid JSON: nested too deeply") from None
     where = _lone_surrogate(value, "" if top else what)
     if where is not None:
         raise SnapshotError(

@@ -7,6 +7,7 @@ that open the file once and share every decoded frame.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
@@ -43,6 +44,7 @@ class Planned:
     duration_ms: float
     shots: int
     layout: SheetLayout | None
+    warnings: tuple[str, ...] = ()  # plan.warnings: past the end, Count below the points asked, ...
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ class CaptureTask:
 @dataclass(frozen=True)
 class Outcome:
     """A piece of a job's result: its plan (seq 0), or one shot's image and sprite cell,
-    or the error that stopped either; with the input bytes its step read for the job."""
+    or the error that stopped either; with the input bytes its step read for the job, and when
+    that step began and when this piece was done (seconds since the epoch; 0 when unknown)."""
 
     seq: int
     planned: Planned | None = None
@@ -76,6 +79,8 @@ class Outcome:
     cell: bytes | None = None
     error: SnapshotError | None = None
     bytes_read: int = 0
+    started: float = 0.0
+    ended: float = 0.0
 
 
 def plan_input(
@@ -86,6 +91,7 @@ def plan_input(
     Returns each job's plan outcome (seq 0: what finishing needs, or the error that stops
     the job) and the capture tasks of all the jobs together.
     """
+    started = time.time()
     outcomes: dict[str, Outcome] = {}
     ready = []
     for job in jobs:
@@ -110,15 +116,20 @@ def plan_input(
         for job in ready:
             try:
                 job_shots, layout = _plan_job(job, probe, limits, buckets)
+                warnings = plan.warnings(job.parsed.config, probe.duration_ms, len(job_shots), limits.max_points)
             except Exception as error:  # noqa: BLE001 - one bad job must never stop the others
                 outcomes[job.id] = Outcome(0, error=coded(error, "planning"))
                 continue
-            outcomes[job.id] = Outcome(0, planned=Planned(probe.duration_ms, len(job_shots), layout))
+            planned = Planned(probe.duration_ms, len(job_shots), layout, tuple(warnings))
+            outcomes[job.id] = Outcome(0, planned=planned)
             shots += job_shots
             parts.append(Part(job.id, job.parsed, layout))
         tasks = _tasks(probe, reader.version if reader else "", shots, parts)
     shares = _shares(reader.bytes_read if reader else 0, [job.id for job in jobs])
-    return [(job.id, replace(outcomes[job.id], bytes_read=shares[job.id])) for job in jobs], tasks
+    ended = time.time()
+    return [
+        (job.id, replace(outcomes[job.id], bytes_read=shares[job.id], started=started, ended=ended)) for job in jobs
+    ], tasks
 
 
 def _intra_targets(jobs: list[Job], probe: Probe, limits: Limits) -> list[int]:
@@ -248,6 +259,7 @@ def run_task(task: CaptureTask, buckets: Buckets, limits: Limits = Limits()) -> 
     no more of its shots; the other jobs go on. A failure of the input itself is raised."""
     parts = {part.job_id: part for part in task.parts}
     failed: set[str] = set()
+    started = time.time()
     with buckets.connect() as storage, storage.open(task.input, task.input_version) as reader:
         counted = 0
         for captured in media.capture(reader, task.shots, task.probe, limits, skip=failed.__contains__):
@@ -257,7 +269,7 @@ def run_task(task: CaptureTask, buckets: Buckets, limits: Limits = Limits()) -> 
             except Exception as error:  # noqa: BLE001 - one job's failure stays in that job
                 failed.add(owner)
                 outcome = Outcome(captured.shot.seq, error=coded(error, "writing"))
-            yield owner, replace(outcome, bytes_read=reader.bytes_read - counted)
+            yield owner, replace(outcome, bytes_read=reader.bytes_read - counted, started=started, ended=time.time())
             counted = reader.bytes_read
 
 

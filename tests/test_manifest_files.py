@@ -35,7 +35,12 @@ def two_folders(tmp_path, monkeypatch):
 
 
 def expected_lines() -> list[ManifestLine]:
-    return [ManifestLine(source, number, LINE) for source in ("a/jobs.jsonl", "b/jobs.jsonl") for number in (1, 3)]
+    """Lines 1 and 3 of each file, the first and second occurrence of the same text."""
+    return [
+        ManifestLine(source, number, LINE, occurrence=occurrence)
+        for source in ("a/jobs.jsonl", "b/jobs.jsonl")
+        for number, occurrence in ((1, 1), (3, 2))
+    ]
 
 
 @pytest.mark.parametrize("glob", RELATIVE_GLOBS)

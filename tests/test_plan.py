@@ -109,3 +109,55 @@ def test_nearest_keyframe():
 )
 def test_output_size_keeps_the_display_aspect(width, height, size):
     assert plan.output_size(config(width=width, height=height), PROBE) == size
+
+
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        ({"time_ms": 1000, "num": 3, "interval_ms": 2000, "frame_type": "normal"}, []),  # all inside
+        ({"time_ms": 0, "interval_ms": 1000, "frame_type": "normal"}, []),  # to the end: none dropped
+        ({"time_ms": 0, "num": 4, "interval_ms": 0}, []),  # spread evenly, one keyframe each
+        (
+            {"time_ms": 6000, "num": 5, "interval_ms": 2000, "frame_type": "normal"},
+            [
+                "2 of the 5 points asked are past the end of the video (10000 ms): they have no image",
+                "Count is 3, fewer than the 5 points asked (2 past the end)",
+            ],
+        ),
+        (
+            {"time_ms": 60_000},
+            ["SnapshotConfig.Time 60000 ms is past the end of the video (10000 ms): the image shows the last keyframe"],
+        ),
+        (
+            {"time_array": (900, 1100, 1900, 9999)},
+            ["Count is 3, fewer than the 4 points asked (1 sharing a keyframe (FrameType intra))"],
+        ),
+    ],
+)
+def test_warnings_name_points_past_the_end_and_a_count_below_the_points_asked(fields, expected):
+    job = config(**fields)
+    assert plan.warnings(job, 10_000, len(plan.shots(job, PROBE))) == expected
+
+
+def test_an_interval_that_looks_like_milliseconds_gets_a_hint():
+    meant_ms = config(time_ms=5, num=3, interval_ms=10_000_000, frame_type="normal")  # "Interval": 10000
+    *_, hint = plan.warnings(meant_ms, 10_000, len(plan.shots(meant_ms, PROBE)))
+    assert hint == (
+        "SnapshotConfig.Interval is in seconds (Time is in ms): 10000 s is longer than the video (10000 ms), "
+        "so one point is taken; for one every 10 s, write Interval 10"
+    )
+
+
+@pytest.mark.parametrize(
+    "fields, duration_ms",
+    [
+        ({"time_ms": 0, "interval_ms": 60_000}, 10_000),  # every minute, on a short video
+        ({"time_ms": 0, "num": 1, "interval_ms": 10_000_000}, 10_000),  # one point asked
+        ({"time_ms": 0, "num": 3, "interval_ms": 20_000_000}, 10_000),  # as ms (20 s), still one point
+        ({"time_ms": 0, "num": 3, "interval_ms": 5_000_000}, 7_200_000),  # every 5000 s of two hours
+        ({"time_array": (0, 100)}, 10_000),
+    ],
+)
+def test_a_long_interval_that_cannot_be_milliseconds_gets_no_hint(fields, duration_ms):
+    job = config(**fields, frame_type="normal")
+    assert not any("Interval is in seconds" in w for w in plan.warnings(job, duration_ms, 1))

@@ -12,7 +12,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from PIL import Image
 
-from pipeline import graph
+from pipeline import accounting, graph, runs
 from pipeline.__main__ import resume_files, resume_problem
 from pipeline.show import read_results
 from snapshot import jobs, synth
@@ -104,18 +104,57 @@ def test_resume_refuses_what_it_cannot_use(tmp_path, bucket_root):
 
 
 def test_resume_carries_the_results_of_an_earlier_version(tmp_path, bucket_root):
-    """Results written before ColorIn and ToneMapped existed are read with their defaults."""
+    """Results written before ColorIn, ToneMapped and Warnings existed are read with their defaults."""
     line = request_line(output="a.jpg", FrameType="normal")
     (tmp_path / "m.jsonl").write_text(line + "\n")
+    added = ("ColorIn", "ToneMapped", "Warnings")
     schema = load_schema()
-    schema["fields"] = [f for f in schema["fields"] if f["name"] not in ("ColorIn", "ToneMapped")]
+    schema["fields"] = [f for f in schema["fields"] if f["name"] not in added]
     job = jobs.read_job(ManifestLine("m.jsonl", 1, line), "2026-11-01T00:00:00Z")
     old = failed(job, internal_error()).to_record()
-    old = {**{k: v for k, v in old.items() if k not in ("ColorIn", "ToneMapped")}, "State": "Success", "Code": ""}
+    old = {**{k: v for k, v in old.items() if k not in added}, "State": "Success", "Code": ""}
     with open(tmp_path / "old-00000-of-00001.avro", "wb") as out:
         fastavro.writer(out, fastavro.parse_schema(schema), [old])
 
     assert resume_problem(str(tmp_path / "old")) is None
     assert run_in_process(tmp_path, bucket_root, "new", resume=str(tmp_path / "old")) == 0  # nothing captured
     (carried,) = read_results(str(tmp_path / "new"))
-    assert carried == {**old, "ColorIn": "", "ToneMapped": False}
+    assert carried == {**old, "ColorIn": "", "ToneMapped": False, "Warnings": []}
+
+
+def test_resume_matches_requests_by_their_text_wherever_the_lines_moved(tmp_path, bucket_root):
+    poster = request_line(output="poster.jpg", Time=1010, FrameType="normal")
+    twice = request_line(output="t/{Count}.jpg", Time=0, Num=2, Interval=1, FrameType="normal")  # a repeated line
+    late = request_line(obj="v/late.mp4", output="late.jpg", Time=1010, FrameType="normal")  # no input yet
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join([poster, twice, late, twice]) + "\n")
+    first = command(*pipeline_args(manifest, tmp_path / "r1", bucket_root))
+    assert "4 jobs: 3 succeeded, 1 failed" in first.stdout, first.stderr
+    before = images(bucket_root / "out")
+    shutil.copy(bucket_root / "in" / "v" / "h264.mp4", bucket_root / "in" / "v" / "late.mp4")
+    # a blank line and a new request on top: every line moves
+    new = request_line(output="new.jpg", Time=2017, FrameType="normal")
+    manifest.write_text("\n" + "\n".join([new, twice, poster, late, twice]) + "\n")
+
+    resumed = command(*pipeline_args(manifest, tmp_path / "r2", bucket_root, "--resume", str(tmp_path / "r1")))
+    assert "5 jobs: 3 carried over, 2 succeeded, 0 failed" in resumed.stdout, resumed.stderr
+    assert "carried nothing" not in resumed.stdout
+    old = {r["Id"]: r for r in read_results(str(tmp_path / "r1"))}
+    found = {r["Source"]: r for r in read_results(str(tmp_path / "r2"))}
+    # each record has its line's Source and the id a run without --resume gives that line
+    assert sorted((r["Source"], r["Id"]) for r in found.values()) == sorted(
+        runs.requests(accounting.manifest_lines(str(manifest)))
+    )
+    for source in ("m.jsonl:3", "m.jsonl:4", "m.jsonl:6"):  # both occurrences of the repeated line, and the poster
+        assert found[source] == {**old[found[source]["Id"]], "Source": source}
+    after = images(bucket_root / "out")
+    assert {name: after[name] for name in before} == before  # nothing carried was written again
+    assert synth.read_index(Image.open(bucket_root / "out" / "new.jpg")) == 60
+    assert synth.read_index(Image.open(bucket_root / "out" / "late.jpg")) == 30
+
+    (tmp_path / "other.jsonl").write_text(poster + "\n")  # another manifest file: other ids
+    nothing = command(
+        *pipeline_args(tmp_path / "other.jsonl", tmp_path / "r3", bucket_root, "--resume", str(tmp_path / "r2"))
+    )
+    assert f"note: --resume {tmp_path / 'r2'} carried nothing over" in nothing.stdout, nothing.stderr
+    assert "1 jobs: 1 succeeded, 0 failed" in nothing.stdout

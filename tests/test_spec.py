@@ -9,7 +9,7 @@ from alibabacloud_mts20140618 import models as mts
 
 from snapshot import errors
 from snapshot.errors import SnapshotError
-from snapshot.spec import BlackFilter, decode_echo, parse_request
+from snapshot.spec import BlackFilter, decode_echo, parse_request, unknown_keys
 from tests.helpers import request_line
 
 OUT = {"Bucket": "out", "Location": "oss-cn-hangzhou", "Object": "{Count}.jpg"}
@@ -160,6 +160,54 @@ def test_messages_name_the_field():
     with pytest.raises(SnapshotError) as caught:
         parse_request(line(Time=0, Height="tall"))
     assert "SnapshotConfig.Height" in caught.value.message
+
+
+def test_json_errors_say_where():
+    text = line(Time=0, Width=320)[:-2] + ",}}"  # a trailing comma
+    with pytest.raises(SnapshotError) as caught:
+        parse_request(text)
+    assert caught.value.message == (
+        f"the manifest line is not valid JSON: column {len(text) - 1}: "
+        "Expecting property name enclosed in double quotes"
+    )
+    with pytest.raises(SnapshotError) as caught:
+        parse_request(json.dumps({"Input": INPUT, "SnapshotConfig": '{"Time": 0,\n "Num": }'}))
+    assert caught.value.message == "SnapshotConfig is not valid JSON: line 2, column 9: Expecting value"
+
+
+def test_unknown_keys_are_warnings_that_name_the_nearest_known_key():
+    text = json.dumps(
+        {
+            "Input": {**INPUT, "bucket": "in"},
+            "SnapshotConfig": json.dumps(
+                {
+                    "OutputFile": {**OUT, "Objet": "x"},
+                    "Time": 0,
+                    "Widht": 320,
+                    "TileOut": {"Line": 2},
+                    "TileOutputFile": {**OUT, "Object": "s.jpg"},
+                    "SubOut": {"IsSptFrag": "false"},
+                    "TimeArray": {"TimePointList": [0], "Extra": [1]},
+                }
+            ),
+            "UserData": "",
+            "Callback": "http://example.com",
+            "OwnerId": "1",  # the SDK's and the API's own parameters are known
+            "RegionId": "cn-shanghai",
+        }
+    )
+    request = parse_request(text)  # the request still parses, and ignores them as the API does
+    assert request.config.width is None and request.config.tile.lines == 10
+    assert unknown_keys(text) == (
+        'unknown key "bucket" in Input (did you mean "Bucket"?)',
+        'unknown key "Objet" in SnapshotConfig.OutputFile (did you mean "Object"?)',
+        'unknown key "Widht" in SnapshotConfig (did you mean "Width"?)',
+        'unknown key "Line" in SnapshotConfig.TileOut (did you mean "Lines"?)',
+        'unknown key "Extra" in SnapshotConfig.TimeArray',
+        "and 1 more unknown keys",
+    )
+    assert unknown_keys(request_line(Width=320)) == () and unknown_keys("not json") == ()
+    assert unknown_keys(line(time=0)) == ('unknown key "time" in SnapshotConfig (did you mean "Time"?)',)
 
 
 def test_several_images_need_count_in_the_output_name():

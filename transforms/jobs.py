@@ -133,8 +133,8 @@ class Capture(beam.PTransform):
 
 
 class _Finish(_Decoding):
-    """One result per job. Two identical lines at the same place of a manifest share an id:
-    one request, captured once, and each line gets its result."""
+    """One result per job. Two lines that share an id (the same text and occurrence in files
+    of the same name) are one request, captured once, and each line gets its result."""
 
     def setup(self):
         self.pool = guarded.shared_decoding_pool(self.limits) if self.limits.isolate else None  # for sheets

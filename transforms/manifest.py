@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import re
+from collections import Counter
 from collections.abc import Iterator
 
 import apache_beam as beam
@@ -57,14 +59,24 @@ def lines_of(stream) -> Iterator[tuple[int, str, bool]]:
             yield number, text, utf8
 
 
+def file_lines(stream, source: str) -> Iterator[ManifestLine]:
+    """The lines of one manifest file named `source`, each with its occurrence: how many lines
+    of the same text the file holds up to it (its job id depends on that, not on its number)."""
+    seen: Counter[bytes] = Counter()
+    for number, text, utf8 in lines_of(stream):
+        key = hashlib.md5(text.encode("utf-8", "replace")).digest()[:8]  # a set of texts would hold the file
+        seen[key] += 1
+        yield ManifestLine(source, number, text, utf8, seen[key])
+
+
 def numbered_lines(readable: fileio.ReadableFile, folder: str, part: Part | None = None) -> Iterator[ManifestLine]:
     source = source_name(readable.metadata.path, folder)
     if part is not None and source not in part.lines:
         return
     with readable.open() as stream:
-        for number, text, utf8 in lines_of(stream):
-            if part is None or part.holds(source, number):
-                yield ManifestLine(source, number, text, utf8)
+        for line in file_lines(stream, source):
+            if part is None or part.holds(source, line.number):
+                yield line
 
 
 class ReadManifest(beam.PTransform):
