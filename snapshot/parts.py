@@ -16,8 +16,3 @@ class Part:
     def holds(self, name: str, number: int) -> bool:
         first, last = self.lines.get(name, (0, -1))
         return first <= number <= last
-
-    def holds_source(self, source: str) -> bool:
-        """`source` is a result's `Source`, `name:line`."""
-        name, _, number = source.rpartition(":")
-        return number.isdigit() and self.holds(name, int(number))
