@@ -42,6 +42,7 @@ def parse_args(argv: list[str]) -> SnapshotOptions:
         epilog="Any other flag goes to Beam (--runner, --project, ...).",
     )
     SnapshotOptions._add_argparse_args(parser)  # noqa: SLF001 - Beam's way to declare options
+    argv = flags.plain_switches(argv, flags.switches(parser))  # as a Flex template passes them
     known, _ = parser.parse_known_args(argv)
     missing = [flag for flag in ("manifest", "results") if not getattr(known, flag)]
     if missing:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tarfile
 
 import pytest
 from apache_beam.portability.api import beam_runner_api_pb2 as api
+from apache_beam.runners.dataflow.internal import apiclient
 
 from pipeline import __main__ as command
 from pipeline.options import SnapshotOptions
-from tests.helpers import ROOT, pipeline_command, request_line
+from tests.helpers import ROOT, pipeline_args, pipeline_command, request_line
 
 pytestmark = pytest.mark.slow  # Dataflow's own translation
 
@@ -35,6 +37,8 @@ DATAFLOW = [
     "--setup_file",
     os.path.join(ROOT, "setup.py"),
 ]
+# the worker settings that docs/scaling.md assumes
+WORKERS = ["--machine_type", "n1-standard-4", "--max_num_workers", "100", "--experiments", "use_runner_v2"]
 STEPS = [
     "ReadManifest",
     "ParseJobs",
@@ -108,3 +112,28 @@ def test_the_translated_job_has_every_step_the_package_and_the_flags(tmp_path, b
     options = job.options.view_as(SnapshotOptions)
     assert (options.sync_timeout, options.probe_timeout, options.manifest) == (7.0, 9.0, str(tmp_path / "m.jsonl"))
     assert job.options.get_all_options()["bucket_root"] == str(bucket_root)
+
+
+def test_on_runner_v2_the_job_names_the_workers_that_scaling_md_assumes(tmp_path, bucket_root):
+    with open(os.path.join(ROOT, "docs", "scaling.md")) as doc:
+        scaling = " ".join(doc.read().split())
+    assert " ".join(WORKERS) in scaling
+    (tmp_path / "m.jsonl").write_text(request_line() + "\n")
+    args = pipeline_args(str(tmp_path / "m.jsonl"), str(tmp_path / "res"), str(bucket_root), *DATAFLOW, *WORKERS)
+    job = command.submit(command.parse_args(args)).job
+    # the job's description as Dataflow would receive it (built when a job is submitted)
+    environment = apiclient.Environment(
+        packages=[],
+        options=job.options,
+        environment_version=apiclient._FNAPI_ENVIRONMENT_MAJOR_VERSION,
+        proto_pipeline_staged_url="gs://beam/stage/pipeline.pb",
+        proto_pipeline=job.proto_pipeline,
+    ).proto
+    assert "use_runner_v2" in environment.experiments
+    (pool,) = environment.worker_pools
+    assert (pool.machine_type, pool.autoscaling_settings.max_num_workers) == ("n1-standard-4", 100)
+    # one SDK process per vCPU, on Beam's container for this Python: the Flex template's launcher's
+    (sdk,) = pool.sdk_harness_container_images
+    assert sdk.use_single_core_per_container
+    assert f"beam_python{sys.version_info.major}.{sys.version_info.minor}_sdk:" in sdk.container_image
+    assert sdk.container_image == pool.worker_harness_container_image

@@ -18,6 +18,17 @@ def test_names_get_underscores_and_values_do_not():
     assert flags.canonical(argv) == ["--async_timeout", "5", "--user_data=a-b--c", "-x", "--", "--not-a-flag"]
 
 
+def test_a_switch_given_true_or_false_is_the_switch_or_nothing_and_other_flags_keep_their_values():
+    argv = ["--quiet=true", "--no_wait=False", "--dry_run=True", "--quiet=yes", "--", "--quiet=true"]
+    assert flags.plain_switches(argv, {"quiet", "no_wait"}) == [
+        "--quiet",
+        "--dry_run=True",
+        "--quiet=yes",
+        "--",
+        "--quiet=true",
+    ]
+
+
 def test_the_main_command_reads_hyphens_and_underscores_alike():
     hyphens = main_command.parse_args(flags.canonical(["--manifest", "m", "--results", "r", "--bucket-root", "b"]))
     underscores = main_command.parse_args(["--manifest", "m", "--results", "r", "--bucket_root", "b"])
