@@ -232,3 +232,17 @@ def test_repeated_bundles_give_identical_outputs_and_results(tmp_path, manifest,
     plain = run_into("plain")
     repeated = run_into("repeated", "--direct_runner_bundle_repeat", "2")
     assert plain == repeated and len(plain[0]) == 6 and len(plain[1]) == 7
+
+
+def test_a_bucket_that_is_no_folder_is_named_before_the_run_and_in_each_failure(tmp_path, bucket_root):
+    lines = [request_line(), request_line(output="b.jpg"), request_line().replace('"in"', '"media"')]
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    done = run(
+        "--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "r"), "--bucket_root", str(tmp_path)
+    )
+    warning = f"warning: bucket 'in' is not a folder under {tmp_path}: the jobs that read from it will fail"
+    assert done.returncode == 3 and done.stderr.splitlines().count(warning) == 1, done.stderr
+    assert f"bucket 'media' is not a folder under {tmp_path}" in done.stderr
+    message = f"bucket 'in' is not a folder under {tmp_path}"
+    assert [r["Message"] for r in read_results(str(tmp_path / "r"))][:2] == [message, message]
+    assert done.stdout.splitlines()[1] == f"  {errors.RESOURCE_NOT_FOUND} x3, e.g. m.jsonl:1: {message}"
