@@ -110,11 +110,12 @@ def test_the_sync_command_never_prints_a_targets_secrets(tmp_path, bucket_root, 
 
 @pytest.mark.slow
 def test_the_sync_commands_output_survives_a_reader_that_goes_away(tmp_path, bucket_root):
+    """An answer of 400 snapshots is more than a pipe holds: it is still being written when
+    the reader (`| head -1`) goes away."""
+    config = {"OutputFile": {"Bucket": "out", "Location": "l", "Object": "{Count}.jpg"}, "Width": 8}
+    config["TimeArray"] = {"TimePointList": list(range(0, 2000, 5))}
     request = ["--input", json.dumps({"Bucket": "in", "Location": "l", "Object": "v/h264.mp4"})]
-    request += [
-        "--config",
-        json.dumps({"OutputFile": {"Bucket": "out", "Location": "l", "Object": "x.jpg"}, "Time": 0}),
-    ]
+    request += ["--config", json.dumps(config)]
     command = [sys.executable, "-m", "pipeline.submit", *request, "--bucket_root", str(bucket_root)]
     with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as run:
         assert run.stdout is not None and run.stderr is not None
