@@ -174,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def missing_buckets(args: SnapshotOptions) -> list[str]:
     """Why each local input bucket that the manifest names is not a folder (read cheaply,
-    before the run: the jobs that read from it will fail)."""
+    before a run on this machine: the jobs that read from it will fail)."""
     buckets = make_buckets(args)
-    if not buckets.any_local():
+    if not local.on_this_machine(args) or not buckets.any_local():
         return []
     named = {bucket for line in accounting.manifest_lines(args.manifest) if (bucket := jobs.input_bucket(line))}
     return [problem for bucket in sorted(named) if (problem := buckets.missing(bucket))]
@@ -334,7 +334,7 @@ def failures(records: list[dict], width: int = 160) -> list[str]:
     lines = []
     for code in sorted(by_code, key=lambda code: (-len(by_code[code]), source_order(firsts[code]["Source"]))):
         first = firsts[code]
-        line = f"  {code} x{len(by_code[code])}, e.g. {first['Source']}: {first['Message']}"
+        line = f"  {code} x{len(by_code[code])}, e.g. {first['Source']}: {' '.join(first['Message'].split())}"
         lines.append(line if len(line) <= width else line[: width - 3] + "...")
     return lines
 

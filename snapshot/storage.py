@@ -88,7 +88,8 @@ class Buckets:
 
     def any_local(self) -> bool:
         """Some bucket may be a local folder."""
-        return not _is_gcs(self.root) or not all(_is_gcs(root) for root in self.bucket_map.values())
+        roots = [*self.bucket_map.values(), *([self.root] if "*" not in self.bucket_map else [])]
+        return not all(_is_gcs(root) for root in roots)
 
     def missing(self, bucket: str) -> str | None:
         """Why a bucket that objects are read from is not a local folder, or None when it is

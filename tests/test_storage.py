@@ -215,3 +215,4 @@ def test_a_bucket_that_is_no_folder_is_named_in_place_of_its_object(tmp_path):
     assert buckets.missing("mapped") == f"bucket 'mapped' is mapped to {tmp_path / 'gone'}, which is not a folder"
     assert [buckets.missing(b) for b in ("media", "remote", "bad name")] == [None, None, None]
     assert Buckets("gs://b").any_local() is False and buckets.any_local() is True
+    assert Buckets(str(tmp_path), {"*": "gs://", "b": "gs://b"}).any_local() is False
