@@ -172,7 +172,7 @@ def run_pipeline(work: str, name: str, lines: list[str]) -> dict:
         ],
         cwd=ROOT,
     )
-    if done.returncode:
+    if done.returncode not in (0, 3):  # 3: some jobs failed, said below
         sys.exit(done.stderr)
     records = read_results(prefix)
     failed = [r for r in records if r["State"] != "Success"]

@@ -104,7 +104,7 @@ def main() -> None:
     seconds, peaks, done = run_measured(command, cwd=ROOT)
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    if done.returncode:
+    if done.returncode not in (0, 3):  # 3: the run completed, and the bad jobs failed
         sys.exit(done.stderr)
     records = read_results(results)
     ids = [r["Id"] for r in records]

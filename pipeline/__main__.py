@@ -1,13 +1,13 @@
 """python -m pipeline --manifest PATH_OR_GLOB --results PREFIX [--bucket_root DIR] [Beam options]
 
-Exits 0 when every job got its result, good or bad. Otherwise one line on stderr says why:
-exit 2 when the run cannot start (no manifest, an unwritable results folder, ...), and 1 when
-it failed or a line has no result; the details are then in the log file that line names.
+Exit codes: 0 when every job succeeded; 3 when the run completed and some jobs failed (the
+summary counts them by code); 1 when the run failed or a line has no result, and 2 when it
+could not start (a wrong flag or runner, no manifest, an unwritable results folder, ...). On
+1 and 2 one line on stderr says why; after 1 the details are in the log file that line names.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -20,13 +20,13 @@ from typing import cast
 import apache_beam as beam
 import fastavro
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 from pipeline import accounting, delivery, flags, graph, local, options, runs
 from pipeline.options import SnapshotOptions
 from pipeline.progress import Progress
 from pipeline.runlog import RunLog
-from snapshot import errors, guarded
+from snapshot import errors, guarded, jobs, webhook
 from snapshot.notify import Delivery, Targets
 from snapshot.objects import Retry
 from snapshot.results import State, load_schema
@@ -36,10 +36,12 @@ from snapshot.storage import Buckets
 def parse_args(argv: list[str]) -> SnapshotOptions:
     """The command line as options: the pipeline's own (SnapshotOptions) and Beam's, with the
     local defaults. --help lists the pipeline's own."""
-    parser = argparse.ArgumentParser(
+    parser = flags.Parser(
         prog="python -m pipeline",
-        description=__doc__.splitlines()[0],
-        epilog="Any other flag goes to Beam (--runner, --project, ...).",
+        usage="%(prog)s --manifest PATH_OR_GLOB --results PREFIX [options] [Beam options]",
+        description="Runs a manifest of SubmitSnapshotJob requests: one result record per line.",
+        epilog="Any other flag goes to Beam (--runner, --project, ...). " + __doc__.split("\n\n")[1],
+        allow_abbrev=False,
     )
     SnapshotOptions._add_argparse_args(parser)  # noqa: SLF001 - Beam's way to declare options
     argv = flags.plain_switches(argv, flags.switches(parser))  # as a Flex template passes them
@@ -68,6 +70,9 @@ def check_run_can_happen(args: SnapshotOptions) -> str | None:
         return f"cannot read the manifest {args.manifest}: {error}"
     if not matched:
         return f"no manifest matches {args.manifest}"
+    if args.results.endswith(("/", os.sep)) or ("://" not in args.results and os.path.isdir(args.results)):
+        example = os.path.join(args.results, "run1")
+        return f"--results {args.results} is a folder; give a prefix such as {example}, which writes {example}-*.avro"
     if "://" not in args.results:
         folder = os.path.dirname(os.path.abspath(args.results))
         try:
@@ -91,7 +96,7 @@ def target_problem(targets: Targets) -> str | None:
     regular file (a FIFO with no reader would block the run)."""
     for target in targets.files():
         if "://" not in target and os.path.exists(target) and not os.path.isfile(target):
-            return f"the notification target {target} is not a regular file"
+            return f"the notification target {webhook.redact(target)} is not a regular file"
     return None
 
 
@@ -132,13 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     if "://" not in args.manifest:  # Beam cannot match a relative glob without a folder ('*.jsonl')
         args.manifest = os.path.abspath(args.manifest)
     ignored = flags.unknown(args)
-    if ignored:
+    typos = "; ".join(flags.typos(ignored, sorted(f"--{name}" for name in args.get_all_options())))
+    if ignored and not typos:
         print(f"warning: neither this pipeline nor Beam knows {', '.join(ignored)}: ignored", file=sys.stderr)
-    reason = check_run_can_happen(args)
+    reason = typos or flags.runner_problem(args.view_as(StandardOptions).runner) or check_run_can_happen(args)
     if reason:
         log.close(keep=False)
         print(f"error: {reason}", file=sys.stderr)
         return 2
+    for missing in missing_buckets(args):
+        print(f"warning: {missing}: the jobs that read from it will fail", file=sys.stderr)
     with log.capturing_stderr():  # until the end: Beam's worker threads may still print after a failure
         try:
             if args.view_as(TestOptions).dry_run or args.no_wait:
@@ -161,10 +169,21 @@ def main(argv: list[str] | None = None) -> int:
         path = log.close(keep=bool(internal))  # an InternalError's message sends the user to the log
         if internal:
             print(f"note: {internal} jobs failed with InternalError; details in {path}", file=log.terminal)
+    lines = [f"{summary(records, carried)}; results in {args.results}-*.avro", *failures(records)]
     if args.resume and not carried:
-        print(f"note: --resume {args.resume} carried nothing over: no request of this manifest succeeded there")
-    print(f"{summary(records, carried)}; results in {args.results}-*.avro")
-    return 0
+        lines.insert(0, f"note: --resume {args.resume} carried nothing over: no request of this manifest succeeded")
+    flags.print_out("\n".join(lines))
+    return 0 if all(r["State"] == State.SUCCESS for r in records) else 3
+
+
+def missing_buckets(args: SnapshotOptions) -> list[str]:
+    """Why each local input bucket that the manifest names is not a folder (read cheaply,
+    before a run on this machine: the jobs that read from it will fail)."""
+    buckets = make_buckets(args)
+    if not local.on_this_machine(args) or not buckets.any_local():
+        return []
+    named = {bucket for line in accounting.manifest_lines(args.manifest) if (bucket := jobs.input_bucket(line))}
+    return [problem for bucket in sorted(named) if (problem := buckets.missing(bucket))]
 
 
 def submit(args: SnapshotOptions):
@@ -280,7 +299,7 @@ def run_parts(
             failed = delivery.deliver(folder, planned.name, shards, replace(targets, staging=None))
             targets = replace(targets, down=targets.down | failed | down_targets(found, targets))
             run.shards[planned.index] = shards
-            records += [{f: r[f] for f in ("Id", "Source", "State", "Code", "FinishTime")} for r in found]
+            records += [{f: r[f] for f in ("Id", "Source", "State", "Code", "Message", "FinishTime")} for r in found]
         return records
     finally:
         if progress is not None:
@@ -306,6 +325,28 @@ def summary(records: list[dict], carried: int = 0) -> str:
     succeeded = sum(r["State"] == State.SUCCESS for r in records) - carried
     over = f"{carried} carried over, " if carried else ""
     return f"{len(records)} jobs: {over}{succeeded} succeeded, {len(records) - carried - succeeded} failed"
+
+
+def failures(records: list[dict], width: int = 160) -> list[str]:
+    """A line per error code, the most frequent first (then in manifest order): how many jobs
+    failed with it, and the first such job's Source and Message, cut at `width` characters."""
+    by_code: dict[str, list[dict]] = {}
+    for record in records:
+        if record["State"] != State.SUCCESS:
+            by_code.setdefault(record["Code"], []).append(record)
+    firsts = {code: min(failed, key=lambda r: source_order(r["Source"])) for code, failed in by_code.items()}
+    lines = []
+    for code in sorted(by_code, key=lambda code: (-len(by_code[code]), source_order(firsts[code]["Source"]))):
+        first = firsts[code]
+        line = f"  {code} x{len(by_code[code])}, e.g. {first['Source']}: {' '.join(first['Message'].split())}"
+        lines.append(line if len(line) <= width else line[: width - 3] + "...")
+    return lines
+
+
+def source_order(source: str) -> tuple[str, int]:
+    """'m.jsonl:10' after 'm.jsonl:9'."""
+    name, _, number = source.rpartition(":")
+    return (name, int(number)) if number.isdigit() else (source, 0)
 
 
 def successes(files: list[str]) -> dict[str, str]:

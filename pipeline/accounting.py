@@ -18,7 +18,7 @@ from snapshot.jobs import ManifestLine
 from transforms.manifest import file_lines, pattern_folder, source_name
 
 # What the checks after a part keep of each record: a whole one takes about 3 KB of memory.
-CHECKED = ("Id", "Source", "State", "Code", "FinishTime", "PipelineId", "MNSMessageResult")
+CHECKED = ("Id", "Source", "State", "Code", "Message", "FinishTime", "PipelineId", "MNSMessageResult")
 
 
 def manifest_lines(pattern: str) -> list[ManifestLine]:

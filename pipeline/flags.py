@@ -1,15 +1,32 @@
-"""One spelling for every flag of the commands: `--async-timeout` is `--async_timeout`.
+"""What the command lines share: one spelling of every flag, one-line errors, checked numbers,
+the nearest flag or runner for a typo, and output that survives a closed pipe.
 
 Beam spells its flags with underscores and silently drops a flag it does not know, so a
 user who types `--bucket-root` would get the default buckets. Every command therefore
-rewrites the names of its flags to underscores before parsing, and the main command warns
-about any flag that neither it nor Beam knows. The documented spelling is underscores.
+rewrites the names of its flags to underscores before parsing. The documented spelling is
+underscores. A flag that no command knows but that is close to one it knows (`--bucket_rot`)
+is a typo: every command refuses it, naming the flag meant.
 
 A switch (a flag without a value, `--quiet`) may also be given as `--quiet=true` or
 `--quiet=false`, which is how a Flex template's launcher passes a parameter.
 """
 
 from __future__ import annotations
+
+import argparse
+import difflib
+import math
+import os
+import sys
+
+CLOSE = 0.8  # difflib's ratio from which an unknown name is taken as a typo of a known one
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a wrong command line is one line on stderr (exit 2), not the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def canonical(argv: list[str]) -> list[str]:
@@ -56,3 +73,68 @@ def unknown(options) -> list[str]:
     every = options.get_all_options(retain_unknown_options=True)
     known = options.get_all_options()
     return sorted(f"--{name}" for name in set(every) - set(known))
+
+
+def nearest(name: str, known: list[str]) -> str | None:
+    """The known name that `name` is most likely a typo of, or None when none is close."""
+    found = difflib.get_close_matches(name, known, n=1, cutoff=CLOSE)
+    return found[0] if found else None
+
+
+def typos(names: list[str], known: list[str]) -> list[str]:
+    """'--bucket_rot: did you mean --bucket_root?' for each of `names` close to a known flag."""
+    return [f"{name}: did you mean {meant}?" for name in names if (meant := nearest(name, known))]
+
+
+def positive_number(text: str) -> float:
+    """A finite number above 0 (seconds, say): `inf`, `nan`, `0` and `-1` are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above 0")
+    return value
+
+
+def count(text: str) -> int:
+    """A whole number of 1 or more."""
+    value = whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+def whole(text: str) -> int:
+    """A whole number of 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def runner_problem(runner: str | None) -> str | None:
+    """Why Beam has no runner of this name, in one line with every known runner and the
+    nearest one; None for a known runner or a full class name (module.Class)."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    names = list(StandardOptions.KNOWN_RUNNER_NAMES)
+    lower = {name.lower() for name in names}
+    if not runner or "." in runner or runner.lower() in lower or runner.lower() + "runner" in lower:
+        return None
+    meant = nearest(runner, names)
+    hint = f" (did you mean {meant}?)" if meant else ""
+    return f"unknown runner {runner}{hint}; Beam knows {', '.join(names)}, or a runner's full class name (module.Class)"
+
+
+def print_out(text: str) -> None:
+    """Print to stdout; a reader that went away (`| head -1`) ends the output quietly."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
+        os.close(devnull)

@@ -5,64 +5,98 @@ from __future__ import annotations
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import runs
+from pipeline import flags, runs
 from snapshot.limits import Limits
 from snapshot.notify import Delivery
 from snapshot.objects import Retry
 
-# flag -> Limits field
+# flag -> (Limits field, what it limits and in which unit)
 LIMIT_FLAGS = {
-    "sync_timeout": "sync_timeout_s",
-    "async_timeout": "async_timeout_s",
-    "probe_timeout": "probe_timeout_s",
-    "max_input_pixels": "max_input_pixels",
-    "max_points": "max_points",
-    "max_output_pixels": "max_output_pixels",
-    "max_sheet_pixels": "max_sheet_pixels",
-    "max_frames_per_point": "max_frames_per_point",
-    "decoder_threads": "decoder_threads",
-    "decoder_memory_mb": "decoder_memory_mb",
+    "sync_timeout": (
+        "sync_timeout_s",
+        "seconds each step of a job without Interval, Num or TimeArray may take",
+    ),
+    "async_timeout": ("async_timeout_s", "seconds each step of any other job may take"),
+    "probe_timeout": ("probe_timeout_s", "seconds planning an input of asynchronous jobs may take"),
+    "max_input_pixels": ("max_input_pixels", "largest input video, in pixels (width x height)"),
+    "max_points": ("max_points", "most snapshots per job, TimeArray points included"),
+    "max_output_pixels": ("max_output_pixels", "most pixels a job writes, images and sheets together"),
+    "max_sheet_pixels": ("max_sheet_pixels", "most pixels of one sprite sheet"),
+    "max_frames_per_point": ("max_frames_per_point", "most frames decoded to reach one snapshot"),
+    "decoder_threads": ("decoder_threads", "threads per decoder; the workers already run in parallel"),
+    "decoder_memory_mb": ("decoder_memory_mb", "address space of a decoding process, in MB; 0: no cap"),
 }
+
+
+def _metavar(name: str) -> str:
+    if name.endswith("timeout"):
+        return "SECONDS"
+    return "PIXELS" if name.endswith("pixels") else "MB" if name.endswith("_mb") else "N"
+
+
+def _limit_type(name: str, default: float):
+    """The checked type of a limit flag: seconds above 0, a count of 1 or more, or MB of 0 or more."""
+    if isinstance(default, float):
+        return flags.positive_number
+    return flags.whole if name == "decoder_memory_mb" else flags.count
 
 
 class SnapshotOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
-        parser.add_argument("--manifest", help="JSON Lines manifest: a path or a glob (required)")
-        parser.add_argument("--results", help="results prefix: writes PREFIX-*.avro (required)")
+        required = parser.add_argument_group("required")
+        required.add_argument(
+            "--manifest", metavar="PATH_OR_GLOB", help="JSON Lines manifest, one request per line: a path or a glob"
+        )
+        required.add_argument(
+            "--results",
+            metavar="PREFIX",
+            help="results prefix, not a folder: PREFIX writes PREFIX-00000-of-0000N.avro (outdir/ is refused: "
+            "write outdir/run1)",
+        )
         parser.add_argument(
             "--bucket_root",
+            metavar="DIR",
             default="./buckets",
             help="folder or gs://bucket[/prefix] holding one sub-folder per bucket (default: ./buckets)",
         )
-        parser.add_argument("--bucket_map", help='JSON file: bucket name (or "*") -> local folder or gs:// root')
-        parser.add_argument("--roles", help='JSON file: RoleArn -> {"key_file": ...} or {"impersonate": ...}')
+        parser.add_argument(
+            "--bucket_map", metavar="FILE", help='JSON file: bucket name (or "*") -> local folder or gs:// root'
+        )
+        parser.add_argument(
+            "--roles", metavar="FILE", help='JSON file: RoleArn -> {"key_file": ...} or {"impersonate": ...}'
+        )
         parser.add_argument(
             "--storage_retries",
-            type=int,
+            metavar="N",
+            type=flags.count,
             default=Retry.attempts,
             help=f"attempts per remote storage request (default: {Retry.attempts})",
         )
         parser.add_argument(
             "--storage_timeout",
-            type=float,
+            metavar="SECONDS",
+            type=flags.positive_number,
             default=Retry.timeout_s,
             help=f"seconds per remote storage request (default: {Retry.timeout_s:g})",
         )
         parser.add_argument(
             "--pipelines",
+            metavar="FILE",
             help="JSON file: PipelineId -> notification target "
             "(http(s) URL, .jsonl file, pubsub://projects/P/topics/T)",
         )
         parser.add_argument(
             "--notify_attempts",
-            type=int,
+            metavar="N",
+            type=flags.count,
             default=Delivery.attempts,
             help=f"attempts per notification (default: {Delivery.attempts})",
         )
         parser.add_argument(
             "--notify_timeout",
-            type=float,
+            metavar="SECONDS",
+            type=flags.positive_number,
             default=Delivery.timeout_s,
             help=f"seconds per notification attempt (default: {Delivery.timeout_s:g})",
         )
@@ -74,7 +108,8 @@ class SnapshotOptions(PipelineOptions):
         )
         parser.add_argument(
             "--lines_per_part",
-            type=int,
+            metavar="N",
+            type=flags.whole,
             default=runs.DEFAULT_LINES,
             help="a local run of a longer manifest runs in parts of at most this many lines, one after "
             f"the other, so that its memory stays bounded (default: {runs.DEFAULT_LINES}; 0: one part)",
@@ -87,9 +122,16 @@ class SnapshotOptions(PipelineOptions):
             help="submit the job and return with its id, without waiting for it "
             "(Dataflow, Flex templates, a Flink cluster)",
         )
-        for name, field in LIMIT_FLAGS.items():
+        limits = parser.add_argument_group("limits", "past a limit, the job fails (docs/operations.md#limits)")
+        for name, (field, meaning) in LIMIT_FLAGS.items():
             default = getattr(Limits, field)
-            parser.add_argument(f"--{name}", type=type(default), default=default, help=f"limit (default: {default})")
+            limits.add_argument(
+                f"--{name}",
+                metavar=_metavar(name),
+                type=_limit_type(name, default),
+                default=default,
+                help=f"{meaning} (default: {default:,})",
+            )
         parser.add_argument(
             "--no_isolation",
             action="store_true",
@@ -100,5 +142,5 @@ class SnapshotOptions(PipelineOptions):
 
 def limits(options: SnapshotOptions) -> Limits:
     return Limits(
-        isolate=not options.no_isolation, **{field: getattr(options, name) for name, field in LIMIT_FLAGS.items()}
+        isolate=not options.no_isolation, **{field: getattr(options, name) for name, (field, _) in LIMIT_FLAGS.items()}
     )

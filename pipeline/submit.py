@@ -2,10 +2,10 @@
 
 Runs a single SubmitSnapshotJob request in this process, without a Beam pipeline, through
 the same code as the pipeline, and prints the API's response JSON: {"RequestId": ...,
-"SnapshotJob": {...}}, in the shapes of the official SDK's model. Exit code: 0 when the job
-succeeded, 1 when it failed (the response says why), 2 when the command line is wrong (as
-for `python -m pipeline`: a bucket root that is not a folder, an unreadable bucket map,
-roles or pipelines file).
+"SnapshotJob": {...}}, in the shapes of the official SDK's model. Exit codes, as for
+`python -m pipeline`: 0 when the job succeeded, 3 when it failed (the response says why), 2
+when it could not start (a wrong flag or number, a bucket root that is not a folder, an
+unreadable bucket map, roles or pipelines file).
 """
 
 from __future__ import annotations
@@ -30,33 +30,60 @@ DEFAULT_MESSAGES = "./snapshot-messages.jsonl"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.submit", description=__doc__.splitlines()[0])
-    parser.add_argument("--input", required=True, help='the Input JSON: {"Bucket", "Location", "Object"}')
-    parser.add_argument("--config", required=True, help="the SnapshotConfig JSON")
-    parser.add_argument("--pipeline_id", default="", help="PipelineId: where the job's message goes")
-    parser.add_argument("--user_data", default="", help="UserData, echoed in the response and the message")
-    parser.add_argument("--bucket_root", default="./buckets", help="root of the buckets (default: ./buckets)")
-    parser.add_argument("--bucket_map", help='JSON file: bucket name (or "*") -> local folder or gs:// root')
-    parser.add_argument("--roles", help="JSON file: RoleArn -> credentials")
-    parser.add_argument("--pipelines", help="JSON file: PipelineId -> notification target")
+    parser = flags.Parser(
+        prog="python -m pipeline.submit",
+        usage="%(prog)s --input JSON --config JSON [options]",
+        description="Runs one SubmitSnapshotJob request at once and prints the API's response.",
+        epilog=" ".join(__doc__.split("\n\n")[1].split()),
+        allow_abbrev=False,
+    )
+    required = parser.add_argument_group("required")
+    required.add_argument(
+        "--input", metavar="JSON", required=True, help='the Input JSON: {"Bucket", "Location", "Object"}'
+    )
+    required.add_argument("--config", metavar="JSON", required=True, help="the SnapshotConfig JSON")
+    parser.add_argument("--pipeline_id", metavar="ID", default="", help="PipelineId: where the job's message goes")
+    parser.add_argument(
+        "--user_data", metavar="TEXT", default="", help="UserData, echoed in the response and the message"
+    )
+    parser.add_argument(
+        "--bucket_root",
+        metavar="DIR",
+        default="./buckets",
+        help="folder or gs://bucket[/prefix] holding one sub-folder per bucket (default: ./buckets)",
+    )
+    parser.add_argument(
+        "--bucket_map", metavar="FILE", help='JSON file: bucket name (or "*") -> local folder or gs:// root'
+    )
+    parser.add_argument("--roles", metavar="FILE", help="JSON file: RoleArn -> credentials")
+    parser.add_argument("--pipelines", metavar="FILE", help="JSON file: PipelineId -> notification target")
     parser.add_argument(
         "--messages",
+        metavar="FILE",
         default=DEFAULT_MESSAGES,
         help=f"JSON Lines file for messages when no pipelines file is given (default: {DEFAULT_MESSAGES})",
     )
     parser.add_argument(
-        "--timeout",
-        type=float,
+        "--sync_timeout",
+        metavar="SECONDS",
+        type=flags.positive_number,
         default=Limits.sync_timeout_s,
         help=f"seconds a synchronous job may take (default: {Limits.sync_timeout_s:g})",
     )
+    parser.add_argument("--timeout", dest="sync_timeout", type=flags.positive_number, help=argparse.SUPPRESS)
     parser.add_argument(
         "--async_timeout",
-        type=float,
+        metavar="SECONDS",
+        type=flags.positive_number,
         default=Limits.async_timeout_s,
         help=f"seconds a job with Interval, Num or TimeArray may take (default: {Limits.async_timeout_s:g})",
     )
-    return parser.parse_args(flags.canonical(argv))
+    args, extra = parser.parse_known_args(flags.canonical(argv))
+    if extra:
+        shown = [a.partition("=")[0] for a in parser._option_string_actions if a != "--timeout"]  # noqa: SLF001
+        names = [arg.partition("=")[0] for arg in extra if arg.startswith("--")]
+        parser.error("; ".join(flags.typos(names, shown)) or f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def request_line(args: argparse.Namespace) -> str:
@@ -97,14 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.monotonic()
     job = jobs.admit(jobs.read_job(ManifestLine("submit", 1, request_line(args)), results.utc_now()), targets.check)
-    limits = Limits(sync_timeout_s=args.timeout, async_timeout_s=args.async_timeout)
+    limits = Limits(sync_timeout_s=args.sync_timeout, async_timeout_s=args.async_timeout)
     result = run(job, buckets, limits)
     target = targets.target(result.pipeline_id)
     if target:  # the notification is part of the job: its time limit covers it
         deadline = started + limits.timeout_s(job.request is not None and job.request.config.is_async)
         (result,) = notify.Sender(targets.delivery).notified([result], target, deadline)
-    print(json.dumps(results.api_response(result.to_record()), indent=2, ensure_ascii=False))
-    return 0 if result.state == results.State.SUCCESS else 1
+    flags.print_out(json.dumps(results.api_response(result.to_record()), indent=2, ensure_ascii=False))
+    return 0 if result.state == results.State.SUCCESS else 3
 
 
 if __name__ == "__main__":

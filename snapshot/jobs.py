@@ -98,6 +98,12 @@ def admit(job: Job, check: Callable[[Request], None]) -> Job:
     return job
 
 
+def input_bucket(line: ManifestLine) -> str | None:
+    """The Input bucket a line names, read leniently (for checks before a run), or None."""
+    bucket = (spec.decode_echo(line.text).input or {}).get("Bucket")
+    return bucket if isinstance(bucket, str) else None
+
+
 def input_key(job: Job) -> str:
     """Jobs with the same key read the same object with the same credentials, and stand in the
     same block of LINES_PER_GROUP lines of their manifest: a hot input's jobs form groups of

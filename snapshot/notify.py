@@ -93,14 +93,16 @@ class Targets:
 
 
 def kind(target: str) -> TargetKind:
-    if target.startswith(("http://", "https://")):
+    """What a target is; a scheme is read in any case (`HTTPS://`), as URLs are."""
+    if target.lower().startswith(("http://", "https://")):
         return TargetKind.HTTP
-    if target.startswith("pubsub://projects/"):
+    if target.lower().startswith("pubsub://projects/"):
         return TargetKind.PUBSUB
     if target.endswith(".jsonl"):
         return TargetKind.FILE
     raise ValueError(
-        f"a notification target must be an http(s) URL, pubsub://projects/P/topics/T or a .jsonl file: {target}"
+        "a notification target must be an http(s) URL, pubsub://projects/P/topics/T or a .jsonl file: "
+        + webhook.redact(target)
     )
 
 

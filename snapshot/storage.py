@@ -86,6 +86,24 @@ class Buckets:
             return self.bucket_map[bucket]
         return _join(self.bucket_map.get("*", self.root), bucket)
 
+    def any_local(self) -> bool:
+        """Some bucket may be a local folder."""
+        roots = [*self.bucket_map.values(), *([self.root] if "*" not in self.bucket_map else [])]
+        return not all(_is_gcs(root) for root in roots)
+
+    def missing(self, bucket: str) -> str | None:
+        """Why a bucket that objects are read from is not a local folder, or None when it is
+        one, lives on GCS, or is not a valid name (which its jobs report themselves)."""
+        try:
+            root = self.root_of(bucket)
+        except SnapshotError:
+            return None
+        if _is_gcs(root) or Path(root).is_dir():
+            return None
+        if bucket in self.bucket_map:
+            return f"bucket {bucket!r} is mapped to {root}, which is not a folder"
+        return f"bucket {bucket!r} is not a folder under {self.bucket_map.get('*', self.root)}"
+
 
 class Storage:
     """Reads and writes the objects of some Buckets, keeping a root (and its GCS client) per
@@ -103,7 +121,13 @@ class Storage:
         """A seekable reader of the object `ref` (bucket, name, role_arn); the caller closes it.
         With `version` (a reader's `version` from before), the content must not have changed
         since: `ResourceContentBad` if it has."""
-        return self._root(ref.bucket, ref.role_arn).open(ref.name, version)
+        try:
+            return self._root(ref.bucket, ref.role_arn).open(ref.name, version)
+        except SnapshotError as error:
+            missing = self.buckets.missing(ref.bucket) if error.code == errors.RESOURCE_NOT_FOUND else None
+            if missing:
+                raise SnapshotError(errors.RESOURCE_NOT_FOUND, missing) from None
+            raise
 
     def write(self, where: BucketRef, name: str, data: bytes) -> str:
         """Write object `name` atomically into the bucket of `where` (bucket, role_arn); its URL."""

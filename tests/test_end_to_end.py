@@ -54,6 +54,10 @@ def by_line(prefix) -> dict[int, dict]:
     return {int(r["Source"].rsplit(":", 1)[1]): r for r in read_results(str(prefix))}
 
 
+def found_message(tmp_path, line: int) -> str:
+    return by_line(tmp_path / "res" / "out")[line]["Message"]
+
+
 def image_index(path) -> tuple[int, tuple[int, int]]:
     with Image.open(path) as image:
         return synth.read_index(image), image.size
@@ -72,8 +76,14 @@ def test_a_manifest_end_to_end(tmp_path, manifest, bucket_root):
         "--direct_running_mode",
         "multi_processing",
     )
-    assert done.returncode == 0, done.stderr
-    assert f"7 jobs: 3 succeeded, 4 failed; results in {tmp_path / 'res' / 'out'}-*.avro" in done.stdout
+    assert done.returncode == 3, done.stderr  # the run completed, and some jobs failed
+    assert done.stdout.splitlines() == [
+        f"7 jobs: 3 succeeded, 4 failed; results in {tmp_path / 'res' / 'out'}-*.avro",
+        f"  {errors.RESOURCE_NOT_FOUND} x1, e.g. jobs.jsonl:4: object 'v/missing.mp4' not found",
+        f"  {errors.PERMISSION_DENIED} x1, e.g. jobs.jsonl:5: {found_message(tmp_path, 5)}",
+        f"  {errors.JSON_FORMAT_INVALID} x1, e.g. jobs.jsonl:6: {found_message(tmp_path, 6)}",
+        f"  {errors.OUT_OF_RANGE} x1, e.g. jobs.jsonl:8: {found_message(tmp_path, 8)}",
+    ]
     found = by_line(tmp_path / "res" / "out")
     assert sorted(found) == [1, 2, 3, 4, 5, 6, 8]  # every non-blank line, once
     assert [(n, found[n]["State"], found[n]["Code"], found[n]["Count"]) for n in sorted(found)] == [
@@ -108,7 +118,7 @@ def test_a_rerun_gives_the_same_ids_and_images(tmp_path, manifest, bucket_root):
             run(
                 "--manifest", str(manifest), "--results", str(tmp_path / name), "--bucket_root", str(bucket_root)
             ).returncode
-            == 0
+            == 3  # lines 4 to 8 fail on purpose
         )
         images = {p.relative_to(bucket_root): p.read_bytes() for p in (bucket_root / "out").rglob("*.jpg")}
         return {n: r["Id"] for n, r in by_line(tmp_path / name).items()}, images
@@ -134,7 +144,7 @@ def test_portable_runner_path(tmp_path, manifest, bucket_root):
         "--environment_type",
         "LOOPBACK",
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr
     found = by_line(tmp_path / "res")
     assert [(n, found[n]["State"], found[n]["Count"]) for n in (1, 2, 3, 4)] == [
         (1, "Success", 1),
@@ -147,7 +157,7 @@ def test_portable_runner_path(tmp_path, manifest, bucket_root):
 
 def test_the_run_itself_failing_exits_non_zero_with_a_reason(tmp_path, bucket_root):
     done = run("--manifest", str(tmp_path / "none*.jsonl"), "--results", str(tmp_path / "r"))
-    assert done.returncode != 0 and "no manifest matches" in done.stderr
+    assert done.returncode == 2 and "no manifest matches" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     (tmp_path / "m.jsonl").write_text(request_line() + "\n")
     (tmp_path / "file").write_text("x")
@@ -159,7 +169,7 @@ def test_the_run_itself_failing_exits_non_zero_with_a_reason(tmp_path, bucket_ro
         "--bucket_root",
         str(bucket_root),
     )
-    assert done.returncode != 0 and "results" in done.stderr
+    assert done.returncode == 2 and "results" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
@@ -208,7 +218,7 @@ def test_repeated_bundles_give_identical_outputs_and_results(tmp_path, manifest,
         done = run(
             "--manifest", str(manifest), "--results", str(tmp_path / name / "res"), "--bucket_root", str(root), *extra
         )
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 3, done.stderr
         images = {p.relative_to(root).as_posix(): p.read_bytes() for p in (root / "out").rglob("*") if p.is_file()}
         records = [
             {k: v for k, v in r.items() if k not in ("CreationTime", "FinishTime")}
@@ -222,3 +232,17 @@ def test_repeated_bundles_give_identical_outputs_and_results(tmp_path, manifest,
     plain = run_into("plain")
     repeated = run_into("repeated", "--direct_runner_bundle_repeat", "2")
     assert plain == repeated and len(plain[0]) == 6 and len(plain[1]) == 7
+
+
+def test_a_bucket_that_is_no_folder_is_named_before_the_run_and_in_each_failure(tmp_path, bucket_root):
+    lines = [request_line(), request_line(output="b.jpg"), request_line().replace('"in"', '"media"')]
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    done = run(
+        "--manifest", str(tmp_path / "m.jsonl"), "--results", str(tmp_path / "r"), "--bucket_root", str(tmp_path)
+    )
+    warning = f"warning: bucket 'in' is not a folder under {tmp_path}: the jobs that read from it will fail"
+    assert done.returncode == 3 and done.stderr.splitlines().count(warning) == 1, done.stderr
+    assert f"bucket 'media' is not a folder under {tmp_path}" in done.stderr
+    message = f"bucket 'in' is not a folder under {tmp_path}"
+    assert [r["Message"] for r in read_results(str(tmp_path / "r"))][:2] == [message, message]
+    assert done.stdout.splitlines()[1] == f"  {errors.RESOURCE_NOT_FOUND} x3, e.g. m.jsonl:1: {message}"

@@ -9,7 +9,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import __main__ as main_command
-from pipeline import flags, submit
+from pipeline import flags, options, submit
 from pipeline.options import SnapshotOptions
 
 
@@ -50,22 +50,116 @@ def test_a_flag_nobody_knows_is_named():
 
 
 @pytest.mark.slow
-def test_the_main_command_warns_about_a_flag_nobody_knows(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "--manifest",
-            str(tmp_path / "none.jsonl"),
-            "--results",
-            str(tmp_path / "r"),
-            "--bucket-rot",
-            "x",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "--bucket_rot" in done.stderr and "ignored" in done.stderr
-    assert done.returncode == 2  # and the missing manifest is still refused
+def test_the_main_command_refuses_a_typo_and_warns_about_a_flag_nobody_knows(tmp_path):
+    def command(*extra: str) -> subprocess.CompletedProcess:
+        argv = ["--manifest", str(tmp_path / "none.jsonl"), "--results", str(tmp_path / "r"), *extra]
+        return subprocess.run([sys.executable, "-m", "pipeline", *argv], capture_output=True, text=True, timeout=120)
+
+    typo = command("--bucket-rot", "x")
+    assert (typo.returncode, typo.stderr) == (2, "error: --bucket_rot: did you mean --bucket_root?\n")
+    far = command("--frobnicate", "x")
+    assert "--frobnicate" in far.stderr and "ignored" in far.stderr
+    assert far.returncode == 2  # and the missing manifest is still refused
+
+
+def main_of(argv: list[str], capfd) -> tuple[int, str]:
+    """The main command run in this process: its exit code and its stderr."""
+    try:
+        code = main_command.main(argv)
+    except SystemExit as exit:
+        code = exit.code
+    return code, capfd.readouterr().err
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    (tmp_path / "m.jsonl").write_text("{}\n")
+    (tmp_path / "buckets").mkdir()
+    return ["--manifest", str(tmp_path / "m.jsonl"), "--bucket_root", str(tmp_path / "buckets")]
+
+
+def test_a_typo_of_a_flag_is_refused_with_the_flag_meant_and_beams_own_flags_pass(tmp_path, manifest, capfd):
+    code, err = main_of([*manifest, "--results", str(tmp_path / "r"), "--bucket_rot", "x"], capfd)
+    assert (code, err) == (2, "error: --bucket_rot: did you mean --bucket_root?\n")
+    beams = ["--direct_num_workers", "2", "--job_endpoint", "embed", "--temp_location", "/tmp", "--project", "p"]
+    options = main_command.parse_args([*manifest, "--results", "r", *beams])
+    assert flags.unknown(options) == []
+    known = sorted(f"--{name}" for name in options.get_all_options())
+    assert flags.typos(["--notify_atempts", "--frobnicate"], known) == [
+        "--notify_atempts: did you mean --notify_attempts?"
+    ]
+
+
+def test_an_unknown_runner_cannot_start_and_the_line_lists_every_runner(tmp_path, manifest, capfd):
+    code, err = main_of([*manifest, "--results", str(tmp_path / "r"), "--runner", "DirectRuner"], capfd)
+    (line,) = err.splitlines()
+    assert code == 2 and line.startswith("error: unknown runner DirectRuner (did you mean DirectRunner?); ")
+    assert line.endswith(", TestDirectRunner, TestDataflowRunner, or a runner's full class name (module.Class)")
+    for known in ("DirectRunner", "directrunner", "Direct", "FnApiRunner", "my.module.Runner", None):
+        assert flags.runner_problem(known) is None
+
+
+@pytest.mark.parametrize("flag", ["--sync_timeout", "--async_timeout", "--notify_timeout", "--storage_timeout"])
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "0", "five"])
+def test_a_bad_number_cannot_start_in_one_line(tmp_path, manifest, capfd, flag, value):
+    code, err = main_of([*manifest, "--results", str(tmp_path / "r"), flag, value], capfd)
+    (line,) = err.splitlines()
+    assert code == 2 and line.startswith(f"python -m pipeline: error: argument {flag}: {value!r} ")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--notify_attempts", "0"), ("--max_points", "-3"), ("--lines_per_part", "x")]
+)
+def test_a_bad_count_cannot_start_in_one_line(tmp_path, manifest, capfd, flag, value):
+    code, err = main_of([*manifest, "--results", str(tmp_path / "r"), flag, value], capfd)
+    assert code == 2 and len(err.splitlines()) == 1 and flag in err
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "0"])
+def test_the_sync_command_refuses_a_bad_time_limit_in_one_line(value, capfd):
+    for flag in ("--sync_timeout", "--timeout", "--async_timeout"):
+        with pytest.raises(SystemExit) as exit:
+            submit.parse_args(["--input", "{}", "--config", "{}", flag, value])
+        assert exit.value.code == 2 and len(capfd.readouterr().err.splitlines()) == 1
+
+
+def test_a_results_prefix_that_is_a_folder_cannot_start(tmp_path, manifest, capfd):
+    (tmp_path / "outdir").mkdir()
+    for results in (f"{tmp_path / 'outdir'}/", str(tmp_path / "outdir"), f"{tmp_path / 'new'}/"):
+        code, err = main_of([*manifest, "--results", results], capfd)
+        assert code == 2 and f"--results {results} is a folder; give a prefix such as " in err
+    assert not list((tmp_path / "outdir").iterdir()) and not (tmp_path / "new").exists()
+
+
+def test_the_sync_command_has_the_mains_names_and_suggests_the_flag_meant(capfd):
+    common = ["--input", "{}", "--config", "{}"]
+    assert submit.parse_args([*common, "--sync_timeout", "2.5"]).sync_timeout == 2.5
+    assert submit.parse_args([*common, "--timeout", "3"]).sync_timeout == 3  # the old name, hidden
+    with pytest.raises(SystemExit) as exit:
+        submit.parse_args([*common, "--sync_timout", "3"])
+    assert exit.value.code == 2
+    assert capfd.readouterr().err.splitlines() == [
+        "python -m pipeline.submit: error: --sync_timout: did you mean --sync_timeout? (see --help)"
+    ]
+
+
+def help_of(module: str) -> str:
+    done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    return done.stdout
+
+
+def test_every_flag_says_what_it_means_and_the_required_ones_are_shown_required():
+    for module, required in [("pipeline", ["--manifest", "--results"]), ("pipeline.submit", ["--input", "--config"])]:
+        text = help_of(module)
+        assert "limit (default" not in text
+        group = text[text.index("\nrequired:\n") :].split("\n\n")[0]
+        assert all(f"  {flag} " in group for flag in required), group
+        assert f"usage: python -m {module} {required[0]} " in text
+    main_help = help_of("pipeline")
+    for flag in options.LIMIT_FLAGS:
+        assert f"--{flag} " in main_help
+    assert "--sync_timeout SECONDS" in main_help and "--decoder_memory_mb MB" in main_help
+    assert "--max_input_pixels PIXELS" in main_help and "3 when the run completed and some jobs failed" in main_help
+    submit_help = help_of("pipeline.submit")
+    assert "--sync_timeout SECONDS" in submit_help and "--timeout" not in submit_help

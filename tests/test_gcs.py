@@ -159,7 +159,7 @@ def test_a_whole_manifest_on_gcs(gcs, videos, tmp_path):
         text=True,
         timeout=600,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr  # two jobs failed
     found = {r["Source"]: r for r in read_results(f"gs://{ops}/results/run")}
     assert [(s, found[s]["State"], found[s]["Code"], found[s]["Count"]) for s in sorted(found)] == [
         ("part-1.jsonl:1", "Success", "", 2),

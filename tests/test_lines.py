@@ -178,7 +178,7 @@ def test_the_sync_command_answers_hostile_numbers_without_a_traceback(tmp_path, 
             timeout=120,
             env={**__import__("os").environ, "PYTHONPATH": ROOT},
         )
-        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr
         assert json.loads(done.stdout)["SnapshotJob"]["Code"] == errors.OUT_OF_RANGE
 
 

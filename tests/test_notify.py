@@ -198,12 +198,12 @@ def test_sync_command_past_its_time_limit_answers_snapshot_timeout(tmp_path, buc
         json.dumps({"OutputFile": {"Bucket": "out", "Location": "l", "Object": "x.jpg"}, "Time": 0}),
         "--bucket_root",
         str(bucket_root),
-        "--timeout",
+        "--sync_timeout",
         "1",
         cwd=tmp_path,
     )
     assert time.monotonic() - started < 30
-    assert done.returncode == 1
+    assert done.returncode == 3
     job = mts.SubmitSnapshotJobResponseBody().from_map(json.loads(done.stdout)).snapshot_job
     assert (job.state, job.code, job.count) == ("Fail", errors.SNAPSHOT_TIMEOUT, "0")
     assert not (tmp_path / "snapshot-messages.jsonl").exists()  # no PipelineId, no message
@@ -213,7 +213,7 @@ def test_sync_command_rejects_an_unknown_pipeline_and_bad_json(tmp_path, bucket_
     (tmp_path / "pipelines.json").write_text(json.dumps({"q": "http://127.0.0.1:9/x"}))
     done = submit("--input", "{not json", "--config", "{}", "--bucket_root", str(bucket_root), cwd=tmp_path)
     answer = json.loads(done.stdout)["SnapshotJob"]
-    assert (done.returncode, answer["State"], answer["Code"]) == (1, "Fail", errors.JSON_FORMAT_INVALID)
+    assert (done.returncode, answer["State"], answer["Code"]) == (3, "Fail", errors.JSON_FORMAT_INVALID)
     done = submit(
         "--input",
         json.dumps({"Bucket": "in", "Location": "l", "Object": "v/h264.mp4"}),

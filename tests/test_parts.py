@@ -48,9 +48,10 @@ def manifest(folder, lines_a: list[str], lines_b: list[str]) -> str:
     return str(folder / "*.jsonl")
 
 
-def run(*args) -> subprocess.CompletedProcess:
+def run(*args, code: int = 0) -> subprocess.CompletedProcess:
+    """The command, which must exit `code` (3: some jobs failed)."""
     done = subprocess.run(pipeline_command(*args), cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == code, done.stderr
     return done
 
 
@@ -75,13 +76,13 @@ def test_a_run_in_parts_gives_what_one_pipeline_gives(tmp_path, bucket_root):
     whole_root = tmp_path / "whole"
     shutil.copytree(bucket_root, whole_root)
 
-    whole = run(pattern, tmp_path / "whole-r", whole_root, "--lines_per_part", "0", "--quiet")
+    whole = run(pattern, tmp_path / "whole-r", whole_root, "--lines_per_part", "0", "--quiet", code=3)
     stale = tmp_path / "r.runs" / "20260101T000000Z-000000"  # a stopped run's part, of other lines
     stale.mkdir(parents=True)
     shutil.copy(next(tmp_path.glob("whole-r-*.avro")), stale / "part00000-00000-of-00001.avro")
     (stale / "part00000.json").write_text('{"digest": "of other lines", "shards": ["part00000-00000-of-00001.avro"]}')
     shutil.copy(next(tmp_path.glob("whole-r-*.avro")), tmp_path / "r-00000-of-00099.avro")  # an earlier run's
-    parted = run(pattern, tmp_path / "r", bucket_root, "--lines_per_part", "3", "--quiet")
+    parted = run(pattern, tmp_path / "r", bucket_root, "--lines_per_part", "3", "--quiet", code=3)
 
     assert "7 jobs: 5 succeeded, 2 failed" in whole.stdout and "7 jobs: 5 succeeded, 2 failed" in parted.stdout
     records, expected = read_results(str(tmp_path / "r")), read_results(str(tmp_path / "whole-r"))
@@ -105,7 +106,7 @@ def test_a_run_in_parts_resumes_in_parts(tmp_path, bucket_root):
     lines += [request_line(obj="v/late.mp4", output="late.jpg", Time=1010, FrameType="normal")]
     pattern = manifest(tmp_path / "m", lines[:2], lines[2:])
 
-    first = run(pattern, tmp_path / "r1", bucket_root, "--lines_per_part", "2", "--quiet")
+    first = run(pattern, tmp_path / "r1", bucket_root, "--lines_per_part", "2", "--quiet", code=3)
     shutil.copy(bucket_root / "in" / "v" / "h264.mp4", late)
     resumed = run(
         pattern, tmp_path / "r2", bucket_root, "--lines_per_part", "2", "--quiet", "--resume", str(tmp_path / "r1")

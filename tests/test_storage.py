@@ -198,3 +198,21 @@ def test_a_symlink_swapped_in_between_check_and_write_changes_nothing_outside(tm
         Buckets(str(tmp_path / "root")).connect().write(ref("b"), "d/x.jpg", b"x")
     assert list(outside.iterdir()) == []
     assert (bucket / "real" / "x.jpg").read_bytes() == b"x"  # it went where the check said
+
+
+def test_a_bucket_that_is_no_folder_is_named_in_place_of_its_object(tmp_path):
+    (tmp_path / "root" / "media").mkdir(parents=True)
+    buckets = Buckets(str(tmp_path / "root"), {"mapped": str(tmp_path / "gone"), "remote": "gs://b"})
+    with pytest.raises(SnapshotError) as raised:
+        read(buckets.connect(), "medai", "videos/a.mp4")
+    assert (raised.value.code, raised.value.message) == (
+        errors.RESOURCE_NOT_FOUND,
+        f"bucket 'medai' is not a folder under {tmp_path / 'root'}",
+    )
+    with pytest.raises(SnapshotError) as raised:
+        read(buckets.connect(), "media", "videos/a.mp4")  # the bucket is there: the object is not
+    assert raised.value.message == "object 'videos/a.mp4' not found"
+    assert buckets.missing("mapped") == f"bucket 'mapped' is mapped to {tmp_path / 'gone'}, which is not a folder"
+    assert [buckets.missing(b) for b in ("media", "remote", "bad name")] == [None, None, None]
+    assert Buckets("gs://b").any_local() is False and buckets.any_local() is True
+    assert Buckets(str(tmp_path), {"*": "gs://", "b": "gs://b"}).any_local() is False

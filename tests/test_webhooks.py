@@ -193,7 +193,7 @@ def test_the_sync_commands_time_limit_covers_its_notification(tmp_path, bucket_r
         str(tmp_path / "pipelines.json"),
         "--bucket_root",
         str(bucket_root),
-        "--timeout",
+        "--sync_timeout",
         "2",
         cwd=tmp_path,
     )
