@@ -91,9 +91,10 @@ class Buckets:
         roots = [*self.bucket_map.values(), *([self.root] if "*" not in self.bucket_map else [])]
         return not all(_is_gcs(root) for root in roots)
 
-    def missing(self, bucket: str) -> str | None:
+    def missing(self, bucket: str, where: bool = True) -> str | None:
         """Why a bucket that objects are read from is not a local folder, or None when it is
-        one, lives on GCS, or is not a valid name (which its jobs report themselves)."""
+        one, lives on GCS, or is not a valid name (which its jobs report themselves). Without
+        `where`, the folders are not named: a job's message never shows the worker's paths."""
         try:
             root = self.root_of(bucket)
         except SnapshotError:
@@ -101,8 +102,9 @@ class Buckets:
         if _is_gcs(root) or Path(root).is_dir():
             return None
         if bucket in self.bucket_map:
-            return f"bucket {bucket!r} is mapped to {root}, which is not a folder"
-        return f"bucket {bucket!r} is not a folder under {self.bucket_map.get('*', self.root)}"
+            return f"bucket {bucket!r} is mapped to " + (f"{root}, which is not a folder" if where else "no folder")
+        under = f" under {self.bucket_map.get('*', self.root)}" if where else " of the bucket root"
+        return f"bucket {bucket!r} is not a folder{under}"
 
 
 class Storage:
@@ -124,7 +126,7 @@ class Storage:
         try:
             return self._root(ref.bucket, ref.role_arn).open(ref.name, version)
         except SnapshotError as error:
-            missing = self.buckets.missing(ref.bucket) if error.code == errors.RESOURCE_NOT_FOUND else None
+            missing = self.buckets.missing(ref.bucket, where=False) if error.code == errors.RESOURCE_NOT_FOUND else None
             if missing:
                 raise SnapshotError(errors.RESOURCE_NOT_FOUND, missing) from None
             raise

@@ -243,6 +243,6 @@ def test_a_bucket_that_is_no_folder_is_named_before_the_run_and_in_each_failure(
     warning = f"warning: bucket 'in' is not a folder under {tmp_path}: the jobs that read from it will fail"
     assert done.returncode == 3 and done.stderr.splitlines().count(warning) == 1, done.stderr
     assert f"bucket 'media' is not a folder under {tmp_path}" in done.stderr
-    message = f"bucket 'in' is not a folder under {tmp_path}"
+    message = "bucket 'in' is not a folder of the bucket root"  # the worker's paths stay out of the results
     assert [r["Message"] for r in read_results(str(tmp_path / "r"))][:2] == [message, message]
     assert done.stdout.splitlines()[1] == f"  {errors.RESOURCE_NOT_FOUND} x3, e.g. m.jsonl:1: {message}"

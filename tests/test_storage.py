@@ -207,8 +207,9 @@ def test_a_bucket_that_is_no_folder_is_named_in_place_of_its_object(tmp_path):
         read(buckets.connect(), "medai", "videos/a.mp4")
     assert (raised.value.code, raised.value.message) == (
         errors.RESOURCE_NOT_FOUND,
-        f"bucket 'medai' is not a folder under {tmp_path / 'root'}",
+        "bucket 'medai' is not a folder of the bucket root",
     )
+    assert buckets.missing("medai") == f"bucket 'medai' is not a folder under {tmp_path / 'root'}"
     with pytest.raises(SnapshotError) as raised:
         read(buckets.connect(), "media", "videos/a.mp4")  # the bucket is there: the object is not
     assert raised.value.message == "object 'videos/a.mp4' not found"
