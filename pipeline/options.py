@@ -91,6 +91,13 @@ class SnapshotOptions(PipelineOptions):
             default = getattr(Limits, field)
             parser.add_argument(f"--{name}", type=type(default), default=default, help=f"limit (default: {default})")
         parser.add_argument(
+            "--max_decoders",
+            type=int,
+            default=Limits.max_decoders,
+            help="decoding processes at work at once on this machine, across all its worker processes: "
+            "a step waits for one, outside its time limit (default: 0, the machine's cores)",
+        )
+        parser.add_argument(
             "--no_isolation",
             action="store_true",
             default=False,
@@ -100,5 +107,7 @@ class SnapshotOptions(PipelineOptions):
 
 def limits(options: SnapshotOptions) -> Limits:
     return Limits(
-        isolate=not options.no_isolation, **{field: getattr(options, name) for name, field in LIMIT_FLAGS.items()}
+        isolate=not options.no_isolation,
+        max_decoders=options.max_decoders,
+        **{field: getattr(options, name) for name, field in LIMIT_FLAGS.items()},
     )
