@@ -133,6 +133,14 @@ class SnapshotOptions(PipelineOptions):
                 help=f"{meaning} (default: {default:,})",
             )
         parser.add_argument(
+            "--max_decoders",
+            type=flags.whole,
+            metavar="N",
+            default=Limits.max_decoders,
+            help="decoding processes at work at once on this machine, across all its worker processes: "
+            "a step waits for one, outside its time limit (default: 0, the machine's cores)",
+        )
+        parser.add_argument(
             "--no_isolation",
             action="store_true",
             default=False,
@@ -142,5 +150,7 @@ class SnapshotOptions(PipelineOptions):
 
 def limits(options: SnapshotOptions) -> Limits:
     return Limits(
-        isolate=not options.no_isolation, **{field: getattr(options, name) for name, (field, _) in LIMIT_FLAGS.items()}
+        isolate=not options.no_isolation,
+        max_decoders=options.max_decoders,
+        **{field: getattr(options, name) for name, (field, _) in LIMIT_FLAGS.items()},
     )

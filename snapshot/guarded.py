@@ -97,13 +97,13 @@ def decoders(pool: isolation.Pool | None, limits: Limits) -> Iterator[isolation.
 
 def decoding_pool(limits: Limits) -> isolation.Pool:
     """Decoding processes, capped at `limits.decoder_memory_mb`, that load the decoding stack
-    before their first call."""
-    return isolation.Pool(limits.decoder_memory_mb, preload=DECODING_STACK)
+    before their first call, at most `limits.max_decoders` at work on the machine."""
+    return isolation.Pool(limits.decoder_memory_mb, DECODING_STACK, limits.max_decoders)
 
 
 def shared_decoding_pool(limits: Limits) -> isolation.Pool:
     """The decoding processes that this process's steps share (see isolation.shared): release it."""
-    return isolation.shared(limits.decoder_memory_mb, preload=DECODING_STACK)
+    return isolation.shared(limits.decoder_memory_mb, DECODING_STACK, limits.max_decoders)
 
 
 class _Waiting:

@@ -36,7 +36,7 @@ from multiprocessing.process import BaseProcess
 from types import GeneratorType
 from typing import Any, cast
 
-from snapshot import errors
+from snapshot import errors, slots
 from snapshot.errors import SnapshotError
 
 
@@ -273,15 +273,19 @@ class Pool:
     """The child processes of one owner, such as a worker's DoFn, from its `setup` to its
     `teardown`: its threads share them (a call takes an idle one, or starts one, and gives it
     back), so there are only as many as calls that ran at the same time, and `close` ends them
-    all. A process is started again when this process's environment changed.
+    all. A process is started again when this process's environment changed. Each call holds
+    one of the machine's slots (snapshot.slots) while it runs, waiting for one before its
+    clock starts.
 
     Args:
         memory_mb: each child's address-space cap in MiB; 0 for none.
         preload: modules each child imports before it is ready.
+        max_decoders: calls at work at once on this machine, in every process (0: its cores);
+            None for no bound.
     """
 
-    def __init__(self, memory_mb: int = 0, preload: tuple[str, ...] = ()):
-        self.memory_mb, self.preload = memory_mb, preload
+    def __init__(self, memory_mb: int = 0, preload: tuple[str, ...] = (), max_decoders: int | None = None):
+        self.memory_mb, self.preload, self.max_decoders = memory_mb, preload, max_decoders
         self._users = 0  # of a pool from `shared`
         self._idle: list[Worker] = []
         self._all: list[Worker] = []
@@ -289,19 +293,25 @@ class Pool:
 
     def run(self, function: Callable, args: tuple, seconds: float) -> Any:
         """`function(*args)` in one of the processes; see `Worker.call`."""
-        worker = self._take()
-        try:
-            return worker.call(function, args, seconds)
-        finally:
-            self._give_back(worker)
+        with self._slot():
+            worker = self._take()
+            try:
+                return worker.call(function, args, seconds)
+            finally:
+                self._give_back(worker)
 
     def stream(self, function: Callable, args: tuple, seconds: Callable[[], float]) -> Iterator:
         """The items of generator `function(*args)` from one of the processes; see `Worker.stream`."""
-        worker = self._take()
-        try:
-            yield from worker.stream(function, args, seconds)
-        finally:
-            self._give_back(worker)
+        with self._slot():
+            worker = self._take()
+            try:
+                yield from worker.stream(function, args, seconds)
+            finally:
+                self._give_back(worker)
+
+    def _slot(self) -> contextlib.AbstractContextManager:
+        """One of the machine's slots, waited for; nothing without a bound."""
+        return contextlib.nullcontext() if self.max_decoders is None else slots.held(self.max_decoders)
 
     def prestart(self, count: int) -> None:
         """Start processes in the background until the pool holds `count`: their start
@@ -326,7 +336,7 @@ class Pool:
             self._users -= 1
             if self._users > 0:
                 return
-            _SHARED.pop((self.memory_mb, self.preload), None)
+            _SHARED.pop((self.memory_mb, self.preload, self.max_decoders), None)
         self.close()
 
     def close(self) -> None:
@@ -361,15 +371,16 @@ class Pool:
                 self._idle.append(worker)
 
 
-_SHARED: dict[tuple[int, tuple[str, ...]], Pool] = {}
+_SHARED: dict[tuple[int, tuple[str, ...], int | None], Pool] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared(memory_mb: int = 0, preload: tuple[str, ...] = ()) -> Pool:
+def shared(memory_mb: int = 0, preload: tuple[str, ...] = (), max_decoders: int | None = None) -> Pool:
     """The pool of these settings that this process's users share, one more user counted:
     each calls `release` when done, and the last one closes it. Steps that run one after the
     other then reuse the same processes, and a process started early serves the first step."""
     with _SHARED_LOCK:
-        pool = _SHARED.setdefault((memory_mb, preload), Pool(memory_mb, preload))
+        key = (memory_mb, preload, max_decoders)
+        pool = _SHARED.setdefault(key, Pool(*key))
         pool._users += 1  # noqa: SLF001 - the pool's own count, kept under the module's lock
     return pool

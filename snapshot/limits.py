@@ -17,6 +17,7 @@ class Limits:
     max_frames_per_point: int = 3_000  # frames decoded to reach one point
     decoder_threads: int = 1  # per decoder; workers run in parallel already
     decoder_memory_mb: int = 4096  # address space of a decoding process (0: no cap)
+    max_decoders: int = 0  # decoding processes at work at once on one machine, all workers (0: its cores)
     isolate: bool = True  # decode in a child process that can be killed
     skip_nonref: bool = True  # skip frames nothing references on the way to a point (media.Walk)
 

@@ -2,8 +2,9 @@
 
 A pipelines file maps a PipelineId to a target: an HTTP(S) URL (POST of the JSON message), a
 local or gs:// JSON Lines file, or `pubsub://projects/P/topics/T`. Without one, every message
-goes to the default JSON Lines file beside the results. Delivery is at least once: a job's
-MessageId and JobId are the same on every attempt, so a receiver can drop duplicates.
+goes to the default JSON Lines file beside the results. Delivery is at least once: each message
+carries a MessageId derived from its job id and its content, the same on every attempt and
+every run of the line that gives the same outcome, so a receiver can drop duplicates by it.
 A target that is down is retried within a bound and recorded as failed; it never fails a job.
 """
 
@@ -116,12 +117,21 @@ def staged_name(target: str) -> str:
     return hashlib.sha256(target.encode("utf-8", "surrogatepass")).hexdigest()[:16] + ".jsonl"
 
 
-def message_id(job_id: str) -> str:
-    return hashlib.md5(f"message:{job_id}".encode()).hexdigest().upper()
+def message_id(record: dict) -> str:
+    """The id of the message of `record`: from its job id and the message's content, so a retry
+    or a rerun with the same outcome sends the same id, and a different outcome a new one."""
+    content = json.dumps(_content(record), sort_keys=True, ensure_ascii=False)
+    return hashlib.md5(f"message:{content}".encode("utf-8", "surrogatepass")).hexdigest().upper()
 
 
 def message(record: dict) -> dict:
-    """The message body, keys in both spellings as the API sends them; code/msg only on failure."""
+    """The message body, keys in both spellings as the API sends them; code/msg only on
+    failure; its MessageId (**ext**) first."""
+    identity = message_id(record)
+    return {"messageId": identity, "MessageId": identity, **_content(record)}
+
+
+def _content(record: dict) -> dict:
     body = {
         "jobId": record["Id"],
         "JobId": record["Id"],
@@ -138,8 +148,8 @@ def message(record: dict) -> dict:
     return body
 
 
-def sent(job_id: str) -> dict:
-    return {"MessageId": message_id(job_id), "ErrorCode": None, "ErrorMessage": None}
+def sent(record: dict) -> dict:
+    return {"MessageId": message_id(record), "ErrorCode": None, "ErrorMessage": None}
 
 
 def not_sent(code: str, text: str) -> dict:
@@ -212,7 +222,7 @@ class Sender:
         the deadline leaves no time for."""
         delivery = self.delivery
         body = json.dumps(message(record)).encode()
-        headers = {"Content-Type": "application/json", "X-Message-Id": message_id(record["Id"])}
+        headers = {"Content-Type": "application/json", "X-Message-Id": message_id(record)}
 
         def backoff(state: tenacity.RetryCallState) -> float:
             return delivery.initial_s * 2 ** (state.attempt_number - 1)
@@ -237,10 +247,10 @@ class Sender:
             return not_sent("NotifyFailed", "google-cloud-pubsub is not installed")
         publisher = pubsub_v1.PublisherClient()
         future = publisher.publish(
-            topic[len("pubsub://") :], json.dumps(message(record)).encode(), message_id=message_id(record["Id"])
+            topic[len("pubsub://") :], json.dumps(message(record)).encode(), message_id=message_id(record)
         )
         future.result(timeout=_left(self.delivery.timeout_s * self.delivery.attempts, deadline))
-        return sent(record["Id"])
+        return sent(record)
 
 
 def _worth_retrying(answer: webhook.Answer) -> bool:
@@ -253,7 +263,7 @@ def _worth_retrying(answer: webhook.Answer) -> bool:
 def _outcome(record: dict, answer: webhook.Answer, attempts: int) -> dict:
     """The MNSMessageResult of the last answer to a POST."""
     if answer.status is not None and answer.status < 300:
-        return sent(record["Id"])
+        return sent(record)
     if answer.status is not None:
         redirect = ": redirects are not followed" if answer.status < 400 else ""
         return not_sent("HttpError", f"HTTP {answer.status} after {attempts} attempt(s){redirect}")
@@ -284,7 +294,7 @@ def stage(folder: str, target: str, records: list[dict]) -> list[dict]:
         return [not_sent("NotifyFailed", f"writing the messages failed: {text}") for _ in records]
     finally:
         root.close()
-    return [sent(record["Id"]) for record in records]
+    return [sent(record) for record in records]
 
 
 def add_to_file(target: str, records: list[dict], retry: Retry = Retry()) -> list[dict]:
@@ -301,7 +311,7 @@ def add_to_file(target: str, records: list[dict], retry: Retry = Retry()) -> lis
         written, error_text = 0, error.message if isinstance(error, SnapshotError) else type(error).__name__
     for n, index in enumerate(order):
         outcomes[index] = (
-            sent(records[index]["Id"])
+            sent(records[index])
             if n < written
             else not_sent("NotifyFailed", f"writing the messages file failed: {error_text}")
         )

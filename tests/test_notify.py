@@ -27,7 +27,20 @@ from .gcs_servers import free_port
 pytestmark = pytest.mark.slow  # real servers and killed processes
 
 
-MESSAGE_KEYS = {"jobId", "JobId", "requestId", "RequestId", "type", "Type", "state", "State", "userData", "UserData"}
+MESSAGE_KEYS = {
+    "messageId",
+    "MessageId",
+    "jobId",
+    "JobId",
+    "requestId",
+    "RequestId",
+    "type",
+    "Type",
+    "state",
+    "State",
+    "userData",
+    "UserData",
+}
 
 
 class Receiver:
@@ -109,9 +122,9 @@ def test_messages_reach_each_target_and_their_outcome_lands_in_the_result(tmp_pa
     state = {int(s.split(":")[1]): (found[s]["State"], found[s]["Code"]) for s in found}
     ids = {int(s.split(":")[1]): found[s]["Id"] for s in found}
 
-    assert mns[1] == {"MessageId": notify.message_id(ids[1]), "ErrorCode": None, "ErrorMessage": None}
     ((header, body),) = receivers["ok"].received
-    assert header == notify.message_id(ids[1]) and set(body) == MESSAGE_KEYS
+    assert mns[1] == {"MessageId": header, "ErrorCode": None, "ErrorMessage": None}
+    assert header == body["MessageId"] == body["messageId"] and set(body) == MESSAGE_KEYS
     assert (body["JobId"], body["jobId"], body["State"], body["Type"], body["UserData"]) == (
         ids[1],
         ids[1],
@@ -120,8 +133,8 @@ def test_messages_reach_each_target_and_their_outcome_lands_in_the_result(tmp_pa
         "data of ok",
     )
 
-    assert mns[2]["MessageId"] == notify.message_id(ids[2])  # 500, 500, then 200
-    assert len(receivers["flaky"].received) == 3
+    assert len(receivers["flaky"].received) == 3  # 500, 500, then 200, with one id
+    assert {h for h, _ in receivers["flaky"].received} == {mns[2]["MessageId"]}
     assert {b["JobId"] for _, b in receivers["flaky"].received} == {ids[2]}  # the same message each time
 
     assert (mns[3]["MessageId"], mns[3]["ErrorCode"]) == (None, "Timeout")
@@ -147,7 +160,23 @@ def test_without_a_pipelines_file_messages_go_beside_the_results(tmp_path, bucke
     messages = (tmp_path / "res-messages.jsonl").read_text().splitlines()
     (record,) = [r for r in read_results(str(tmp_path / "res")) if r["PipelineId"]]
     assert [json.loads(m)["JobId"] for m in messages] == [record["Id"]]
-    assert record["MNSMessageResult"]["MessageId"] == notify.message_id(record["Id"])
+    assert record["MNSMessageResult"]["MessageId"] == notify.message_id(record) == json.loads(messages[0])["MessageId"]
+
+
+def test_a_message_id_is_the_same_for_the_same_message_and_new_for_another(tmp_path):
+    """Delivery is at least once: a receiver drops a retry's or a rerun's message by its id,
+    and never a message of another job or another outcome."""
+    record = {"Id": "a" * 32, "State": "Success", "Code": "", "Message": "", "UserData": "u"}
+    again = dict(record, MNSMessageResult={"MessageId": "x"}, FinishTime="later")  # a rerun of the line
+    failed = dict(record, State="Fail", Code=errors.SNAPSHOT_TIMEOUT, Message="ran past its time limit")
+    other = dict(record, Id="b" * 32)
+    ids = [notify.message(r)["MessageId"] for r in (record, again, failed, other)]
+    assert ids[0] == ids[1] and len(set(ids)) == 3
+    target = str(tmp_path / "m.jsonl")
+    outcomes = notify.add_to_file(target, [record]) + notify.add_to_file(target, [again])
+    lines = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [line["MessageId"] for line in lines] == [o["MessageId"] for o in outcomes] == ids[:1] * 2
+    assert len({line["MessageId"]: line for line in lines}) == 1  # what a receiver keeps
 
 
 def test_sync_command_answers_in_the_api_format(tmp_path, bucket_root, receivers):
@@ -179,8 +208,8 @@ def test_sync_command_answers_in_the_api_format(tmp_path, bucket_root, receivers
     job = body.snapshot_job
     assert (job.state, job.count, job.user_data, job.pipeline_id) == ("Success", "1", "u", "q")
     assert (job.snapshot_config.time, job.snapshot_config.width) == ("1010", "160")
-    assert job.mnsmessage_result.message_id == notify.message_id(job.id)
     assert receivers["ok"].received[0][1]["JobId"] == job.id
+    assert job.mnsmessage_result.message_id == receivers["ok"].received[0][0]
     from PIL import Image
 
     from snapshot import synth
