@@ -26,7 +26,11 @@ DESCRIPTION = (
     "one Avro result record per manifest line"
 )
 # a value of a flag of this type (the launcher passes every parameter as --name=value)
-PATTERNS = {int: r"^-?[0-9]+$", float: r"^-?[0-9]+(\.[0-9]*)?$"}
+PATTERNS = {
+    flags.whole: r"^[0-9]+$",
+    flags.count: r"^0*[1-9][0-9]*$",
+    flags.positive_number: r"^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$",
+}
 SWITCH = r"^(true|false|True|False)$"
 
 

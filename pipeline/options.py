@@ -137,8 +137,8 @@ class SnapshotOptions(PipelineOptions):
             type=flags.whole,
             metavar="N",
             default=Limits.max_decoders,
-            help="decoding processes at work at once on this machine, across all its worker processes: "
-            "a step waits for one, outside its time limit (default: 0, the machine's cores)",
+            help="decoding processes at work at once on this machine, across all its worker processes; "
+            "a step waits for a free one before its time limit starts (default: 0, the machine's cores)",
         )
         parser.add_argument(
             "--no_isolation",

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from pipeline import __main__ as command
-from pipeline import flex_template
+from pipeline import flags, flex_template
 from pipeline.options import SnapshotOptions
 from tests.helpers import ROOT
 
 REPO = Path(ROOT)
-SAMPLE = {int: "7", float: "2.5"}  # a value of each type, as the launcher passes it: text
+# a value of each type, as the launcher passes it: text
+SAMPLE = {flags.whole: "7", flags.count: "7", flags.positive_number: "2.5"}
 
 
 def command_help() -> str:

@@ -4,6 +4,7 @@ Prism is built by scripts/prism.sh when missing; if it cannot be, these tests fa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -43,11 +44,11 @@ def environment(tmp_path) -> dict[str, str]:
     return {**os.environ, "PATH": path, slots.FOLDER_VARIABLE: str(tmp_path / "slots")}
 
 
-@pytest.fixture
-def pool(tmp_path, environment):
-    """Beam's worker pool on a free port: (its port, its pid). Stopped with the test."""
+@contextlib.contextmanager
+def worker_pool(log_path, environment):
+    """Beam's worker pool on a free port: (its port, its pid), stopped on leaving."""
     port = free_port()
-    with open(tmp_path / "pool.log", "wb") as log:
+    with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port", str(port)],
             env=environment,
@@ -61,6 +62,21 @@ def pool(tmp_path, environment):
     finally:
         process.terminate()
         process.wait(30)
+
+
+@pytest.fixture
+def pool(tmp_path, environment):
+    with worker_pool(tmp_path / "pool.log", environment) as started:
+        yield started
+
+
+def sample_slots(runs: list[subprocess.Popen], environment) -> list[list[tuple[int, int]]]:
+    """The decoder slots held, every 5 ms until the commands end."""
+    seen: list[list[tuple[int, int]]] = []
+    while any(command.poll() is None for command in runs):
+        seen.append(slots.busy(1, environment[slots.FOLDER_VARIABLE]))
+        time.sleep(0.005)
+    return seen
 
 
 def on_prism(prism: str, port: int, *flags: str) -> list[str]:
@@ -118,25 +134,23 @@ def test_prism_with_external_workers_gives_the_local_run_s_records_and_bytes(
     assert holders and all(parent == pool_pid and pid != launcher for pid, parent in holders), holders
 
 
-def test_decoders_stay_within_the_bound_across_sdk_processes(tmp_path, bucket_root, prism, pool, environment):
-    """Two Prism jobs at once on one pool: two SDK processes, each with its bundles on threads,
-    and one decoder at work on the machine at any time. Nothing fails for having waited."""
-    port, _pool_pid = pool
+def test_decoders_stay_within_the_bound_across_sdk_processes(tmp_path, bucket_root, prism, environment):
+    """Two Prism jobs at once: two SDK processes, each with its bundles on threads, and one
+    decoder at work on the machine at any time. Nothing fails for having waited. Each job has
+    a pool of its own: two Prism instances name their workers alike, and one stopping its
+    worker would stop the other's in a shared pool."""
     inputs = ["h264.mp4", "h264_faststart.mp4", "vp9.webm", "hevc10.mkv", "phone.mp4", "vfr.mp4", "long_gop.mp4"]
     runs = []
-    for run in ("a", "b"):
-        manifest = tmp_path / f"{run}.jsonl"
-        lines = [
-            request_line(f"v/{video}", f"{run}/{video}/{{Count}}.jpg", Time=0, Num=3, Interval=1, FrameType="normal")
-            for video in inputs
-        ]
-        manifest.write_text("\n".join(lines) + "\n")
-        flags = on_prism(prism, port, "--max_decoders", "1", "--async_timeout", "60")
-        runs.append(start(environment, manifest, tmp_path / run / "res", bucket_root, *flags))
-    seen: list[list[tuple[int, int]]] = []
-    while any(command.poll() is None for command in runs):
-        seen.append(slots.busy(1, environment[slots.FOLDER_VARIABLE]))
-        time.sleep(0.005)
+    with contextlib.ExitStack() as pools:
+        for run in ("a", "b"):
+            port, _ = pools.enter_context(worker_pool(tmp_path / f"pool-{run}.log", environment))
+            manifest = tmp_path / f"{run}.jsonl"
+            points = {"Time": 0, "Num": 3, "Interval": 1, "FrameType": "normal"}
+            lines = [request_line(f"v/{video}", f"{run}/{video}/{{Count}}.jpg", **points) for video in inputs]
+            manifest.write_text("\n".join(lines) + "\n")
+            flags = on_prism(prism, port, "--max_decoders", "1", "--async_timeout", "60")
+            runs.append(start(environment, manifest, tmp_path / run / "res", bucket_root, *flags))
+        seen = sample_slots(runs, environment)
     for command in runs:
         out, err = command.communicate()
         assert command.returncode == 0, err
