@@ -29,7 +29,8 @@ from PIL import Image
 REFERENCE_WHITE_NITS = 203.0  # BT.2408: HDR's diffuse white, shown as SDR white
 DEFAULT_PEAK_NITS = 1000.0  # when a PQ stream does not say; HLG's nominal display peak
 HLG_SYSTEM_GAMMA = 1.2  # BT.2100's for a 1000-nit display
-KNEE = 0.9  # sRGB-encoded level where HDR highlights start to roll off, in a frame that has any
+KNEE = 0.9  # sRGB-encoded level where highlights of 1000 nits or more start to roll off
+SPECK = 4  # a highlight is at least this many pixels wide and high: ringing around detail is not
 ENCODE_STEPS = 16384  # linear levels of the table that applies the sRGB curve
 SHOULDER_STEPS = 4096  # levels of the table of the highlight roll-off
 
@@ -175,7 +176,7 @@ def to_srgb(signal: Sequence[np.ndarray], described: Description) -> np.ndarray:
     gain: np.ndarray | float = ENCODE_STEPS - 1
     if described.hdr:
         brightest = np.maximum(np.maximum(linear[0], linear[1]), linear[2])
-        peak = min(described.peak_nits / REFERENCE_WHITE_NITS, float(brightest.max()))
+        peak = min(described.peak_nits / REFERENCE_WHITE_NITS, _frame_peak(brightest))
         if peak > 1:  # the frame holds light brighter than SDR white: roll it off to its own peak
             peak = np.ceil(peak * 100) / 100  # a few tables serve every frame
             brightest *= (SHOULDER_STEPS - 1) / peak
@@ -190,16 +191,30 @@ def to_srgb(signal: Sequence[np.ndarray], described: Description) -> np.ndarray:
     return srgb
 
 
+def _frame_peak(brightest: np.ndarray) -> float:
+    """The brightest light of a frame that is more than a speck: the largest mean of SPECK x
+    SPECK pixels. A codec's ringing around fine detail (4:2:0 chroma on a PQ signal) lights
+    single pixels far above their neighbours; a real highlight covers an area."""
+    height, width = (side // SPECK * SPECK for side in brightest.shape)
+    if not height or not width:
+        return float(brightest.max())
+    blocks = brightest[:height, :width].reshape(height // SPECK, SPECK, width // SPECK, SPECK)
+    return float(blocks.mean(axis=(1, 3)).max())
+
+
 @functools.lru_cache(maxsize=64)
 def _shoulder(peak: float) -> np.ndarray:
     """The gain for each level of a pixel's brightest channel, from 0 to `peak` (relative to
     SDR white) in SHOULDER_STEPS: 1 up to the knee, then an exponential shoulder in sRGB
-    levels that reaches white at the peak. Scaling each pixel as a whole keeps its hue."""
+    levels that reaches white at the peak. Scaling each pixel as a whole keeps its hue. The
+    knee is KNEE for a peak of DEFAULT_PEAK_NITS or more, and nearer white for a lower peak:
+    a frame a little brighter than SDR white gives up only its top levels."""
+    knee = 1 - (1 - KNEE) * min(1.0, np.log(peak) / np.log(DEFAULT_PEAK_NITS / REFERENCE_WHITE_NITS))
     brightest = np.linspace(0, peak, SHOULDER_STEPS)
-    span = 1 - KNEE
-    reach = (srgb_encode(peak) - KNEE) / span
-    level = (srgb_encode(brightest) - KNEE) / span
-    rolled = srgb_decode(KNEE + span * np.expm1(-level) / np.expm1(-reach))
+    span = 1 - knee
+    reach = (srgb_encode(peak) - knee) / span
+    level = np.maximum(srgb_encode(brightest) - knee, 0) / span  # 0: below the knee, left alone
+    rolled = srgb_decode(knee + span * np.expm1(-level) / np.expm1(-reach))
     gain = np.where(level > 0, rolled / np.maximum(brightest, 1e-9), 1.0)
     return gain.astype(np.float32)
 

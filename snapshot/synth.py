@@ -131,6 +131,46 @@ def color_picture(width: int, height: int) -> np.ndarray:
     return (picture * 255).round().astype(np.uint8)
 
 
+def textured_picture(width: int, height: int) -> np.ndarray:
+    """The colour picture with a fine checker of +-60 levels over it, and a pale band at the
+    top: detail that a scaler must average as a viewer would, and light near SDR white."""
+    y, x = np.mgrid[0:height, 0:width]
+    checker = np.where((x + y) % 2 == 0, 60, -60)[..., None]
+    picture = color_picture(width, height).astype(int) + checker
+    picture[: height // 4] = 255 - (x[: height // 4, :, None] * [30, 10, 20]) // width
+    return np.clip(picture, 0, 255).astype(np.uint8)
+
+
+def bt2100_decode(frame: av.VideoFrame, transfer: str) -> np.ndarray:
+    """A decoded 10-bit 4:2:0 BT.2020 frame as the sRGB picture BT.2100 defines, at full size:
+    limited-range Y'CbCr, each chroma sample repeated over its 2x2 pixels, the non-constant-luminance matrix, PQ's EOTF
+    (or HLG's inverse OETF and its OOTF for a 1000-nit display), SDR white at 203 nits,
+    BT.2020 to BT.709 primaries, clipped to SDR, the sRGB curve. Written from the standards,
+    not from the code under test."""
+    height, width = frame.height, frame.width
+    samples = frame.to_ndarray(format="yuv420p10le").astype(np.float64)
+    luma = (samples[:height] - 64) / 876
+    chroma = samples[height:].reshape(2, height // 2, width // 2)
+    blue_diff, red_diff = ((np.repeat(np.repeat(plane, 2, 0), 2, 1) - 512) / 896 for plane in chroma)
+    red = luma + 2 * (1 - 0.2627) * red_diff
+    blue = luma + 2 * (1 - 0.0593) * blue_diff
+    green = (luma - 0.2627 * red - 0.0593 * blue) / 0.6780
+    signal = np.clip(np.stack([red, green, blue], axis=-1), 0, 1)
+    if transfer == "pq":
+        m1, m2, c1, c2, c3 = 0.1593017578125, 78.84375, 0.8359375, 18.8515625, 18.6875
+        power = signal ** (1 / m2)
+        nits = 10000 * (np.maximum(power - c1, 0) / (c2 - c3 * power)) ** (1 / m1)
+    else:
+        a, b, c = 0.17883277, 0.28466892, 0.55991073
+        scene = np.where(signal <= 0.5, signal**2 / 3, (np.exp((signal - c) / a) + b) / 12)
+        scene_luma = scene @ [0.2627, 0.6780, 0.0593]
+        nits = 1000 * np.maximum(scene_luma, 1e-12)[..., None] ** 0.2 * scene
+    to_bt709 = np.linalg.inv([[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]])
+    linear = np.clip(nits / 203 @ to_bt709.T, 0, 1)
+    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return (encoded * 255).round().astype(np.uint8)
+
+
 def hdr_signal(srgb: np.ndarray, transfer: str, white_nits: float | np.ndarray = WHITE_NITS) -> np.ndarray:
     """An sRGB picture as the 16-bit BT.2020 R'G'B' signal of `pq` or `hlg`, its white at
     `white_nits` (an array: per pixel)."""
