@@ -1,4 +1,4 @@
-"""python -m pipeline.report PREFIX --out report.html: one self-contained HTML page of a run.
+"""python -m pipeline.report RESULTS... --out report.html: one self-contained HTML page of a run.
 
 A summary (jobs by state and code, images and sheets, the slowest jobs, a histogram of the
 snapshots per job), then one card per job with its first thumbnails, its sheets, a scrubbable
@@ -14,8 +14,6 @@ import argparse
 import base64
 import collections
 import io
-import json
-import math
 import os
 import posixpath
 import re
@@ -28,8 +26,8 @@ import jinja2
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
-from pipeline import flags, runs
-from pipeline.show import read_results, warnings_of
+from pipeline import flags, show
+from pipeline.show import input_name, warnings_of
 
 THUMB_WIDTH = 160
 SHEET_WIDTH = 480
@@ -120,14 +118,6 @@ def cues(vtt_url: str) -> list[tuple[float, float, str]]:
     return found
 
 
-def input_name(record: dict) -> str:
-    try:
-        source = json.loads(record["Input"] or "{}")
-    except ValueError:
-        return ""
-    return str(source.get("Object", "")) if isinstance(source, dict) else ""
-
-
 def card(record: dict, here: str) -> dict:
     """What one job's card shows, with its pictures as URLs (embedded later, or linked)."""
     snaps = [s for s in record["Snapshots"] if s["Url"]]
@@ -193,27 +183,40 @@ def job_seconds(record: dict) -> float | None:
 
 
 def slowest(records: list[dict], top: int = SLOWEST) -> list[tuple[str, str, float]] | None:
-    """(input, line, seconds) of the slowest jobs; None when every job has the same times (results
-    that do not record each job's own), which tell nothing."""
-    timed = [(input_name(r) or "?", r["Source"], s) for r in records if (s := job_seconds(r)) is not None]
+    """(input, line, seconds) of the slowest jobs, ties with the most images first (the times
+    are whole seconds); None when every job has the same times (results that do not record
+    each job's own), which tell nothing."""
+    timed = [(r, s) for r in records if (s := job_seconds(r)) is not None]
     if len(timed) > 1 and len({(r["CreationTime"], r["FinishTime"]) for r in records}) == 1:
         return None
-    return sorted(timed, key=lambda t: -t[2])[:top]
+    ordered = sorted(timed, key=lambda t: (-t[1], -t[0]["Count"]))[:top]
+    return [(input_name(r) or "?", r["Source"], s) for r, s in ordered]
 
 
-def bins(values: list[int], most: int = 10) -> list[tuple[str, int]]:
-    """(label, jobs) of a histogram of whole numbers: one bin per value when there are at most
-    `most` values from the smallest to the largest, else `most` bins of equal whole width."""
+def step(low: int, high: int, most: int) -> int:
+    """The bin width for whole numbers from `low` to `high` in at most `most` bins: 1, or the
+    least round width (1, 2 or 5 x 10^k) whose bins start at multiples of it."""
+    width = 1
+    while high // width - low // width + 1 > most:
+        width = width * 5 // 2 if str(width)[0] == "2" else width * 2
+    return width
+
+
+def bins(values: list[int], most: int = 10) -> list[tuple[int, int, int]]:
+    """(first, last, jobs) of each bin of a histogram of whole numbers: one bin per value when
+    there are at most `most` values from the smallest to the largest, else at most `most` bins
+    of a round width, from a multiple of it."""
     if not values:
         return []
-    low, high = min(values), max(values)
-    width = max(1, math.ceil((high - low + 1) / most))
-    counts = collections.Counter((v - low) // width for v in values)
-    found = []
-    for k in range((high - low) // width + 1):
-        start, end = low + k * width, low + (k + 1) * width - 1
-        found.append((str(start) if width == 1 else f"{start}-{end}", counts[k]))
-    return found
+    width = step(min(values), max(values), most)
+    counts = collections.Counter(v // width for v in values)
+    return [(k * width, (k + 1) * width - 1, counts[k]) for k in range(min(values) // width, max(values) // width + 1)]
+
+
+def pitch(found: list[tuple[int, int, int]]) -> int:
+    """Pixels from one bar of the histogram to the next: room for the widest label under it (a
+    value, or the edge between two bins), at most 7 px a digit, so that no two labels meet."""
+    return max(40, 7 * max(len(str(last + 1)) for _, last, _ in found) + 10) if found else 40
 
 
 def page(
@@ -240,8 +243,10 @@ def page(
         codes=collections.Counter(r["Code"] for r in records if r["Code"]).most_common(),
         images=sum(r["Count"] for r in records),
         sheets=sum(r["TileCount"] for r in records),
-        slowest=slowest(records),
-        bins=bins([r["Count"] for r in records]),
+        slowest=(listed := slowest(records)),
+        tied=listed is not None and len(listed) > 1 and len({seconds for _, _, seconds in listed}) == 1,
+        bins=(found := bins([r["Count"] for r in records])),
+        pitch=pitch(found),
         options={
             "state": sorted({c["record"]["State"] for c in cards}),
             "code": sorted({c["code"] for c in cards}),
@@ -252,7 +257,7 @@ def page(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.splitlines()[0])
-    parser.add_argument("prefix", metavar="PREFIX", help="the results prefix of a run (its --results)")
+    parser.add_argument("results", nargs="+", metavar="RESULTS", help=show.RESULTS_HELP)
     parser.add_argument(
         "--out",
         default="report.html",
@@ -271,16 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         help="MB of embedded pictures at most; the others are linked (default: %(default)s)",
     )
     args = parser.parse_args(flags.canonical(sys.argv[1:] if argv is None else argv))
-    try:
-        records = read_results(args.prefix)
-    except runs.Committing as error:
-        print(f"error: {error}; try again once it is done", file=sys.stderr)
-        return 1
-    if not records:
-        print(f"error: no results match {args.prefix}", file=sys.stderr)
-        return 2
+    records, status = show.read_arguments(args.results)
+    if status:
+        return status
     folder = os.path.dirname(os.path.abspath(args.out))
-    text = page(records, f"Snapshots: {posixpath.basename(args.prefix)}", args.max_cards, folder, args.image_budget_mb)
+    title = f"Snapshots: {' '.join(posixpath.basename(name) for name in args.results)}"
+    text = page(records, title, args.max_cards, folder, args.image_budget_mb)
     try:
         os.makedirs(folder, exist_ok=True)
         with open(args.out, "w", encoding="utf-8") as out:

@@ -127,13 +127,38 @@ def test_a_large_run_is_capped_and_says_so():
 
 
 def test_the_histogram_has_axes_and_whole_number_bins():
-    assert report.bins([1, 1, 1, 2, 5]) == [("1", 3), ("2", 1), ("3", 0), ("4", 0), ("5", 1)]
-    assert report.bins([0, 1]) == [("0", 1), ("1", 1)]
-    assert report.bins(list(range(100))) == [(f"{k}-{k + 9}", 10) for k in range(0, 100, 10)]
-    assert report.bins([0, 20]) == [("0-2", 1), *[(f"{k}-{k + 2}", 0) for k in range(3, 18, 3)], ("18-20", 1)]
+    assert report.bins([1, 1, 1, 2, 5]) == [(1, 1, 3), (2, 2, 1), (3, 3, 0), (4, 4, 0), (5, 5, 1)]
+    assert report.bins([0, 1]) == [(0, 0, 1), (1, 1, 1)]
+    assert report.bins([0, 4, 4]) == [(0, 0, 1), (1, 1, 0), (2, 2, 0), (3, 3, 0), (4, 4, 2)]
+    assert report.bins(list(range(100))) == [(k, k + 9, 10) for k in range(0, 100, 10)]
+    assert report.bins([0, 20]) == [(0, 4, 1), (5, 9, 0), (10, 14, 0), (15, 19, 0), (20, 24, 1)]
     html = report.page([record(n, State="Success", Code="", Count=c) for n, c in enumerate([1, 1, 1, 2, 5])], "h")
     assert "<title>1 snapshots: 3 jobs</title>" in html and "<title>5 snapshots: 1 job</title>" in html
     assert ">snapshots per job</text>" in html and ">jobs</text>" in html
+
+
+def test_large_counts_have_round_bins_and_labels_that_never_meet(tmp_path):
+    """Counts up to 1,829 were cut into 0-182, 183-365, ... with the labels running together."""
+    counts = [0, 5, 122, 183, 990, 1829]
+    assert report.bins(counts) == [(k, k + 199, sum(k <= c < k + 200 for c in counts)) for k in range(0, 2000, 200)]
+    assert report.bins([1234567, 1300000])[0] == (1230000, 1239999, 1)  # 1, 2 or 5 x 10^k wide
+    for values in (counts, [7, 9, 10, 12, 123_456_789], [1_000_000 + n for n in range(10)]):
+        out = tmp_path / "h.html"
+        out.write_text(report.page([record(n, Count=c) for n, c in enumerate(values)], "h"))
+        dom = subprocess.run([*CHROMIUM, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120)
+        loaded = json.loads(dom.stdout.split('<pre id="loaded">', 1)[1].split("</pre>", 1)[0])
+        assert loaded["labelsMeet"] == 0, values
+    labels = re.findall(
+        r'<text class="label"[^>]*>([^<]*)</text>', report.page([record(1, Count=c) for c in counts], "h")
+    )
+    assert labels == [str(k) for k in range(0, 2001, 200)]  # each edge under its tick
+
+
+def test_a_card_names_its_input_percent_decoded():
+    source = json.dumps({"Bucket": "in", "Location": "l", "Object": "100%25%20done.mp4"})
+    html = report.page([record(1, Input=source)], "d")
+    assert 'data-input="100% done.mp4"' in html and '<span class="input">100% done.mp4</span>' in html
+    assert "%25" not in html
 
 
 def test_the_slowest_jobs_by_their_own_times():
@@ -145,10 +170,30 @@ def test_the_slowest_jobs_by_their_own_times():
     records = [timed(n, "2026-01-01T00:00:00Z", f"2026-01-01T00:00:{10 + n:02d}Z", f"clip{n}.mp4") for n in range(6)]
     records.append(timed(6, "2026-01-01T00:00:30Z", "2026-01-01T00:10:30Z", "ten minutes.mp4"))
     listed = re.findall(r"<li>(.*?)</li>", report.page(records, "t").split('class="slowest">', 1)[1])
-    assert listed[:2] == ["ten minutes.mp4 (m:6): 600.0 s", "clip5.mp4 (m:5): 15.0 s"] and len(listed) == 5
+    assert listed[:2] == ["ten minutes.mp4 (m:6): 600 s", "clip5.mp4 (m:5): 15 s"] and len(listed) == 5
     # results where every job has the run's times say so, rather than list five equal jobs
     same = report.page([timed(n, "2026-01-01T00:00:00Z", "2026-01-01T00:00:17Z", f"c{n}") for n in range(6)], "s")
     assert "do not record each job's own times" in same and 'class="slowest"' not in same
+    assert "whole seconds" not in report.page(records, "t")
+
+
+def test_slowest_jobs_that_tie_in_whole_seconds_say_so_and_list_the_most_images_first():
+    def job(n: int, seconds: int, count: int) -> dict:
+        return record(
+            n,
+            CreationTime=f"2026-01-01T00:00:{n:02d}Z",
+            FinishTime=f"2026-01-01T00:00:{n + seconds:02d}Z",
+            Count=count,
+            Input=json.dumps({"Bucket": "in", "Location": "l", "Object": f"c{n}.mp4"}),
+        )
+
+    html = report.page([job(1, 1, 3), job(2, 1, 40), job(3, 1, 7), job(4, 0, 99)], "t")
+    listed = re.findall(r"<li>(.*?)</li>", html.split('class="slowest">', 1)[1])
+    assert listed == ["c2.mp4 (m:2): 1 s", "c3.mp4 (m:3): 1 s", "c1.mp4 (m:1): 1 s", "c4.mp4 (m:4): 0 s"]
+    assert "whole seconds" not in html  # not every listed job ties
+    html = report.page([job(1, 1, 3), job(2, 1, 40), job(3, 1, 7)], "t")
+    assert re.findall(r"<li>(c\d)", html) == ["c2", "c3", "c1"]
+    assert "times are whole seconds, so they are listed most images first" in html
 
 
 def test_the_report_goes_into_a_folder_that_does_not_exist_yet(tmp_path):

@@ -7,12 +7,13 @@ import os
 import shutil
 import subprocess
 import sys
+import unicodedata
 
 import fastavro
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 
-from pipeline import graph, show
+from pipeline import graph, report, show
 from pipeline.show import read_results
 from snapshot.results import load_schema
 from snapshot.storage import Buckets
@@ -135,3 +136,49 @@ def test_a_closed_pipe_ends_quietly(tmp_path, run):
     process.stdout.close()
     assert process.wait(timeout=120) == 0
     assert process.stderr.read() == b""
+
+
+def test_a_glob_of_avro_files_and_the_prefix_as_the_run_prints_it(run):
+    """`results in PREFIX-*.avro`, as a run's summary says, quoted so that the shell leaves it."""
+    expected = read_results(str(run))
+    for name in (f"{run}-*.avro", str(run.parent / "*.avro"), str(run.parent / "run-0000?-of-*.avro")):
+        done = command(name, "--json")
+        assert done.returncode == 0, (name, done.stderr)
+        assert [json.loads(line) for line in done.stdout.splitlines()] == expected
+    done = command(str(run.parent / "nothing-*.avro"))
+    assert done.returncode == 2 and done.stderr.startswith("error: no results match")
+
+
+def test_report_takes_what_show_takes(tmp_path, run):
+    (shard,) = run.parent.glob("run-*.avro")
+    for name in (str(shard), f"{run}-*.avro"):
+        assert report.main([name, "--out", str(tmp_path / "r.html")]) == 0
+        assert (tmp_path / "r.html").read_text().count('class="card"') == 4
+    assert report.main([str(tmp_path / "nothing.avro"), "--out", str(tmp_path / "r.html")]) == 2
+
+
+def test_a_closed_stdout_exits_1_quietly(run):
+    done = subprocess.run(
+        ["bash", "-c", 'exec "$0" -m pipeline.show "$1" >&-', sys.executable, str(run)],
+        cwd=ROOT,
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])},
+    )
+    assert (done.returncode, done.stderr) == (1, "")
+
+
+def test_wide_characters_keep_the_columns_aligned(run):
+    records = read_results(str(run))
+    records[1]["Snapshots"][0]["Object"] = "片段/第一.jpg"
+    records[1]["Message"] = "宽"
+    lines = list(show.table(records))
+
+    def columns(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    starts = {columns(line[: line.rindex("  ") + 2]) for line in lines}
+    assert len(starts) == 1 and "片段/第一.jpg" in lines[2]
+    assert show.shorten("宽" * 30, 20) == "宽" * 8 + "..."
