@@ -12,6 +12,7 @@ import gc
 import json
 import os
 import re
+import signal
 import sys
 from collections import Counter
 from dataclasses import replace
@@ -32,6 +33,8 @@ from snapshot.objects import Retry
 from snapshot.results import State, load_schema
 from snapshot.storage import Buckets
 
+STOPPED = "stopped: run the same command again to go on from the done parts"
+
 
 def parse_args(argv: list[str]) -> SnapshotOptions:
     """The command line as options: the pipeline's own (SnapshotOptions) and Beam's, with the
@@ -45,8 +48,12 @@ def parse_args(argv: list[str]) -> SnapshotOptions:
     )
     SnapshotOptions._add_argparse_args(parser)  # noqa: SLF001 - Beam's way to declare options
     argv = flags.plain_switches(argv, flags.switches(parser))  # as a Flex template passes them
-    known, _ = parser.parse_known_args(argv)
+    known, extra = parser.parse_known_args(argv)
     missing = [flag for flag in ("manifest", "results") if not getattr(known, flag)]
+    own = sorted(name for name in parser._option_string_actions if name.startswith("--"))  # noqa: SLF001
+    meant = flags.typos([arg.partition("=")[0] for arg in extra if arg.startswith("--")], own)
+    if missing and meant:  # a typo (of a required flag, perhaps): say so, not only that one is missing
+        parser.exit(2, f"error: {'; '.join(meant)}\n")
     if missing:
         parser.error("the following arguments are required: " + ", ".join(f"--{flag}" for flag in missing))
     return PipelineOptions(local.with_defaults(argv), save_main_session=False).view_as(SnapshotOptions)
@@ -128,6 +135,7 @@ def resume_problem(previous: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    flags.open_closed_streams()  # a closed stderr (2>&-) must not stop the run
     log = RunLog()  # first: Beam's PipelineOptions installs a handler of its own on a root without one
     try:
         args = parse_args(flags.canonical(sys.argv[1:] if argv is None else argv))
@@ -158,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"translated for Dataflow: {translated(outcome)}; nothing was submitted")
                 return 0
             records, carried = launch(args, log.terminal)
+        except KeyboardInterrupt:  # Ctrl-C: the run protocol kept the done parts (docs/operations.md)
+            log.close(keep=False)
+            print(STOPPED, file=log.terminal)
+            return 130
         except runs.Held as held:
             log.close(keep=False)
             print(f"error: {held}; wait for it to end, or stop it", file=log.terminal)
@@ -270,6 +282,7 @@ def run_parts(
             if adopted is None:
                 if planned is not todo[0]:
                     gc.collect()  # the last part's runner and its buffers hold each other: let them go first
+                    stop_if_asked()
                 staged = replace(targets, staging=run.staging(planned))
                 p = beam.Pipeline(runner=runner, options=args)
                 graph.build(
@@ -284,6 +297,7 @@ def run_parts(
                     planned.part,
                 )
                 p.run().wait_until_finish()
+                stop_if_asked()
                 shards = runs.part_shards(run.folder, planned.name)
                 found = accounting.checked_records(shards)
                 problem = accounting.unaccounted(planned.lines, found)
@@ -300,6 +314,7 @@ def run_parts(
             targets = replace(targets, down=targets.down | failed | down_targets(found, targets))
             run.shards[planned.index] = shards
             records += [{f: r[f] for f in ("Id", "Source", "State", "Code", "Message", "FinishTime")} for r in found]
+        stop_if_asked()
         return records
     finally:
         if progress is not None:
@@ -387,5 +402,30 @@ def cause(error: BaseException) -> str:
     return re.sub(r" \[while running .*", "", text)[:200]
 
 
+_STOP = {"asked": False}
+
+
+def on_ctrl_c(signum, frame) -> None:
+    """Ctrl-C: noted, then raised. Python drops a KeyboardInterrupt raised in a finalizer (as
+    gc.collect() runs them), so run_parts raises it again between its steps."""
+    _STOP["asked"] = True
+    raise KeyboardInterrupt
+
+
+def stop_if_asked() -> None:
+    if _STOP["asked"]:
+        raise KeyboardInterrupt
+
+
+def entry() -> int:
+    """main(), where Ctrl-C before or after the run is one line too, not a traceback."""
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print(STOPPED, file=sys.stderr)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -451,6 +451,7 @@ def summary(found: Found, lines: int, out: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    flags.open_closed_streams()
     args = parser().parse_args(flags.canonical(sys.argv[1:] if argv is None else argv))
     try:
         found = find(args.sources, args.bucket_root)
