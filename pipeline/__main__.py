@@ -34,6 +34,10 @@ from snapshot.results import State, load_schema
 from snapshot.storage import Buckets
 
 STOPPED = "stopped: run the same command again to go on from the done parts"
+# job ids derive from the manifest's file name, a line's text and its occurrence (snapshot/jobs.py)
+NOTHING_CARRIED = (
+    "no request of this manifest (same file name and text) succeeded there; a renamed manifest makes new jobs"
+)
 
 
 def parse_args(argv: list[str]) -> SnapshotOptions:
@@ -77,6 +81,9 @@ def check_run_can_happen(args: SnapshotOptions) -> str | None:
         return f"cannot read the manifest {args.manifest}: {error}"
     if not matched:
         return f"no manifest matches {args.manifest}"
+    array = accounting.json_array(args.manifest)
+    if array:
+        return f"{array} is a JSON array; the manifest is JSON Lines: one request object per line"
     if args.results.endswith(("/", os.sep)) or ("://" not in args.results and os.path.isdir(args.results)):
         example = os.path.join(args.results, "run1")
         return f"--results {args.results} is a folder; give a prefix such as {example}, which writes {example}-*.avro"
@@ -93,8 +100,8 @@ def check_run_can_happen(args: SnapshotOptions) -> str | None:
     try:
         make_buckets(args)
         targets = make_targets(args)
-    except (OSError, ValueError) as error:
-        return f"cannot read the bucket map, roles or pipelines file: {error}"
+    except (OSError, ValueError) as error:  # the message names the file
+        return str(error)
     return target_problem(targets) or (resume_problem(args.resume) if args.resume else None)
 
 
@@ -180,10 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         internal = sum(r["Code"] == errors.INTERNAL_ERROR for r in records)
         path = log.close(keep=bool(internal))  # an InternalError's message sends the user to the log
         if internal:
-            print(f"note: {internal} jobs failed with InternalError; details in {path}", file=log.terminal)
+            print(f"note: {jobs_count(internal)} failed with InternalError; details in {path}", file=log.terminal)
     lines = [f"{summary(records, carried)}; results in {args.results}-*.avro", *failures(records)]
     if args.resume and not carried:
-        lines.insert(0, f"note: --resume {args.resume} carried nothing over: no request of this manifest succeeded")
+        lines.insert(0, f"note: --resume {args.resume} carried nothing over: {NOTHING_CARRIED}")
     flags.print_out("\n".join(lines))
     return 0 if all(r["State"] == State.SUCCESS for r in records) else 3
 
@@ -339,7 +346,12 @@ def summary(records: list[dict], carried: int = 0) -> str:
     """'N jobs: S succeeded, F failed', or 'N jobs: C carried over, S succeeded, F failed'."""
     succeeded = sum(r["State"] == State.SUCCESS for r in records) - carried
     over = f"{carried} carried over, " if carried else ""
-    return f"{len(records)} jobs: {over}{succeeded} succeeded, {len(records) - carried - succeeded} failed"
+    return f"{jobs_count(len(records))}: {over}{succeeded} succeeded, {len(records) - carried - succeeded} failed"
+
+
+def jobs_count(number: int) -> str:
+    """'1 job', '2 jobs'."""
+    return f"{number} job" if number == 1 else f"{number} jobs"
 
 
 def failures(records: list[dict], width: int = 160) -> list[str]:

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         buckets = Buckets.from_files(args.bucket_root, args.bucket_map, args.roles)
         targets = Targets.from_file(args.messages, args.pipelines, Delivery())
     except (OSError, ValueError) as error:
-        print(f"error: cannot read the bucket map, roles or pipelines file: {error}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)  # the message names the file
         return 2
     started = time.monotonic()
     job = jobs.admit(jobs.read_job(ManifestLine("submit", 1, request_line(args)), results.utc_now()), targets.check)

@@ -11,6 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline import __main__ as main_command
 from pipeline import flags, flex_template, options, submit
 from pipeline.options import SnapshotOptions
+from snapshot import notify
 
 
 def test_names_get_underscores_and_values_do_not():
@@ -204,3 +205,22 @@ def test_every_flag_says_what_it_means_and_the_required_ones_are_shown_required(
     assert "--max_input_pixels PIXELS" in main_help and "3 when the run completed and some jobs failed" in main_help
     submit_help = help_of("pipeline.submit")
     assert "--sync_timeout SECONDS" in submit_help and "--timeout" not in submit_help
+
+
+def test_the_summary_counts_one_job_in_the_singular():
+    record = {"State": "Success"}
+    assert main_command.summary([record]) == "1 job: 1 succeeded, 0 failed"
+    assert main_command.summary([record, record], carried=1) == "2 jobs: 1 carried over, 1 succeeded, 0 failed"
+
+
+def test_a_file_that_cannot_be_read_is_named_and_a_jsonl_target_is_read_in_any_case(tmp_path, manifest, capfd):
+    (tmp_path / "broken.json").write_text('{"a": 1')
+    (tmp_path / "pipelines.json").write_text('{"p": "out/M.JSONL"}')
+    results = ["--results", str(tmp_path / "r")]
+    for flag, what in [("--bucket_map", "bucket map"), ("--roles", "roles"), ("--pipelines", "pipelines")]:
+        for name, why in [("broken.json", "Expecting ',' delimiter"), ("none.json", "No such file or directory")]:
+            code, err = main_of([*manifest, *results, flag, str(tmp_path / name)], capfd)
+            assert (code, err.partition(why)[0]) == (2, f"error: cannot read the {what} file {tmp_path / name}: ")
+    code, err = main_of([*manifest, *results, "--pipelines", str(tmp_path / "pipelines.json"), "--dry_run"], capfd)
+    assert "notification target" not in err
+    assert notify.kind("out/M.JSONL") is notify.TargetKind.FILE
