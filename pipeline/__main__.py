@@ -12,6 +12,7 @@ import gc
 import json
 import os
 import re
+import signal
 import sys
 from collections import Counter
 from dataclasses import replace
@@ -32,6 +33,12 @@ from snapshot.objects import Retry
 from snapshot.results import State, load_schema
 from snapshot.storage import Buckets
 
+STOPPED = "stopped: run the same command again to go on from the done parts"
+# job ids derive from the manifest's file name, a line's text and its occurrence (snapshot/jobs.py)
+NOTHING_CARRIED = (
+    "no request of this manifest (same file name and text) succeeded there; a renamed manifest makes new jobs"
+)
+
 
 def parse_args(argv: list[str]) -> SnapshotOptions:
     """The command line as options: the pipeline's own (SnapshotOptions) and Beam's, with the
@@ -45,8 +52,12 @@ def parse_args(argv: list[str]) -> SnapshotOptions:
     )
     SnapshotOptions._add_argparse_args(parser)  # noqa: SLF001 - Beam's way to declare options
     argv = flags.plain_switches(argv, flags.switches(parser))  # as a Flex template passes them
-    known, _ = parser.parse_known_args(argv)
+    known, extra = parser.parse_known_args(argv)
     missing = [flag for flag in ("manifest", "results") if not getattr(known, flag)]
+    own = sorted(name for name in parser._option_string_actions if name.startswith("--"))  # noqa: SLF001
+    meant = flags.typos([arg.partition("=")[0] for arg in extra if arg.startswith("--")], own)
+    if missing and meant:  # a typo (of a required flag, perhaps): say so, not only that one is missing
+        parser.exit(2, f"error: {'; '.join(meant)}\n")
     if missing:
         parser.error("the following arguments are required: " + ", ".join(f"--{flag}" for flag in missing))
     return PipelineOptions(local.with_defaults(argv), save_main_session=False).view_as(SnapshotOptions)
@@ -70,6 +81,9 @@ def check_run_can_happen(args: SnapshotOptions) -> str | None:
         return f"cannot read the manifest {args.manifest}: {error}"
     if not matched:
         return f"no manifest matches {args.manifest}"
+    array = accounting.json_array(args.manifest)
+    if array:
+        return f"{array} is a JSON array; the manifest is JSON Lines: one request object per line"
     if args.results.endswith(("/", os.sep)) or ("://" not in args.results and os.path.isdir(args.results)):
         example = os.path.join(args.results, "run1")
         return f"--results {args.results} is a folder; give a prefix such as {example}, which writes {example}-*.avro"
@@ -86,8 +100,8 @@ def check_run_can_happen(args: SnapshotOptions) -> str | None:
     try:
         make_buckets(args)
         targets = make_targets(args)
-    except (OSError, ValueError) as error:
-        return f"cannot read the bucket map, roles or pipelines file: {error}"
+    except (OSError, ValueError) as error:  # the message names the file
+        return str(error)
     return target_problem(targets) or (resume_problem(args.resume) if args.resume else None)
 
 
@@ -128,6 +142,7 @@ def resume_problem(previous: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    flags.open_closed_streams()  # a closed stderr (2>&-) must not stop the run
     log = RunLog()  # first: Beam's PipelineOptions installs a handler of its own on a root without one
     try:
         args = parse_args(flags.canonical(sys.argv[1:] if argv is None else argv))
@@ -158,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"translated for Dataflow: {translated(outcome)}; nothing was submitted")
                 return 0
             records, carried = launch(args, log.terminal)
+        except KeyboardInterrupt:  # Ctrl-C: the run protocol kept the done parts (docs/operations.md)
+            log.close(keep=False)
+            print(STOPPED, file=log.terminal)
+            return 130
         except runs.Held as held:
             log.close(keep=False)
             print(f"error: {held}; wait for it to end, or stop it", file=log.terminal)
@@ -168,10 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         internal = sum(r["Code"] == errors.INTERNAL_ERROR for r in records)
         path = log.close(keep=bool(internal))  # an InternalError's message sends the user to the log
         if internal:
-            print(f"note: {internal} jobs failed with InternalError; details in {path}", file=log.terminal)
+            print(f"note: {jobs_count(internal)} failed with InternalError; details in {path}", file=log.terminal)
     lines = [f"{summary(records, carried)}; results in {args.results}-*.avro", *failures(records)]
     if args.resume and not carried:
-        lines.insert(0, f"note: --resume {args.resume} carried nothing over: no request of this manifest succeeded")
+        lines.insert(0, f"note: --resume {args.resume} carried nothing over: {NOTHING_CARRIED}")
     flags.print_out("\n".join(lines))
     return 0 if all(r["State"] == State.SUCCESS for r in records) else 3
 
@@ -270,6 +289,7 @@ def run_parts(
             if adopted is None:
                 if planned is not todo[0]:
                     gc.collect()  # the last part's runner and its buffers hold each other: let them go first
+                    stop_if_asked()
                 staged = replace(targets, staging=run.staging(planned))
                 p = beam.Pipeline(runner=runner, options=args)
                 graph.build(
@@ -284,6 +304,7 @@ def run_parts(
                     planned.part,
                 )
                 p.run().wait_until_finish()
+                stop_if_asked()
                 shards = runs.part_shards(run.folder, planned.name)
                 found = accounting.checked_records(shards)
                 problem = accounting.unaccounted(planned.lines, found)
@@ -300,6 +321,7 @@ def run_parts(
             targets = replace(targets, down=targets.down | failed | down_targets(found, targets))
             run.shards[planned.index] = shards
             records += [{f: r[f] for f in ("Id", "Source", "State", "Code", "Message", "FinishTime")} for r in found]
+        stop_if_asked()
         return records
     finally:
         if progress is not None:
@@ -324,7 +346,12 @@ def summary(records: list[dict], carried: int = 0) -> str:
     """'N jobs: S succeeded, F failed', or 'N jobs: C carried over, S succeeded, F failed'."""
     succeeded = sum(r["State"] == State.SUCCESS for r in records) - carried
     over = f"{carried} carried over, " if carried else ""
-    return f"{len(records)} jobs: {over}{succeeded} succeeded, {len(records) - carried - succeeded} failed"
+    return f"{jobs_count(len(records))}: {over}{succeeded} succeeded, {len(records) - carried - succeeded} failed"
+
+
+def jobs_count(number: int) -> str:
+    """'1 job', '2 jobs'."""
+    return f"{number} job" if number == 1 else f"{number} jobs"
 
 
 def failures(records: list[dict], width: int = 160) -> list[str]:
@@ -387,5 +414,30 @@ def cause(error: BaseException) -> str:
     return re.sub(r" \[while running .*", "", text)[:200]
 
 
+_STOP = {"asked": False}
+
+
+def on_ctrl_c(signum, frame) -> None:
+    """Ctrl-C: noted, then raised. Python drops a KeyboardInterrupt raised in a finalizer (as
+    gc.collect() runs them), so run_parts raises it again between its steps."""
+    _STOP["asked"] = True
+    raise KeyboardInterrupt
+
+
+def stop_if_asked() -> None:
+    if _STOP["asked"]:
+        raise KeyboardInterrupt
+
+
+def entry() -> int:
+    """main(), where Ctrl-C before or after the run is one line too, not a traceback."""
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print(STOPPED, file=sys.stderr)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

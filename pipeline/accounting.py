@@ -32,6 +32,18 @@ def manifest_lines(pattern: str) -> list[ManifestLine]:
     return found
 
 
+def json_array(pattern: str, chunk: int = 4096) -> str | None:
+    """The first manifest file the pattern names that starts with `[` (blanks aside): a JSON
+    array, not JSON Lines. Only each file's first bytes are read, decompressed as the run reads them."""
+    for metadata in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
+        with FileSystems.open(metadata.path) as stream:
+            while (data := stream.read(chunk)) and not (start := data.lstrip(b"\xef\xbb\xbf \t\r\n")):
+                pass
+        if data and start.startswith(b"["):
+            return metadata.path
+    return None
+
+
 def checked_records(paths: Iterable[str]) -> list[dict]:
     """The CHECKED fields of every record of some results files."""
     return [{f: record[f] for f in CHECKED} for record in each_record(paths)]

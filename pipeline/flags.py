@@ -18,6 +18,7 @@ import difflib
 import math
 import os
 import sys
+from dataclasses import dataclass
 
 CLOSE = 0.8  # difflib's ratio from which an unknown name is taken as a typo of a known one
 
@@ -86,34 +87,45 @@ def typos(names: list[str], known: list[str]) -> list[str]:
     return [f"{name}: did you mean {meant}?" for name in names if (meant := nearest(name, known))]
 
 
-def positive_number(text: str) -> float:
-    """A finite number above 0 (seconds, say): `inf`, `nan`, `0` and `-1` are refused."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above 0")
-    return value
+@dataclass(frozen=True)
+class Number:
+    """The checked type of a number flag: a whole number or a finite number (`whole=False`),
+    from `low` to `high`; with `above`, `low` itself is refused (seconds above 0). A value out
+    of range is refused with the range it must be in."""
+
+    high: float
+    low: float = 1
+    whole: bool = True
+    above: bool = False
+
+    def __call__(self, text: str) -> int | float:
+        try:
+            value: int | float = int(text) if self.whole else float(text)
+        except ValueError:
+            kind = "a whole number" if self.whole else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        low_ok = value > self.low if self.above else value >= self.low
+        if not (math.isfinite(value) and low_ok and value <= self.high):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {self.range()}")
+        return value
+
+    def range(self) -> str:
+        """'a whole number from 1 to 64', 'a number above 0 and at most 604,800'."""
+        kind = "a whole number" if self.whole else "a number"
+        if self.above:
+            return f"{kind} above {self.low:,g} and at most {self.high:,}"
+        return f"{kind} from {self.low:,} to {self.high:,}"
+
+    @property
+    def pattern(self) -> str:
+        """A regular expression for the values' text (a Flex template parameter's check)."""
+        if not self.whole:
+            return r"^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$"
+        return r"^[0-9]+$" if self.low <= 0 else r"^0*[1-9][0-9]*$"
 
 
-def count(text: str) -> int:
-    """A whole number of 1 or more."""
-    value = whole(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
-    return value
-
-
-def whole(text: str) -> int:
-    """A whole number of 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
+WEEK_S = 604_800  # the longest time limit of any flag: a week
+SECONDS = Number(WEEK_S, low=0, whole=False, above=True)  # a time limit, in seconds
 
 
 def runner_problem(runner: str | None) -> str | None:
@@ -138,3 +150,17 @@ def print_out(text: str) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
         os.close(devnull)
+
+
+def open_closed_streams() -> None:
+    """A stdout or stderr that was closed (`2>&-`) as /dev/null: what is written to it is
+    dropped, and no file that the command opens takes its number."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, "w", closefd=False))  # noqa: SIM115 - the process's own stream

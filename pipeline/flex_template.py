@@ -25,12 +25,6 @@ DESCRIPTION = (
     "SubmitSnapshotJob in bulk: a JSON Lines manifest in, snapshots written to buckets, "
     "one Avro result record per manifest line"
 )
-# a value of a flag of this type (the launcher passes every parameter as --name=value)
-PATTERNS: dict[object, str] = {
-    flags.whole: r"^[0-9]+$",
-    flags.count: r"^0*[1-9][0-9]*$",
-    flags.positive_number: r"^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$",
-}
 SWITCH = r"^(true|false|True|False)$"
 
 
@@ -58,7 +52,7 @@ def parameter(action: argparse.Action, prog: str, required: bool, switch: bool) 
     name = action.option_strings[0][2:]
     help_text = (action.help or "") % {**vars(action), "prog": prog}
     entry = {"name": name, "label": label(name), "helpText": help_text, "isOptional": not required}
-    pattern = SWITCH if switch else PATTERNS.get(action.type)
+    pattern = SWITCH if switch else getattr(action.type, "pattern", None)
     if pattern:
         entry["regexes"] = [pattern]
     return entry

@@ -307,12 +307,39 @@ def _gcs_files(source: str) -> list[str]:
     """The objects of a gs:// object, prefix (recursively) or glob."""
     from apache_beam.io.filesystems import FileSystems  # Beam is imported only for gs:// sources
 
+    _check_listing(source)
+
     def match(pattern: str) -> list[str]:
         return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
     if _GLOB.search(source):
         return match(source)
     return match(source.rstrip("/") + "/**") or (match(source) if not source.endswith("/") else [])
+
+
+def _check_listing(source: str, timeout_s: float = 10) -> None:
+    """One listing request, without retries: a gs:// source that cannot be listed (no
+    credentials, no server) fails at once in one line, not after minutes of Beam's retries."""
+    from google.auth import exceptions as auth_errors
+    from google.cloud import storage
+
+    bucket, _, prefix = source[len("gs://") :].partition("/")
+    try:
+        client = storage.Client()
+        next(
+            iter(
+                client.list_blobs(bucket, prefix=_GLOB.split(prefix)[0], max_results=1, timeout=timeout_s, retry=None)
+            ),
+            None,
+        )
+    except auth_errors.DefaultCredentialsError:
+        raise ManifestError(
+            f"cannot list {source}: no Google Cloud credentials (set GOOGLE_APPLICATION_CREDENTIALS, or run "
+            "gcloud auth application-default login)"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - any failure to list is one line
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise ManifestError(f"cannot list {source}: {type(error).__name__}: {first}") from None
 
 
 # -- the command -----------------------------------------------------------------------------
@@ -450,8 +477,23 @@ def summary(found: Found, lines: int, out: str) -> str:
     return text + ("; skipped " + ", ".join(skipped) if skipped else "")
 
 
+def out_problem(out: str, sources: list[str]) -> str | None:
+    """Why --out must not be written, or None: it would overwrite a video, or a source."""
+    if is_video(os.path.basename(out)):
+        return f"--out {out} has a video's extension; the manifest is JSON Lines (m.jsonl, say)"
+    for source in sources:
+        if "://" not in source and os.path.exists(out) and os.path.exists(source) and os.path.samefile(out, source):
+            return f"--out {out} is the source {source}; the manifest goes to a file of its own"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    flags.open_closed_streams()
     args = parser().parse_args(flags.canonical(sys.argv[1:] if argv is None else argv))
+    problem = out_problem(args.out, args.sources)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         found = find(args.sources, args.bucket_root)
     except ManifestError as error:

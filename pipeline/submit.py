@@ -66,17 +66,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--sync_timeout",
         metavar="SECONDS",
-        type=flags.positive_number,
+        type=flags.SECONDS,
         default=Limits.sync_timeout_s,
-        help=f"seconds a synchronous job may take (default: {Limits.sync_timeout_s:g})",
+        help=f"seconds a synchronous job may take (default: {Limits.sync_timeout_s:g}; at most {flags.WEEK_S:,})",
     )
-    parser.add_argument("--timeout", dest="sync_timeout", type=flags.positive_number, help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", dest="sync_timeout", type=flags.SECONDS, help=argparse.SUPPRESS)
     parser.add_argument(
         "--async_timeout",
         metavar="SECONDS",
-        type=flags.positive_number,
+        type=flags.SECONDS,
         default=Limits.async_timeout_s,
-        help=f"seconds a job with Interval, Num or TimeArray may take (default: {Limits.async_timeout_s:g})",
+        help="seconds a job with Interval, Num or TimeArray may take "
+        f"(default: {Limits.async_timeout_s:g}; at most {flags.WEEK_S:,})",
     )
     args, extra = parser.parse_known_args(flags.canonical(argv))
     if extra:
@@ -112,6 +113,7 @@ def run(job: Job, buckets: Buckets, limits: Limits) -> JobResult:
 
 
 def main(argv: list[str] | None = None) -> int:
+    flags.open_closed_streams()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if "://" not in args.bucket_root and not os.path.isdir(args.bucket_root):
         print(f"error: the bucket root {args.bucket_root} is not a folder", file=sys.stderr)
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         buckets = Buckets.from_files(args.bucket_root, args.bucket_map, args.roles)
         targets = Targets.from_file(args.messages, args.pipelines, Delivery())
     except (OSError, ValueError) as error:
-        print(f"error: cannot read the bucket map, roles or pipelines file: {error}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)  # the message names the file
         return 2
     started = time.monotonic()
     job = jobs.admit(jobs.read_job(ManifestLine("submit", 1, request_line(args)), results.utc_now()), targets.check)

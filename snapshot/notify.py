@@ -66,12 +66,20 @@ class Targets:
     def from_file(cls, default: str, pipelines_file: str | None, delivery: Delivery = Delivery()) -> Targets:
         pipelines = None
         if pipelines_file:
-            with open(pipelines_file, encoding="utf-8") as stream:
-                pipelines = json.load(stream)
+            try:
+                with open(pipelines_file, encoding="utf-8") as stream:
+                    pipelines = json.load(stream)
+            except OSError as error:
+                raise ValueError(f"cannot read the pipelines file {pipelines_file}: {error.strerror}") from None
+            except ValueError as error:
+                raise ValueError(f"cannot read the pipelines file {pipelines_file}: {error}") from None
             if not isinstance(pipelines, dict) or not all(isinstance(v, str) for v in pipelines.values()):
                 raise ValueError(f"the pipelines file {pipelines_file} must map PipelineIds to target strings")
             for target in pipelines.values():
-                kind(target)
+                try:
+                    kind(target)
+                except ValueError as error:
+                    raise ValueError(f"the pipelines file {pipelines_file}: {error}") from None
             pipelines = {pipeline: _absolute(target) for pipeline, target in pipelines.items()}
         return cls(_absolute(default), pipelines, delivery)
 
@@ -99,7 +107,7 @@ def kind(target: str) -> TargetKind:
         return TargetKind.HTTP
     if target.lower().startswith("pubsub://projects/"):
         return TargetKind.PUBSUB
-    if target.endswith(".jsonl"):
+    if target.lower().endswith(".jsonl"):
         return TargetKind.FILE
     raise ValueError(
         "a notification target must be an http(s) URL, pubsub://projects/P/topics/T or a .jsonl file: "

@@ -221,8 +221,13 @@ def _join(root: str, bucket: str) -> str:
 def _load_json(path: str | None, what: str) -> dict:
     if not path:
         return {}
-    with open(path, encoding="utf-8") as stream:
-        value = json.load(stream)
+    try:
+        with open(path, encoding="utf-8") as stream:
+            value = json.load(stream)
+    except OSError as error:
+        raise ValueError(f"cannot read the {what} file {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise ValueError(f"cannot read the {what} file {path}: {error}") from None
     if not isinstance(value, dict):
         raise ValueError(f"the {what} file {path} must hold a JSON object")
     return value

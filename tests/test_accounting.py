@@ -206,9 +206,9 @@ def test_a_run_with_an_internal_error_keeps_its_log_and_names_it(tmp_path, bucke
         text=True,
         timeout=300,
     )
-    assert done.returncode == 3 and "1 jobs: 0 succeeded, 1 failed" in done.stdout
+    assert done.returncode == 3 and "1 job: 0 succeeded, 1 failed" in done.stdout
     (line,) = done.stderr.strip().splitlines()
-    assert line.startswith("note: 1 jobs failed with InternalError; details in ")
+    assert line.startswith("note: 1 job failed with InternalError; details in ")
     log = Path(line.rsplit("details in ", 1)[1])
     assert "MemoryError" in log.read_text()  # why the decoding process did not start
     log.unlink()

@@ -9,8 +9,9 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import __main__ as main_command
-from pipeline import flags, options, submit
+from pipeline import flags, flex_template, options, submit
 from pipeline.options import SnapshotOptions
+from snapshot import notify
 
 
 def test_names_get_underscores_and_values_do_not():
@@ -90,6 +91,11 @@ def test_a_typo_of_a_flag_is_refused_with_the_flag_meant_and_beams_own_flags_pas
     ]
 
 
+def test_a_typo_of_a_required_flag_is_named_before_the_flag_is_said_to_be_missing(tmp_path, capfd):
+    code, err = main_of(["--manfest", "mine.jsonl", "--results", str(tmp_path / "r")], capfd)
+    assert (code, err) == (2, "error: --manfest: did you mean --manifest?\n")
+
+
 def test_an_unknown_runner_cannot_start_and_the_line_lists_every_runner(tmp_path, manifest, capfd):
     code, err = main_of([*manifest, "--results", str(tmp_path / "r"), "--runner", "DirectRuner"], capfd)
     (line,) = err.splitlines()
@@ -113,6 +119,42 @@ def test_a_bad_number_cannot_start_in_one_line(tmp_path, manifest, capfd, flag, 
 def test_a_bad_count_cannot_start_in_one_line(tmp_path, manifest, capfd, flag, value):
     code, err = main_of([*manifest, "--results", str(tmp_path / "r"), flag, value], capfd)
     assert code == 2 and len(err.splitlines()) == 1 and flag in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "why"),
+    [
+        ("--sync_timeout", "99999999999999999999", "a number above 0 and at most 604,800"),
+        ("--async_timeout", "1e10", "a number above 0 and at most 604,800"),
+        ("--storage_timeout", "604800.5", "a number above 0 and at most 604,800"),
+        ("--decoder_threads", "100000", "a whole number from 1 to 64"),
+        ("--decoder_threads", "0", "a whole number from 1 to 64"),
+        ("--decoder_memory_mb", "1048577", "a whole number from 0 to 1,048,576"),
+        ("--max_input_pixels", "268435457", "a whole number from 1 to 268,435,456"),
+        ("--max_decoders", "1025", "a whole number from 0 to 1,024"),
+        ("--notify_attempts", "-1", "a whole number from 1 to 100"),
+        ("--lines_per_part", "-1", "a whole number from 0 to 1,000,000,000"),
+    ],
+)
+def test_a_number_past_its_range_cannot_start_and_the_line_names_the_range(tmp_path, manifest, capfd, flag, value, why):
+    code, err = main_of([*manifest, "--results", str(tmp_path / "r"), flag, value], capfd)
+    assert (code, err) == (2, f"python -m pipeline: error: argument {flag}: {value!r} must be {why} (see --help)\n")
+
+
+def test_every_number_flag_takes_its_largest_value_and_refuses_the_next(tmp_path, manifest, capfd):
+    parser = flex_template.options_parser()
+    checked = {a.option_strings[0]: a.type for a in parser._actions if isinstance(a.type, flags.Number)}
+    assert set(checked) >= {f"--{name}" for name in options.LIMIT_FLAGS} | {"--max_decoders", "--storage_retries"}
+    for flag, number in checked.items():
+        largest = f"{number.high:d}" if isinstance(number.high, int) else f"{number.high}"
+        parsed = main_command.parse_args([*manifest, "--results", "r", flag, largest])
+        assert getattr(parsed.view_as(SnapshotOptions), flag[2:]) == number.high
+        code, err = main_of([*manifest, "--results", str(tmp_path / "r"), flag, str(number.high + 1)], capfd)
+        assert code == 2 and (f"at most {number.high:,}" in err or f"to {number.high:,}" in err), err
+    for flag in ("--sync_timeout", "--async_timeout"):
+        with pytest.raises(SystemExit):
+            submit.parse_args(["--input", "{}", "--config", "{}", flag, "604801"])
+        assert "must be a number above 0 and at most 604,800" in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "-1", "0"])
@@ -163,3 +205,22 @@ def test_every_flag_says_what_it_means_and_the_required_ones_are_shown_required(
     assert "--max_input_pixels PIXELS" in main_help and "3 when the run completed and some jobs failed" in main_help
     submit_help = help_of("pipeline.submit")
     assert "--sync_timeout SECONDS" in submit_help and "--timeout" not in submit_help
+
+
+def test_the_summary_counts_one_job_in_the_singular():
+    record = {"State": "Success"}
+    assert main_command.summary([record]) == "1 job: 1 succeeded, 0 failed"
+    assert main_command.summary([record, record], carried=1) == "2 jobs: 1 carried over, 1 succeeded, 0 failed"
+
+
+def test_a_file_that_cannot_be_read_is_named_and_a_jsonl_target_is_read_in_any_case(tmp_path, manifest, capfd):
+    (tmp_path / "broken.json").write_text('{"a": 1')
+    (tmp_path / "pipelines.json").write_text('{"p": "out/M.JSONL"}')
+    results = ["--results", str(tmp_path / "r")]
+    for flag, what in [("--bucket_map", "bucket map"), ("--roles", "roles"), ("--pipelines", "pipelines")]:
+        for name, why in [("broken.json", "Expecting ',' delimiter"), ("none.json", "No such file or directory")]:
+            code, err = main_of([*manifest, *results, flag, str(tmp_path / name)], capfd)
+            assert (code, err.partition(why)[0]) == (2, f"error: cannot read the {what} file {tmp_path / name}: ")
+    code, err = main_of([*manifest, *results, "--pipelines", str(tmp_path / "pipelines.json"), "--dry_run"], capfd)
+    assert "notification target" not in err
+    assert notify.kind("out/M.JSONL") is notify.TargetKind.FILE

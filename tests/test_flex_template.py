@@ -19,8 +19,13 @@ from pipeline.options import SnapshotOptions
 from tests.helpers import ROOT
 
 REPO = Path(ROOT)
-# a value of each type, as the launcher passes it: text
-SAMPLE = {flags.whole: "7", flags.count: "7", flags.positive_number: "2.5"}
+
+
+def sample(checked, name: str) -> str:
+    """A value of a flag of this type, as the launcher passes it: text."""
+    if isinstance(checked, flags.Number):
+        return "7" if checked.whole else "2.5"
+    return f"{name}-x"
 
 
 def command_help() -> str:
@@ -70,7 +75,7 @@ def test_every_parameter_is_read_as_the_launcher_passes_it():
         values = {}
         for p in parameters:
             action = actions[p["name"]]
-            values[p["name"]] = switch if action.nargs == 0 else SAMPLE.get(action.type, f"{p['name']}-x")
+            values[p["name"]] = switch if action.nargs == 0 else sample(action.type, p["name"])
             assert all(re.match(r, values[p["name"]]) for r in p.get("regexes", [])), p
         options = command.parse_args([f"--{n}={v}" for n, v in values.items()]).view_as(SnapshotOptions)
         for name, value in values.items():

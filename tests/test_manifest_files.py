@@ -12,7 +12,8 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.accounting import manifest_lines
+from pipeline import __main__ as command
+from pipeline.accounting import json_array, manifest_lines
 from snapshot.jobs import ManifestLine
 from transforms.manifest import ReadManifest
 
@@ -120,3 +121,22 @@ def test_manifest_sources_reads_compressed_manifests(compressed):
 def manifest_sources(pattern: str) -> list[str]:
     """`file:line` of every line the command's check reads, as the results name them."""
     return [f"{line.source}:{line.number}" for line in manifest_lines(pattern)]
+
+
+@pytest.mark.parametrize("opener", [open, gzip.open, bz2.open])
+@pytest.mark.parametrize("text", [f"[\n  {LINE},\n  {LINE}\n]\n", f"\n  [{LINE}, {LINE}]\n"])
+def test_a_json_array_manifest_is_refused_before_the_run(tmp_path, capfd, opener, text):
+    suffix = {open: "", gzip.open: ".gz", bz2.open: ".bz2"}[opener]
+    path = tmp_path / f"m.json{suffix}"
+    with opener(path, "wt") as out:
+        out.write(text)
+    (tmp_path / "buckets").mkdir()
+    argv = ["--manifest", str(path), "--results", str(tmp_path / "r"), "--bucket_root", str(tmp_path / "buckets")]
+    assert command.main(argv) == 2
+    assert capfd.readouterr().err == (
+        f"error: {path} is a JSON array; the manifest is JSON Lines: one request object per line\n"
+    )
+    assert json_array(str(tmp_path / "*.json*")) == str(path)
+    path.unlink()
+    (tmp_path / "m.jsonl").write_text(f"\n{LINE}\n")
+    assert json_array(str(tmp_path / "*.json*")) is None

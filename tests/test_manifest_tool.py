@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from pipeline import manifest
 from pipeline.manifest import ManifestError, Presets, Video
 from pipeline.show import read_results
 from snapshot import naming, spec, synth
+from tests.gcs_servers import free_port
 from tests.helpers import ROOT
 from tests.test_gcs import default_credentials, emulator, gcs  # noqa: F401 - the GCS emulator's fixtures
 
@@ -177,6 +179,25 @@ def test_sources_that_cannot_be_named_exit_2_with_one_line(tmp_path, videos, cap
     assert not (tmp_path / "m.jsonl").exists()
 
 
+def test_an_out_that_is_a_video_or_a_source_is_refused_and_left_alone(tmp_path, videos, capsys, monkeypatch):
+    folder_of_videos(tmp_path / "buckets", videos)
+    (tmp_path / "buckets" / "mine" / "list.txt").write_text("mine\n")
+    monkeypatch.chdir(tmp_path)
+    video = next((tmp_path / "buckets").rglob("*.mp4"))
+    before = video.read_bytes()
+    cases = [
+        (["buckets/mine", "--out", str(video)], "has a video's extension"),
+        (["buckets/mine", "--out", "new/clip.MKV"], "has a video's extension"),
+        (["buckets/mine/list.txt", "--out", "buckets/mine/list.txt"], "is the source buckets/mine/list.txt"),
+    ]
+    for args, message in cases:
+        assert manifest.main(args) == 2
+        error = capsys.readouterr().err
+        assert message in error and error.count("\n") == 1, error
+    assert video.read_bytes() == before and (tmp_path / "buckets" / "mine" / "list.txt").read_text() == "mine\n"
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize(
     ("flag", "value"),
     [("--poster", "5q"), ("--every", "0"), ("--every", "nan"), ("--spread", "0"), ("--spread", "x")]
@@ -267,3 +288,21 @@ def test_the_readme_your_own_videos_section_runs_as_written(tmp_path, videos):
     assert beach["FrameTime"] == 1000
     report = commands[2][commands[2].index("--out") + 1]
     assert "Beach.MP4" in (tmp_path / report).read_text()
+
+
+@pytest.mark.parametrize("without", ["a server", "credentials"])
+def test_a_gcs_source_that_cannot_be_listed_fails_at_once_in_one_line(tmp_path, capsys, monkeypatch, without):
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no gcloud credentials either
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    if without == "a server":
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    else:
+        monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    started = time.monotonic()
+    assert manifest.main(["gs://somebucket/videos", "--out", str(tmp_path / "m.jsonl")]) == 2
+    assert time.monotonic() - started < 20
+    error = capsys.readouterr().err
+    assert error.startswith("error: cannot list gs://somebucket/videos: ") and error.count("\n") == 1, error
+    if without == "credentials":
+        assert "no Google Cloud credentials" in error

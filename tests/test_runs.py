@@ -103,6 +103,28 @@ def test_resume_of_a_stopped_runs_prefix_carries_its_done_parts(tmp_path, bucket
     assert f"6 jobs: {done} carried over, {6 - done} succeeded, 0 failed" in out
 
 
+def test_ctrl_c_mid_run_is_one_line_and_exit_130_and_the_next_run_goes_on(tmp_path, bucket_root):
+    manifest = jobs(tmp_path, 8)
+    prefix = tmp_path / "r"
+    first = start(manifest, prefix, bucket_root, "--lines_per_part", "2", "--quiet")
+    wait_for(lambda: len(done_markers(prefix)) >= 1 or first.poll() is not None)
+    os.killpg(first.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole process group
+    code, out, err = finish(first)
+    assert (code, out, err) == (130, "", "stopped: run the same command again to go on from the done parts\n")
+
+    code, out, err = finish(start(manifest, prefix, bucket_root, "--lines_per_part", "2", "--quiet"))
+    assert code == 0 and "lines were done" in err and "8 jobs: 8 succeeded, 0 failed" in out, err
+
+
+def test_a_closed_stderr_does_not_stop_the_run(tmp_path, bucket_root):
+    command = pipeline_command(jobs(tmp_path, 2), tmp_path / "r", bucket_root, "--quiet")
+    done = subprocess.run(
+        command, cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=300, preexec_fn=lambda: os.close(2)
+    )
+    assert done.returncode == 0 and "2 jobs: 2 succeeded, 0 failed" in done.stdout
+    assert len(read_results(str(tmp_path / "r"))) == 2
+
+
 def test_a_second_run_on_a_held_prefix_exits_2_naming_the_holder(tmp_path, bucket_root):
     manifest = jobs(tmp_path, 12)
     prefix = tmp_path / "r"
