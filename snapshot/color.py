@@ -176,7 +176,9 @@ def to_srgb(signal: Sequence[np.ndarray], described: Description) -> np.ndarray:
     gain: np.ndarray | float = ENCODE_STEPS - 1
     if described.hdr:
         brightest = np.maximum(np.maximum(linear[0], linear[1]), linear[2])
-        peak = min(described.peak_nits / REFERENCE_WHITE_NITS, _frame_peak(brightest))
+        peak = min(described.peak_nits / REFERENCE_WHITE_NITS, float(brightest.max()))
+        if peak > 1:
+            peak = min(peak, _frame_peak(brightest))
         if peak > 1:  # the frame holds light brighter than SDR white: roll it off to its own peak
             peak = np.ceil(peak * 100) / 100  # a few tables serve every frame
             brightest *= (SHOULDER_STEPS - 1) / peak
