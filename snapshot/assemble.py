@@ -186,9 +186,11 @@ def _times(job: Job, outcomes: list[Outcome], now: bool) -> tuple[str, str]:
 
 
 def _warnings(job: Job, outcomes: list[Outcome]) -> tuple[str, ...]:
-    """The job's warnings: those of its request, then those of its plan."""
+    """The job's warnings: those of its request, then those of its plan, then those of its
+    shots in {Count} order."""
     planned = next((o.planned for o in outcomes if o.planned is not None), None)
-    return job.warnings + (planned.warnings if planned else ())
+    shots = tuple(o.warning for o in sorted(outcomes, key=lambda o: o.seq) if o.warning)
+    return job.warnings + (planned.warnings if planned else ()) + shots
 
 
 def _echo(job: Job) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import itertools
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -22,7 +23,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from PIL import Image
 
-from snapshot import color, errors, images
+from snapshot import best, color, errors, images
 from snapshot.errors import SnapshotError
 from snapshot.limits import Limits
 from snapshot.spec import BlackFilter
@@ -99,7 +100,8 @@ class Shot:
     upright picture of `size`.
 
     `keyframe`: the target is a keyframe, decoded alone. With `black` set, the first frame of
-    the first 5 s (keyframes only with `keyframe`) that is not black instead.
+    the first 5 s (keyframes only with `keyframe`) that is not black instead. With `window`
+    (first, last pts), the best frame shown in that span instead (snapshot.best).
     """
 
     seq: int  # 1-based, the {Count} of this image
@@ -109,6 +111,7 @@ class Shot:
     keyframe: bool = False
     black: BlackFilter | None = None
     owner: str = ""  # the job it is for
+    window: tuple[int, int] | None = None  # FrameType best: the span looked in
 
 
 @dataclass
@@ -119,6 +122,7 @@ class Captured:
     frame_pts: int
     decoded: int = 0  # frames the decoder made for this shot
     _encoded: dict[tuple[str, int], bytes] = field(default_factory=dict)  # shared by shots of the same picture
+    clear: bool = True  # False: FrameType best found no clear frame in the window
 
     def encoded(self, image_format: str, quality: int) -> bytes:
         """The picture in `image_format` (images.FORMATS), encoded once per format and
@@ -130,7 +134,7 @@ class Captured:
 
     def again(self, shot: Shot) -> Captured:
         """The same picture for another shot of the same size, sharing its encodings."""
-        return Captured(shot, self.image, self.color, self.frame_pts, 0, self._encoded)
+        return Captured(shot, self.image, self.color, self.frame_pts, 0, self._encoded, self.clear)
 
 
 def probe(source: Source, limits: Limits = DEFAULT_LIMITS) -> Probe:
@@ -298,9 +302,20 @@ def capture(
                 if skip(shot.owner):
                     continue
                 decoded = walker.decoded
+                clear = True
                 if shot.black is not None:
                     frame = _first_non_black(walker, shot.black, shot.keyframe)
                     frames = None  # the next frame-exact shot seeks afresh
+                elif shot.window is not None:
+                    same = previous is not None and (previous.shot.window, previous.shot.target_pts) == (
+                        shot.window,
+                        shot.target_pts,
+                    )
+                    if same and previous is not None and previous_frame is not None:
+                        frame, clear = previous_frame, previous.clear
+                    else:
+                        frame, clear = _best(walker, shot)
+                    frames = None
                 elif shot.keyframe:
                     same = previous is not None and previous.shot.keyframe and previous.frame_pts == shot.target_pts
                     if same and previous_frame is not None:
@@ -321,7 +336,7 @@ def capture(
                     captured = previous.again(shot)
                 else:
                     shown = frame.pts if frame.pts is not None else shot.target_pts
-                    captured = Captured(shot, *_picture(frame, shot.size), frame_pts=shown)
+                    captured = Captured(shot, *_picture(frame, shot.size), frame_pts=shown, clear=clear)
                 captured.decoded = walker.decoded - decoded
                 previous, previous_frame = captured, frame
                 yield captured
@@ -455,6 +470,71 @@ def _first_non_black(walker: _Walker, black: BlackFilter, keyframes_only: bool) 
     return first
 
 
+def _best(walker: _Walker, shot: Shot) -> tuple[VideoFrame, bool]:
+    """The best frame of the shot's window, and whether it is clear: each frame is judged
+    with its neighbours, one frame late."""
+    chooser: best.Chooser[VideoFrame] = best.Chooser(shot.target_pts)
+    previous: np.ndarray | None = None
+    current: tuple[VideoFrame, bool, np.ndarray] | None = None
+    for frame, inside in itertools.chain(_window(walker, shot), [(None, False)]):
+        luma = _luma(frame, best.SCORE_WIDTH) if frame is not None else None
+        if current is not None and current[1] and current[0].pts is not None:
+            chooser.offer(current[0], current[0].pts, previous, current[2], luma)
+        previous = current[2] if current is not None else None
+        current = (frame, inside, luma) if frame is not None and luma is not None else None
+    try:
+        return chooser.choice()
+    except ValueError:
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no frame at {shot.requested_ms} ms") from None
+
+
+def _window(walker: _Walker, shot: Shot) -> Iterator[tuple[VideoFrame, bool]]:
+    """(frame, inside the window) in time order: the frames shown from the window's first pts
+    to its last, with the frame before and the frame after when there are. Every frame
+    decoded, from the keyframe before, counts against max_frames_per_point."""
+    assert shot.window is not None
+    first, last = shot.window
+    limit = walker.limits.max_frames_per_point
+    frames, _, ahead = walker.start(walker.probe.keyframe_at_or_before(first), first)
+    frames.target = first
+    held: list[VideoFrame] = []  # the last two frames at or before `first`
+    for decoded, frame in enumerate(itertools.chain([ahead] if ahead else [], frames), start=1):
+        if decoded > limit:
+            raise SnapshotError(
+                errors.RESOURCE_CONTENT_BAD,
+                f"the window at {shot.requested_ms} ms needs over {limit} decoded frames: use a smaller BestWindow",
+            )
+        if frame.pts is None:
+            continue
+        if frame.pts <= first:
+            held = [*held[-1:], frame]
+            continue
+        yield from _held(held)
+        held = []
+        if frame.pts > last:
+            yield frame, False
+            return
+        yield frame, True
+    yield from _held(held)
+
+
+def _held(held: list[VideoFrame]) -> Iterator[tuple[VideoFrame, bool]]:
+    """The frame before the one shown at the window's start, and that one."""
+    if len(held) == 2:
+        yield held[0], False
+    if held:
+        yield held[-1], True
+
+
+def _luma(frame: VideoFrame, width: int) -> np.ndarray:
+    """The luma of the picture a viewer sees (an HDR frame after tone mapping), at most
+    `width` wide."""
+    width = min(frame.width, width)
+    height = max(1, round(frame.height * width / frame.width))
+    picture, _ = color.render(frame, width, height)
+    return np.asarray(picture.convert("L"))
+
+
 def _candidates(walker: _Walker, limit: int, keyframes_only: bool) -> Frames:
     """Every frame before `limit` (no target: nothing is skipped), or only its keyframes."""
     probe_ = walker.probe
@@ -476,10 +556,7 @@ def _candidates(walker: _Walker, limit: int, keyframes_only: bool) -> Frames:
 
 def _is_black(frame: VideoFrame, black: BlackFilter) -> bool:
     """Judged on the luma of the picture a viewer sees: an HDR frame after tone mapping."""
-    width = min(frame.width, BLACK_TEST_WIDTH)
-    height = max(1, round(frame.height * width / frame.width))
-    picture, _ = color.render(frame, width, height)
-    return images.black_share(np.asarray(picture.convert("L")), black.threshold) >= black.level
+    return images.black_share(_luma(frame, BLACK_TEST_WIDTH), black.threshold) >= black.level
 
 
 def _advance(

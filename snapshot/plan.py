@@ -101,8 +101,9 @@ def shots(config: SnapshotConfig, probe: Probe, max_points: int = Limits.max_poi
     """The images of a job, numbered in the order of their time points.
 
     `normal`: the frame shown at each point. `intra`: the keyframe nearest to each point;
-    points that share a keyframe share one image. The first shot carries the black-frame
-    filter, if the config has one.
+    points that share a keyframe share one image. `best`: the best frame of the window
+    around each point. The first shot carries the black-frame filter, if the config has one
+    (not with `best`, which skips black frames anywhere).
     """
     result: list[Shot] = []
     seen: set[int] = set()
@@ -114,9 +115,20 @@ def shots(config: SnapshotConfig, probe: Probe, max_points: int = Limits.max_poi
             if target in seen:
                 continue
             seen.add(target)
+        if config.frame_type == FrameType.BEST:
+            window = best_window(probe, point, config.best_window_ms)
+            result.append(Shot(len(result) + 1, point, target, size, owner=owner, window=window))
+            continue
         black = config.black if not result else None
         result.append(Shot(len(result) + 1, point, target, size, intra, black, owner))
     return result
+
+
+def best_window(probe: Probe, point: int, window_ms: int) -> tuple[int, int]:
+    """(first, last) pts of the window centred on `point`, clipped to the video."""
+    first = max(probe.start_pts, probe.pts(point - window_ms / 2))
+    last = min(probe.end_pts - 1, probe.pts(point + window_ms / 2))
+    return first, max(first, last)
 
 
 def nearest_keyframe(keyframes: tuple[int, ...], pts: int, first_shown: int | None = None) -> int:

@@ -29,6 +29,7 @@ MAX_TIME_MS = 10**10  # Time and TimeArray points: about 115 days
 MAX_COUNT = 2**31 - 1  # Num and CellSelStep
 DEFAULT_QUALITY = 85
 DEFAULT_INTERVAL_S = 10
+DEFAULT_BEST_WINDOW_MS, MAX_BEST_WINDOW_MS = 2000, 60_000
 
 
 class FrameType(enum.StrEnum):
@@ -36,6 +37,7 @@ class FrameType(enum.StrEnum):
 
     INTRA = "intra"  # the nearest keyframe
     NORMAL = "normal"  # the frame a player shows at that time
+    BEST = "best"  # ext: the best frame within BestWindow around the point (snapshot.best)
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class SnapshotConfig:
     vtt_sprite_fragments: bool = False  # SubOut.IsSptFrag
     black: BlackFilter | None = None
     quality: int = DEFAULT_QUALITY  # ext: JPEG quality of images and sheets
+    best_window_ms: int = DEFAULT_BEST_WINDOW_MS  # ext: BestWindow, the span FrameType best looks in
 
     @property
     def is_async(self) -> bool:
@@ -201,6 +204,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "SnapshotConfig": frozenset(
         {"OutputFile", "Time", "Interval", "Num", "TimeArray", "Width", "Height", "FrameType", "TileOut"}
         | {"TileOutputFile", "Format", "SubOut", "BlackLevel", "PixelBlackThreshold", "Quality"}
+        | {"BestWindow"}
     ),
     "SnapshotConfig.OutputFile": _REF_KEYS,
     "SnapshotConfig.TileOutputFile": _REF_KEYS,
@@ -271,7 +275,8 @@ def _snapshot_config(cfg: dict) -> SnapshotConfig:
         frame_type = FrameType(frame_type_text.lower())
     except ValueError:
         raise SnapshotError(
-            errors.INVALID_PARAMETER, f"SnapshotConfig.FrameType must be intra or normal, got {_show(frame_type_text)}"
+            errors.INVALID_PARAMETER,
+            f"SnapshotConfig.FrameType must be intra, normal or best, got {_show(frame_type_text)}",
         ) from None
     if time_array is not None:
         time_ms, interval, num = 0, None, None
@@ -309,8 +314,14 @@ def _snapshot_config(cfg: dict) -> SnapshotConfig:
         vtt=bool(vtt_format),
         vtt_sprite_fragments=fragments,
         quality=_integer(cfg, "Quality", 1, 100) or DEFAULT_QUALITY,
+        best_window_ms=_best_window(cfg),
     )
     return replace(config, black=_black_filter(cfg, config))
+
+
+def _best_window(cfg: dict) -> int:
+    window = _integer(cfg, "BestWindow", 0, MAX_BEST_WINDOW_MS)
+    return DEFAULT_BEST_WINDOW_MS if window is None else window
 
 
 def _tile_spec(cfg: dict) -> TileSpec | None:

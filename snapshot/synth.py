@@ -7,7 +7,7 @@ is up), the other 19 cells are the bits of the frame index, white for 1 and blac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 import av
@@ -71,6 +71,7 @@ def write_video(
     start_seconds: float = 0,
     black_frames: int = 0,
     noise: int = 0,
+    edit: Callable[[int, Image.Image], Image.Image] | None = None,
 ) -> None:
     """Encode `frames` pattern frames (index 0, 1, ...) into a video file.
 
@@ -79,7 +80,8 @@ def write_video(
     picture turned and a display matrix that turns it back (as phones do: -90 means the
     player turns it 90 degrees clockwise). `start_seconds` offsets every timestamp. The
     first `black_frames` frames are all black. `noise` adds random grain of that amplitude,
-    which makes frames big (for tests of how much is read).
+    which makes frames big (for tests of how much is read). `edit(index, picture)` may
+    change any upright picture (black, white, blurred frames).
     """
     width, height = size
     turned = rotation in (90, -90, 270)
@@ -101,6 +103,8 @@ def write_video(
                 grain = np.random.default_rng(index).integers(-noise, noise + 1, pixels.shape)
                 pixels = np.clip(pixels.astype(np.int16) + grain, 0, 255).astype(np.uint8)
             picture = Image.fromarray(pixels)
+            if edit is not None:
+                picture = edit(index, picture)
             if rotation:
                 picture = picture.rotate(-rotation, expand=True)
             frame = av.VideoFrame.from_image(picture)

@@ -79,6 +79,7 @@ class Outcome:
     cell: bytes | None = None
     error: SnapshotError | None = None
     bytes_read: int = 0
+    warning: str = ""  # what capturing this shot noticed (FrameType best: no clear frame)
     started: float = 0.0
     ended: float = 0.0
 
@@ -216,7 +217,9 @@ def _tasks(probe: Probe, version: str, shots: list[Shot], parts: list[Part]) -> 
         CaptureTask(
             source,
             version,
-            probe.for_targets((s.target_pts for s in group), any(s.black for s in group)),
+            probe.for_targets(
+                (t for s in group for t in (s.target_pts, *(s.window or ()))), any(s.black for s in group)
+            ),
             tuple(group),
             tuple(by_job[o] for o in sorted({s.owner for s in group})),
         )
@@ -232,7 +235,10 @@ def shot_cost(probe: Probe, shot: Shot, previous: Shot | None) -> float:
     if previous is not None and same_frame(shot, previous):
         return 0.0 if shot.size == previous.size else picture
     frames: float
-    if shot.keyframe or shot.black:
+    if shot.window is not None:
+        first, last = shot.window
+        frames = 2 + (probe.ms(last) - probe.ms(probe.keyframe_at_or_before(first))) / 1000 * ASSUMED_FPS
+    elif shot.keyframe or shot.black:
         frames = 1 if not shot.black else media.BLACK_WINDOW_S * ASSUMED_FPS
     else:
         keyframe = probe.keyframe_at_or_before(shot.target_pts)
@@ -249,6 +255,7 @@ def same_frame(shot: Shot, previous: Shot) -> bool:
         and shot.keyframe == previous.keyframe
         and shot.black is None
         and previous.black is None
+        and shot.window == previous.window
     )
 
 
@@ -294,7 +301,8 @@ def _keep(part: Part, probe: Probe, captured: media.Captured, storage: Storage) 
     cell = None
     if part.layout and part.layout.cell_index(shot.seq) is not None:
         cell = images.cell_jpeg(captured.image, (part.layout.cell_width, part.layout.cell_height))
-    return Outcome(shot.seq, image=image, cell=cell)
+    unclear = f"point {shot.requested_ms} ms: no frame in its window is clear; the nearest is shown"
+    return Outcome(shot.seq, image=image, cell=cell, warning="" if captured.clear else unclear)
 
 
 def _check_output_pixels(
