@@ -112,6 +112,7 @@ class Shot:
     black: BlackFilter | None = None
     owner: str = ""  # the job it is for
     window: tuple[int, int] | None = None  # FrameType best: the span looked in
+    scene: tuple[int, int] | None = None  # FrameType scene: the shot's start and end, ms
 
 
 @dataclass
@@ -524,6 +525,38 @@ def _held(held: list[VideoFrame]) -> Iterator[tuple[VideoFrame, bool]]:
         yield held[0], False
     if held:
         yield held[-1], True
+
+
+def small_lumas(
+    source: Source, probe_: Probe, first: int, size: tuple[int, int], limits: Limits = DEFAULT_LIMITS
+) -> Iterator[tuple[float, np.ndarray]]:
+    """(ms, luma picture of `size`) of the frame shown at pts `first` (at its ms) and of every
+    later frame: each decoded in full, scaled during conversion, seen one at a time."""
+    with _open(source) as container:
+        walker = _Walker(container, _video_stream(container, limits), probe_, limits)
+        try:
+            frames, _, ahead = walker.start(probe_.keyframe_at_or_before(first), first)
+            held: VideoFrame | None = None
+            for frame in itertools.chain([ahead] if ahead else [], frames):
+                if frame.pts is None:
+                    continue
+                if frame.pts <= first:
+                    held = frame
+                    continue
+                if held is not None:
+                    yield probe_.ms(first), _gray(held, size)
+                    held = None
+                yield probe_.ms(frame.pts), _gray(frame, size)
+            if held is not None:
+                yield probe_.ms(first), _gray(held, size)
+        except av.FFmpegError:
+            raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded for its shots") from None
+        finally:
+            walker.finish()
+
+
+def _gray(frame: VideoFrame, size: tuple[int, int]) -> np.ndarray:
+    return frame.reformat(width=size[0], height=size[1], format="gray").to_ndarray()
 
 
 def _luma(frame: VideoFrame, width: int) -> np.ndarray:

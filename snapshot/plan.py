@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 
 from snapshot import errors
+from snapshot import shots as shots_
 from snapshot.errors import SnapshotError
 from snapshot.limits import Limits
 from snapshot.media import Probe, Shot
@@ -63,6 +64,8 @@ def warnings(config: SnapshotConfig, duration_ms: float, images: int, max_points
     """What a job that plans does not fail for but its requester should hear of
     (docs/contract.md#which-times): a point past the end, `Count` below the points asked, and
     an `Interval` that looks like milliseconds. `images` is the job's Count."""
+    if config.frame_type == FrameType.SCENE:
+        return []  # the points come from the video
     found = []
     end = f"the end of the video ({duration_ms:.0f} ms)"
     points = time_points(config, duration_ms, max_points)
@@ -97,14 +100,23 @@ def _milliseconds_hint(config: SnapshotConfig, duration_ms: float) -> str | None
     )
 
 
-def shots(config: SnapshotConfig, probe: Probe, max_points: int = Limits.max_points, owner: str = "") -> list[Shot]:
+def shots(
+    config: SnapshotConfig,
+    probe: Probe,
+    max_points: int = Limits.max_points,
+    owner: str = "",
+    scenes: list[shots_.Scene] | None = None,
+) -> list[Shot]:
     """The images of a job, numbered in the order of their time points.
 
     `normal`: the frame shown at each point. `intra`: the keyframe nearest to each point;
     points that share a keyframe share one image. `best`: the best frame of the window
-    around each point. The first shot carries the black-frame filter, if the config has one
-    (not with `best`, which skips black frames anywhere).
+    around each point. `scene`: see scene_shots, with the video's `scenes`. The first shot
+    carries the black-frame filter, if the config has one (not with `best` and `scene`,
+    which skip black frames anywhere).
     """
+    if config.frame_type == FrameType.SCENE:
+        return scene_shots(config, probe, scenes or [], max_points, owner)
     result: list[Shot] = []
     seen: set[int] = set()
     size, intra = output_size(config, probe), config.frame_type == FrameType.INTRA
@@ -121,6 +133,28 @@ def shots(config: SnapshotConfig, probe: Probe, max_points: int = Limits.max_poi
             continue
         black = config.black if not result else None
         result.append(Shot(len(result) + 1, point, target, size, intra, black, owner))
+    return result
+
+
+def scene_shots(
+    config: SnapshotConfig, probe: Probe, scenes: list[shots_.Scene], max_points: int, owner: str = ""
+) -> list[Shot]:
+    """One image per shot (from Time on): the `Num` longest, in time order; its point is the
+    shot's start, and its frame the best of the BestWindow centred in the shot's calm part."""
+    kept = shots_.longest(scenes, config.num)
+    if not kept:
+        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no frame after Time ({probe.duration_ms:.0f} ms)")
+    if len(kept) > max_points:
+        raise SnapshotError(errors.OUT_OF_RANGE, f"the job would take more than {max_points} snapshots")
+    size, result = output_size(config, probe), []
+    for seq, scene in enumerate(kept, start=1):
+        calm_start, calm_end = scene.calm
+        middle = (calm_start + calm_end) / 2
+        half = min(config.best_window_ms, calm_end - calm_start) / 2
+        first = max(probe.pts(calm_start), probe.pts(middle - half))
+        last = max(first, min(probe.end_pts - 1, probe.pts(calm_end) - 1, probe.pts(middle + half)))
+        span = (round(scene.start_ms), round(scene.end_ms))
+        result.append(Shot(seq, span[0], probe.pts(middle), size, owner=owner, window=(first, last), scene=span))
     return result
 
 

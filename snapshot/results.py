@@ -56,6 +56,7 @@ class SnapshotImage:
     height: int
     color_in: str = ""  # color.Description.text of the frame
     tone_mapped: bool = False
+    shot_ms: tuple[int, int] | None = None  # FrameType scene: the shot's start and end
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,8 @@ class JobResult:
                         "FrameTime": s.frame_time_ms,
                         "Width": s.width,
                         "Height": s.height,
+                        "ShotStart": s.shot_ms[0] if s.shot_ms else None,
+                        "ShotEnd": s.shot_ms[1] if s.shot_ms else None,
                     }
                     for s in self.snapshots
                 ],

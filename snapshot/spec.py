@@ -38,6 +38,7 @@ class FrameType(enum.StrEnum):
     INTRA = "intra"  # the nearest keyframe
     NORMAL = "normal"  # the frame a player shows at that time
     BEST = "best"  # ext: the best frame within BestWindow around the point (snapshot.best)
+    SCENE = "scene"  # ext: one snapshot per shot, its best frame (snapshot.shots)
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,10 @@ class SnapshotConfig:
 
     @property
     def is_async(self) -> bool:
-        """Async as soon as Interval, Num or TimeArray is present (docs/contract.md#which-times)."""
-        return self.interval_ms is not None or self.num is not None or self.time_array is not None
+        """Async as soon as Interval, Num or TimeArray is present (docs/contract.md#which-times),
+        and with FrameType scene."""
+        several = self.interval_ms is not None or self.num is not None or self.time_array is not None
+        return several or self.frame_type == FrameType.SCENE
 
     @property
     def max_images(self) -> int | None:
@@ -276,8 +279,10 @@ def _snapshot_config(cfg: dict) -> SnapshotConfig:
     except ValueError:
         raise SnapshotError(
             errors.INVALID_PARAMETER,
-            f"SnapshotConfig.FrameType must be intra, normal or best, got {_show(frame_type_text)}",
+            f"SnapshotConfig.FrameType must be intra, normal, best or scene, got {_show(frame_type_text)}",
         ) from None
+    if frame_type == FrameType.SCENE and time_array is not None:
+        raise SnapshotError(errors.INVALID_PARAMETER, "SnapshotConfig.TimeArray does not go with FrameType scene")
     if time_array is not None:
         time_ms, interval, num = 0, None, None
     tile = _tile_spec(cfg)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
-from snapshot import errors, images, media, naming, plan, spec, tiles
+from snapshot import errors, images, media, naming, plan, shots, spec, tiles
 from snapshot.errors import SnapshotError
 from snapshot.jobs import Job
 from snapshot.limits import Limits
@@ -103,11 +103,13 @@ def plan_input(
             outcomes[job.id] = Outcome(0, error=error)
     reader: CountingReader | None = None
     probe: Probe | None = None
+    scenes: dict[int, Spans] = {}
     try:
         if ready:
             with buckets.connect() as storage, storage.open(ready[0].parsed.input) as reader:
                 probe = media.probe(reader, limits)
                 probe = media.exact_keyframes(reader, probe, _intra_targets(ready, probe, limits), limits)
+                scenes = _scenes(ready, reader, probe, limits)
     except Exception as error:  # noqa: BLE001 - one bad video must never stop the pipeline
         outcomes.update((job.id, Outcome(0, error=coded(error, "planning"))) for job in ready)
         probe = None
@@ -116,7 +118,7 @@ def plan_input(
         shots, parts = [], []
         for job in ready:
             try:
-                job_shots, layout = _plan_job(job, probe, limits, buckets)
+                job_shots, layout = _plan_job(job, probe, limits, buckets, scenes.get(job.parsed.config.time_ms))
                 warnings = plan.warnings(job.parsed.config, probe.duration_ms, len(job_shots), limits.max_points)
             except Exception as error:  # noqa: BLE001 - one bad job must never stop the others
                 outcomes[job.id] = Outcome(0, error=coded(error, "planning"))
@@ -146,12 +148,29 @@ def _intra_targets(jobs: list[Job], probe: Probe, limits: Limits) -> list[int]:
     return targets
 
 
-def _plan_job(job: Job, probe: Probe, limits: Limits, buckets: Buckets) -> tuple[list[Shot], SheetLayout | None]:
+Spans = list[shots.Scene]
+
+
+def _scenes(jobs: list[Job], reader: CountingReader, probe: Probe, limits: Limits) -> dict[int, Spans]:
+    """The shots from each Time of the scene jobs: one pass over the video each."""
+    found: dict[int, Spans] = {}
+    for job in jobs:
+        start = job.parsed.config.time_ms
+        if job.parsed.config.frame_type == spec.FrameType.SCENE and start not in found and start < probe.duration_ms:
+            frames = media.small_lumas(reader, probe, probe.pts(start), shots.DETECT_SIZE, limits)
+            measures = shots.measure(frames)
+            found[start] = shots.detect(measures, probe.duration_ms)
+    return found
+
+
+def _plan_job(
+    job: Job, probe: Probe, limits: Limits, buckets: Buckets, scenes: Spans | None = None
+) -> tuple[list[Shot], SheetLayout | None]:
     config = job.parsed.config
     size = plan.output_size(config, probe)
     sheets = images.format_of(config.tile_output.name) if config.tile_output else "JPEG"
     layout = tiles.layout(config.tile, size, limits.max_sheet_pixels, sheets) if config.tile else None
-    shots = plan.shots(config, probe, limits.max_points, owner=job.id)
+    shots = plan.shots(config, probe, limits.max_points, owner=job.id, scenes=scenes)
     _check_output_pixels(config, size, layout, len(shots), limits)
     _check_names(job.parsed, shots, layout, buckets)
     return shots, layout
@@ -297,11 +316,13 @@ def _keep(part: Part, probe: Probe, captured: media.Captured, storage: Storage) 
         *captured.image.size,
         color_in=captured.color.text,
         tone_mapped=captured.color.hdr,
+        shot_ms=shot.scene,
     )
     cell = None
     if part.layout and part.layout.cell_index(shot.seq) is not None:
         cell = images.cell_jpeg(captured.image, (part.layout.cell_width, part.layout.cell_height))
-    unclear = f"point {shot.requested_ms} ms: no frame in its window is clear; the nearest is shown"
+    where = f"shot at {shot.requested_ms} ms" if shot.scene else f"point {shot.requested_ms} ms"
+    unclear = f"{where}: no frame in its window is clear; the nearest is shown"
     return Outcome(shot.seq, image=image, cell=cell, warning="" if captured.clear else unclear)
 
 

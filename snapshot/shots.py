@@ -1,0 +1,160 @@
+"""`FrameType: scene` (docs/contract.md#scenes): shot boundaries from small luma pictures of
+every frame. Pure functions: the pictures in, the shots (first and end index) out.
+
+- A hard cut: the frame differs from the one before by CUT_MIN or more (mean absolute luma)
+  and CUT_RATIO times the usual difference around it (so steady motion and fades are no
+  cut), or CUT_RATIO_MOVED times when its histogram moved by CUT_HISTOGRAM too (a cut
+  between two moving shots).
+- A gradual transition (a fade through black, a dissolve): the histograms GRADUAL_MS before
+  and after a frame differ by GRADUAL_HISTOGRAM or more, with no hard cut in that span; the
+  boundary is the middle of each run of such frames, inside the transition.
+- A shot shorter than MIN_SHOT_MS joins its shorter neighbour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+DETECT_SIZE = (64, 36)  # width, height of the luma pictures the detector looks at
+CUT_MIN = 12.0  # mean absolute luma difference below which no frame is a cut
+CUT_RATIO = 3.0  # a cut differs this many times more than the median of its neighbours
+CUT_RATIO_MOVED = 1.5  # or this many times, when its luma histogram moved too:
+CUT_HISTOGRAM = 0.5  # by this much (L1 distance of shares, 0..2)
+NEIGHBOURS = 5  # frames on each side whose differences make the usual level
+GRADUAL_MS = 300  # a gradual transition compares frames this far before and after
+GRADUAL_HISTOGRAM = 0.6  # histogram distance across 2 x GRADUAL_MS that is a transition
+MIN_SHOT_MS = 1000  # a shorter shot joins a neighbour
+BINS = 32
+
+
+def histogram(luma: np.ndarray) -> np.ndarray:
+    """Shares of the picture's pixels in BINS luma bins."""
+    counts = np.bincount(luma.ravel().astype(np.int64) * BINS // 256, minlength=BINS)
+    return counts / max(1, luma.size)
+
+
+@dataclass(frozen=True)
+class Measures:
+    """What detection keeps of each frame, in time order: a few hundred bytes a frame."""
+
+    times_ms: np.ndarray
+    differences: np.ndarray  # mean absolute luma difference to the frame before (0 for the first)
+    histograms: np.ndarray  # frames x BINS
+
+
+def measure(frames: Iterable[tuple[float, np.ndarray]]) -> Measures:
+    """Measures of (time ms, luma picture) pairs, the pictures seen one at a time."""
+    times, diffs, hists = [], [], []
+    previous: np.ndarray | None = None
+    for time_ms, luma in frames:
+        here = luma.astype(np.int16)
+        times.append(time_ms)
+        diffs.append(float(np.abs(here - previous).mean()) if previous is not None else 0.0)
+        hists.append(histogram(luma))
+        previous = here
+    return Measures(np.array(times, np.float64), np.array(diffs), np.array(hists).reshape(-1, BINS))
+
+
+def hard_cuts(m: Measures) -> list[int]:
+    """Indices of the frames that start a shot after a hard cut."""
+    diffs, hists = m.differences, m.histograms
+    cuts = []
+    for i in range(1, len(diffs)):
+        if diffs[i] < CUT_MIN:
+            continue
+        around = np.concatenate([diffs[max(1, i - NEIGHBOURS) : i], diffs[i + 1 : i + 1 + NEIGHBOURS]])
+        usual = float(np.median(around)) if around.size else 0.0
+        moved = float(np.abs(hists[i] - hists[i - 1]).sum())
+        if diffs[i] >= CUT_RATIO * usual or (diffs[i] >= CUT_RATIO_MOVED * usual and moved >= CUT_HISTOGRAM):
+            cuts.append(i)
+    return cuts
+
+
+def gradual(m: Measures, cuts: Sequence[int]) -> list[tuple[int, int]]:
+    """Gradual transitions: each run (first, last index) of frames whose histograms GRADUAL_MS
+    before and after differ by GRADUAL_HISTOGRAM; runs with a hard cut within GRADUAL_MS are
+    the cut's."""
+    times, hists = m.times_ms, m.histograms
+    before = np.searchsorted(times, times - GRADUAL_MS, side="left")
+    after = np.searchsorted(times, times + GRADUAL_MS, side="right") - 1
+    across = np.abs(hists[after] - hists[before]).sum(axis=1)
+    found: list[tuple[int, int]] = []
+    run: list[int] = []
+    for i in range(len(times) + 1):
+        if i < len(times) and across[i] >= GRADUAL_HISTOGRAM:
+            run.append(i)
+            continue
+        if run and not any(before[run[0]] <= c <= after[run[-1]] for c in cuts):
+            found.append((run[0], run[-1]))
+        run = []
+    return found
+
+
+def join_short(starts: list[int], times_ms: Sequence[float], end_ms: float, min_ms: float = MIN_SHOT_MS) -> list[int]:
+    """The shot starts (indices, the first 0) once every shot shorter than `min_ms` has
+    joined its shorter neighbour (the earlier on a tie), the shortest first."""
+    starts = sorted(set(starts) | {0})
+    while len(starts) > 1:
+        lengths = _lengths(starts, times_ms, end_ms)
+        k = min(range(len(starts)), key=lambda n: (lengths[n], n))
+        if lengths[k] >= min_ms:
+            break
+        if k == 0:
+            del starts[1]
+        elif k == len(starts) - 1 or lengths[k - 1] <= lengths[k + 1]:
+            del starts[k]
+        else:
+            del starts[k + 1]
+    return starts
+
+
+def _lengths(starts: list[int], times_ms: Sequence[float], end_ms: float) -> list[float]:
+    ends = [times_ms[s] for s in starts[1:]] + [end_ms]
+    return [end - times_ms[s] for s, end in zip(starts, ends, strict=True)]
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A shot, in ms: where it starts and ends, and its calm part (outside gradual
+    transitions; the whole shot when it is all transition), where its frame is chosen."""
+
+    start_ms: float
+    end_ms: float
+    calm: tuple[float, float]
+
+    @property
+    def length(self) -> float:
+        return self.end_ms - self.start_ms
+
+
+def detect(m: Measures, end_ms: float) -> list[Scene]:
+    """The shots of the measured frames, in order, from the first frame to `end_ms`."""
+    if not len(m.times_ms):
+        return []
+    times = [float(t) for t in m.times_ms]
+    cuts = hard_cuts(m)
+    runs = [(times[first], times[last]) for first, last in gradual(m, cuts)]
+    middles = [int(np.searchsorted(m.times_ms, (a + b) / 2)) for a, b in runs]
+    starts = [times[i] for i in join_short(cuts + middles, times, end_ms)]
+    return [Scene(a, b, _calm(a, b, runs)) for a, b in zip(starts, [*starts[1:], end_ms], strict=True)]
+
+
+def _calm(start: float, end: float, transitions: list[tuple[float, float]]) -> tuple[float, float]:
+    first, last = start, end
+    for a, b in transitions:
+        if a <= first <= b:
+            first = b
+        if a <= last <= b:
+            last = a
+    return (first, last) if first < last else (start, end)
+
+
+def longest(scenes: list[Scene], count: int | None) -> list[Scene]:
+    """The `count` longest scenes (the earlier on a tie), in time order."""
+    if count is None or count >= len(scenes):
+        return scenes
+    kept = sorted(range(len(scenes)), key=lambda n: (-scenes[n].length, n))[:count]
+    return [scenes[n] for n in sorted(kept)]

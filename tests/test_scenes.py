@@ -1,0 +1,191 @@
+"""`FrameType: scene` (docs/contract.md#scenes): one snapshot per shot, on a video made of known
+shots: hard cuts, a shot whose stripes slide, a fade through black and a dissolve. Each frame
+shows its index in a small inset at the top left (a quarter of the width and height)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from snapshot import assemble, errors, jobs, media, plan, shots, spec, synth
+from snapshot.errors import SnapshotError
+from snapshot.jobs import ManifestLine
+from snapshot.limits import Limits
+from snapshot.spec import FrameType, ObjectRef, SnapshotConfig
+from snapshot.storage import Buckets
+from tests.helpers import request_line
+
+FPS, SIZE = 30, (320, 180)
+OUT = ObjectRef("out", "x", "{Count}.jpg")
+# A: 0-44 checker; B: 45-89 stripes (hard cuts at 45 and 90); C: 90-149 sliding stripes, fading
+# out over 150-164; D: fading in over 165-179, circles to 269; dissolve D -> E over 270-299; E.
+FRAMES, CUTS, FADE, DISSOLVE, MOVING = 360, (45, 90), (150, 180), (270, 300), (90, 150)
+SHOT_OF = [(0, 45), (45, 90), (90, 165), (165, 285), (285, 360)]  # frames, transitions split in the middle
+
+
+def content(shot: str, index: int) -> np.ndarray:
+    """The picture of `shot` (A to E) at frame `index`, as float luma-ish RGB."""
+    width, height = SIZE
+    y, x = np.mgrid[0:height, 0:width]
+    if shot == "A":
+        grey = np.where((x // 8 + y // 8) % 2, 140, 80)
+    elif shot == "B":
+        grey = np.where((x // 20) % 2, 200, 40)
+    elif shot == "C":
+        grey = np.where(((x + y + 3 * index) // 12) % 2, 170, 30)
+    elif shot == "D":
+        grey = np.where(((x % 40 - 20) ** 2 + (y % 40 - 20) ** 2) < 150, 250, 100)
+    else:
+        grey = x * 255 // width
+    return np.repeat(grey[..., None], 3, axis=2).astype(np.float64)
+
+
+def picture(index: int) -> np.ndarray:
+    if index < 45:
+        pixels = content("A", index)
+    elif index < 90:
+        pixels = content("B", index)
+    elif index < 165:
+        pixels = content("C", index) * min(1.0, (164 - index) / 15)
+    elif index < 270:
+        pixels = content("D", index) * min(1.0, (index - 165) / 15)
+    elif index < 300:
+        share = (index - 269) / 31
+        pixels = content("D", index) * (1 - share) + content("E", index) * share
+    else:
+        pixels = content("E", index)
+    return pixels.astype(np.uint8)
+
+
+def edit(index: int, _: Image.Image) -> Image.Image:
+    pixels = picture(index)
+    width, height = SIZE
+    pixels[: height // 4, : width // 4] = synth.pattern(index, width // 4, height // 4)
+    return Image.fromarray(pixels)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("scenes") / "scenes.mp4")
+    synth.write_video(path, frames=FRAMES, fps=FPS, size=SIZE, edit=edit)
+    return path
+
+
+def inset_index(image: Image.Image) -> int:
+    return synth.read_index(image.crop((0, 0, image.width // 4, image.height // 4)))
+
+
+def detected(path: str) -> list[int]:
+    """The first frame index of each shot found."""
+    with open(path, "rb") as source:
+        probe = media.probe(source)
+        frames = media.small_lumas(source, probe, probe.start_pts, shots.DETECT_SIZE)
+        measures = shots.measure(frames)
+    return [round(s.start_ms * FPS / 1000) for s in shots.detect(measures, probe.duration_ms)]
+
+
+def test_shots_are_cut_at_hard_cuts_and_inside_transitions_and_not_in_motion(video):
+    starts = detected(video)
+    assert starts[0] == 0
+    assert len(starts) == 5, starts
+    for cut, found in zip(CUTS, starts[1:3], strict=True):
+        assert abs(found - cut) <= 2
+    assert FADE[0] <= starts[3] < FADE[1]
+    assert DISSOLVE[0] <= starts[4] < DISSOLVE[1]
+    assert not [s for s in starts if MOVING[0] + 2 < s < MOVING[1]]
+
+
+def capture(path: str, **fields) -> list[media.Captured]:
+    config = SnapshotConfig(output=OUT, frame_type=FrameType.SCENE, **fields)
+    with open(path, "rb") as source:
+        probe = media.probe(source)
+        frames = media.small_lumas(source, probe, probe.pts(config.time_ms), shots.DETECT_SIZE)
+        measures = shots.measure(frames)
+        planned = plan.shots(config, probe, scenes=shots.detect(measures, probe.duration_ms))
+        return sorted(media.capture(source, planned, probe), key=lambda c: c.shot.seq)
+
+
+def test_each_shot_shows_a_clear_frame_of_its_own(video):
+    found = capture(video)
+    assert len(found) == 5
+    for captured, (first, end) in zip(found, SHOT_OF, strict=True):
+        index = inset_index(captured.image)
+        assert first <= index < end
+        assert not FADE[0] <= index < FADE[1] and not DISSOLVE[0] <= index < DISSOLVE[1]
+        assert captured.clear
+        luma = np.asarray(captured.image.convert("L"))
+        assert 20 < luma.mean() < 220
+        assert captured.shot.scene is not None and captured.shot.requested_ms == captured.shot.scene[0]
+
+
+def test_num_keeps_the_longest_shots_in_time_order(video):
+    found = capture(video, num=3)
+    assert [c.shot.seq for c in found] == [1, 2, 3]
+    ranges = [SHOT_OF[2], SHOT_OF[3], SHOT_OF[4]]  # C, D and E; A and B last 1.5 s
+    for captured, (first, end) in zip(found, ranges, strict=True):
+        assert first <= inset_index(captured.image) < end
+
+
+def test_time_limits_the_span_analysed(video):
+    found = capture(video, time_ms=4000)  # frame 120, inside C
+    assert found[0].shot.scene is not None and found[0].shot.scene[0] == 4000
+    assert 120 <= inset_index(found[0].image) < 165
+    assert len(found) == 3
+
+
+def test_short_shots_join_their_shorter_neighbour():
+    times = [i * 100.0 for i in range(40)]  # 4 s at 10 fps
+    # shots: 0-1.0 s, 1.0-1.3 s (short), 1.3-3.5 s, 3.5-4.0 s (short, last)
+    assert shots.join_short([0, 10, 13, 35], times, 4000) == [0, 13]
+    assert shots.join_short([0, 2], times, 4000) == [0]
+    assert shots.join_short([], times, 4000) == [0]
+
+
+def test_longest_keeps_count_in_time_order():
+    spans = [shots.Scene(a, b, (a, b)) for a, b in [(0, 1000), (1000, 4000), (4000, 5000), (5000, 7000)]]
+    assert shots.longest(spans, 2) == [spans[1], spans[3]]
+    assert shots.longest(spans, 9) == spans
+    assert shots.longest(spans, None) == spans
+
+
+def test_a_scene_job_records_its_shots_and_its_track_spans_them(video, tmp_path):
+    root = tmp_path / "buckets"
+    (root / "in" / "v").mkdir(parents=True)
+    (root / "out").mkdir()
+    shutil.copy(video, root / "in" / "v" / "scenes.mp4")
+    text = request_line(
+        "v/scenes.mp4",
+        "s/{Count}.jpg",
+        Time=0,
+        FrameType="scene",
+        Format="vtt",
+        TileOut={"Lines": 1, "Columns": 5},
+        TileOutputFile={"Bucket": "out", "Location": "local", "Object": "s/sheet-{TileCount}.jpg"},
+    )
+    job = jobs.read_job(ManifestLine("m.jsonl", 1, text), "2000-01-01T00:00:00Z")
+    record = assemble.run(job, Buckets(str(root)), Limits(isolate=False)).to_record()
+    assert record["State"] == "Success", record
+    snapshots = record["Snapshots"]
+    assert len(snapshots) == 5
+    assert [s["Time"] for s in snapshots] == [s["ShotStart"] for s in snapshots]
+    assert [s["ShotEnd"] for s in snapshots[:-1]] == [s["ShotStart"] for s in snapshots[1:]]
+    assert snapshots[0]["ShotStart"] == 0 and snapshots[-1]["ShotEnd"] == 12000
+    assert abs(snapshots[1]["ShotStart"] - 1500) <= 67 and abs(snapshots[2]["ShotStart"] - 3000) <= 67
+    for s in snapshots:
+        assert s["ShotStart"] <= s["FrameTime"] < s["ShotEnd"]
+        with Image.open(io.BytesIO((root / "out" / s["Object"]).read_bytes())) as image:
+            assert inset_index(image) == round(s["FrameTime"] * FPS / 1000)
+    track = (root / "out" / "s" / "00001.vtt").read_text()
+    assert "00:00:01.500 --> 00:00:03.000" in track
+
+
+def test_scene_is_parsed_takes_no_time_array_and_counts_as_async():
+    config = spec.parse_request(request_line(FrameType="Scene")).config
+    assert config.frame_type == FrameType.SCENE and config.is_async
+    with pytest.raises(SnapshotError, match="TimeArray does not go with FrameType scene") as raised:
+        spec.parse_request(request_line(FrameType="scene", TimeArray={"TimePointList": [0]}))
+    assert raised.value.code == errors.INVALID_PARAMETER
