@@ -2,12 +2,13 @@
 without its Google Cloud modules.
 
 `import apache_beam` loads the BigQuery, Pub/Sub, Cloud Storage and Dataflow clients, for
-Beam's BigQuery and Pub/Sub transforms, its gs:// file system and its Dataflow runner, and every Beam Write (the Avro
-results) loads the Pub/Sub client again to tell a Pub/Sub sink from the others. Such a run
-uses none of them: its manifest, results and --resume are local files (Beam's file systems
-read them), and a gs:// bucket of its lines or targets goes through snapshot.gcs, which
-imports the Cloud Storage client itself. Any other run (a gs:// flag, another runner)
-imports Beam whole, as does every import of pipeline.__main__ that is not the command.
+Beam's BigQuery and Pub/Sub transforms, its gs:// file system and its Dataflow runner; every
+Beam Write (the Avro results) imports its Pub/Sub module again, to tell a Pub/Sub sink from
+the others. Such a run uses none of them: its manifest, results and --resume are local files
+(Beam's file systems read them), and a gs:// bucket of its lines or targets goes through
+snapshot.gcs, which imports the Cloud Storage client itself. Any other run (a gs:// flag,
+another runner) imports Beam whole, as does every import of pipeline.__main__ that is not the
+command.
 """
 
 from __future__ import annotations

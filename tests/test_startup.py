@@ -23,9 +23,7 @@ CLOUD = ("google.cloud.storage", "google.cloud.bigquery", "google.cloud.pubsub",
 
 def loaded(*args) -> tuple[int, set[str]]:
     """The command's exit code and the modules it loaded."""
-    done = subprocess.run(
-        [sys.executable, "-c", COMMAND, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([sys.executable, "-c", COMMAND, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
     return done.returncode, set(json.loads(done.stdout.splitlines()[-1]))
 
 
