@@ -8,6 +8,9 @@ could not start (a wrong flag or runner, no manifest, an unwritable results fold
 
 from __future__ import annotations
 
+from pipeline import startup  # noqa: F401 - first: the command's Beam import (pipeline.startup)
+
+# isort: split
 import gc
 import json
 import os

@@ -441,3 +441,23 @@ def test_a_gcs_lease_is_held_renewed_taken_over_when_stale_and_lost_when_taken(g
     assert json.loads(root.read_versioned("lease").data)["run"] == "run-2"  # not released by the first
     second.release()
     assert root.read_versioned("lease") is None
+
+
+def test_a_local_manifest_with_gcs_buckets(gcs, videos, tmp_path):
+    """No gs:// flag: the command imports Beam without its GCS file system (pipeline.startup),
+    and the buckets of a --bucket_map still go to GCS, through snapshot.gcs."""
+    media, out = gcs.bucket("media"), gcs.bucket("out")
+    gcs.upload(media, "v/h264.mp4", videos("h264.mp4"))
+    (tmp_path / "m.jsonl").write_text(line(media, "v/h264.mp4", out, Time=1010, FrameType="normal") + "\n")
+    (tmp_path / "map.json").write_text(json.dumps({"*": "gs://"}))
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--manifest", str(tmp_path / "m.jsonl"), "--results"]
+        + [str(tmp_path / "r" / "run"), "--bucket_map", str(tmp_path / "map.json"), "--bucket_root", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert gcs.index_of(out, "00001.jpg") == (30, (320, 180))
+    assert [r["State"] for r in read_results(str(tmp_path / "r" / "run"))] == ["Success"]
