@@ -164,3 +164,19 @@ def open_closed_streams() -> None:
                 os.dup2(null, fd)
                 os.close(null)
             setattr(sys, name, open(fd, "w", closefd=False))  # noqa: SIM115 - the process's own stream
+
+
+def add_bucket_arguments(parser) -> None:
+    """--bucket_root, --bucket_map and --roles: where buckets live, for every command."""
+    parser.add_argument(
+        "--bucket_root",
+        metavar="DIR",
+        default="./buckets",
+        help="folder or gs://bucket[/prefix] holding one sub-folder per bucket (default: ./buckets)",
+    )
+    parser.add_argument(
+        "--bucket_map", metavar="FILE", help='JSON file: bucket name (or "*") -> local folder or gs:// root'
+    )
+    parser.add_argument(
+        "--roles", metavar="FILE", help='JSON file: RoleArn -> {"key_file": ...} or {"impersonate": ...}'
+    )

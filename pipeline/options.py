@@ -77,18 +77,7 @@ class SnapshotOptions(PipelineOptions):
             help="results prefix, not a folder: PREFIX writes PREFIX-00000-of-0000N.avro (outdir/ is refused: "
             "write outdir/run1)",
         )
-        parser.add_argument(
-            "--bucket_root",
-            metavar="DIR",
-            default="./buckets",
-            help="folder or gs://bucket[/prefix] holding one sub-folder per bucket (default: ./buckets)",
-        )
-        parser.add_argument(
-            "--bucket_map", metavar="FILE", help='JSON file: bucket name (or "*") -> local folder or gs:// root'
-        )
-        parser.add_argument(
-            "--roles", metavar="FILE", help='JSON file: RoleArn -> {"key_file": ...} or {"impersonate": ...}'
-        )
+        flags.add_bucket_arguments(parser)
         parser.add_argument(
             "--storage_retries",
             metavar="N",

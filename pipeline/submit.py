@@ -46,16 +46,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--user_data", metavar="TEXT", default="", help="UserData, echoed in the response and the message"
     )
-    parser.add_argument(
-        "--bucket_root",
-        metavar="DIR",
-        default="./buckets",
-        help="folder or gs://bucket[/prefix] holding one sub-folder per bucket (default: ./buckets)",
-    )
-    parser.add_argument(
-        "--bucket_map", metavar="FILE", help='JSON file: bucket name (or "*") -> local folder or gs:// root'
-    )
-    parser.add_argument("--roles", metavar="FILE", help="JSON file: RoleArn -> credentials")
+    flags.add_bucket_arguments(parser)
     parser.add_argument("--pipelines", metavar="FILE", help="JSON file: PipelineId -> notification target")
     parser.add_argument(
         "--messages",

@@ -66,14 +66,8 @@ class Targets:
     def from_file(cls, default: str, pipelines_file: str | None, delivery: Delivery = Delivery()) -> Targets:
         pipelines = None
         if pipelines_file:
-            try:
-                with open(pipelines_file, encoding="utf-8") as stream:
-                    pipelines = json.load(stream)
-            except OSError as error:
-                raise ValueError(f"cannot read the pipelines file {pipelines_file}: {error.strerror}") from None
-            except ValueError as error:
-                raise ValueError(f"cannot read the pipelines file {pipelines_file}: {error}") from None
-            if not isinstance(pipelines, dict) or not all(isinstance(v, str) for v in pipelines.values()):
+            pipelines = storage.load_json(pipelines_file, "pipelines")
+            if not all(isinstance(v, str) for v in pipelines.values()):
                 raise ValueError(f"the pipelines file {pipelines_file} must map PipelineIds to target strings")
             for target in pipelines.values():
                 try:

@@ -59,7 +59,7 @@ class Buckets:
     def from_files(
         cls, root: str, bucket_map_file: str | None = None, roles_file: str | None = None, retry: Retry = Retry()
     ) -> Buckets:
-        return cls(root, _load_json(bucket_map_file, "bucket map"), _load_json(roles_file, "roles"), retry)
+        return cls(root, load_json(bucket_map_file, "bucket map"), load_json(roles_file, "roles"), retry)
 
     def connect(self) -> Storage:
         return Storage(self)
@@ -218,7 +218,9 @@ def _join(root: str, bucket: str) -> str:
     return f"gs://{below}/{bucket}" if below else f"gs://{bucket}"
 
 
-def _load_json(path: str | None, what: str) -> dict:
+def load_json(path: str | None, what: str) -> dict:
+    """The JSON object in the `what` file at `path` ({} without one); ValueError naming the
+    file when it cannot be read or holds no object."""
     if not path:
         return {}
     try:
