@@ -211,24 +211,15 @@ def output_names(
 
 def _tasks(probe: Probe, version: str, shots: list[Shot], parts: list[Part]) -> list[CaptureTask]:
     """Split shots into tasks contiguous in time (see MAX_FRAMES_PER_TASK), the costliest first:
-    Beam's local runner deals a stage's elements to its workers in turn, in the order they came."""
+    Beam's local runner deals a stage's elements to its workers in turn, in the order they came.
+    The shots with a window (`best`, `scene`) of each job are tasks of their own: a window that
+    needs more frames than allowed fails its own job, not the jobs that share its frames."""
     if not shots:
         return []
-    groups: list[tuple[float, list[Shot]]] = []  # (estimated cost, shots)
-    current: list[Shot] = []
-    cost, frames, previous = 0.0, 0, None
-    for shot in sorted(shots, key=lambda s: (s.target_pts, s.owner, s.seq)):
-        new_frame = previous is None or not same_frame(shot, previous)
-        if previous is not None and new_frame:
-            new_gop = probe.keyframe_at_or_before(shot.target_pts) != probe.keyframe_at_or_before(previous.target_pts)
-            if frames >= MAX_FRAMES_IN_A_GOP or (new_gop and (frames >= MAX_FRAMES_PER_TASK or cost >= TASK_COST)):
-                groups.append((cost, current))
-                current, cost, frames, previous = [], 0.0, 0, None
-        frames += new_frame
-        cost += shot_cost(probe, shot, previous)
-        current.append(shot)
-        previous = shot
-    groups.append((cost, current))
+    plain = [shot for shot in shots if shot.window is None]
+    windowed = sorted({shot.owner for shot in shots if shot.window is not None})
+    partitions = [plain, *([s for s in shots if s.window is not None and s.owner == o] for o in windowed)]
+    groups = [group for partition in partitions if partition for group in _groups(probe, partition)]
     groups.sort(key=lambda costed: costed[0], reverse=True)
     by_job = {part.job_id: part for part in parts}
     source = parts[0].request.input
@@ -244,6 +235,26 @@ def _tasks(probe: Probe, version: str, shots: list[Shot], parts: list[Part]) -> 
         )
         for _, group in groups
     ]
+
+
+def _groups(probe: Probe, shots: list[Shot]) -> list[tuple[float, list[Shot]]]:
+    """Shots in groups contiguous in time, each with its estimated cost."""
+    groups: list[tuple[float, list[Shot]]] = []  # (estimated cost, shots)
+    current: list[Shot] = []
+    cost, frames, previous = 0.0, 0, None
+    for shot in sorted(shots, key=lambda s: (s.target_pts, s.owner, s.seq)):
+        new_frame = previous is None or not same_frame(shot, previous)
+        if previous is not None and new_frame:
+            new_gop = probe.keyframe_at_or_before(shot.target_pts) != probe.keyframe_at_or_before(previous.target_pts)
+            if frames >= MAX_FRAMES_IN_A_GOP or (new_gop and (frames >= MAX_FRAMES_PER_TASK or cost >= TASK_COST)):
+                groups.append((cost, current))
+                current, cost, frames, previous = [], 0.0, 0, None
+        frames += new_frame
+        cost += shot_cost(probe, shot, previous)
+        current.append(shot)
+        previous = shot
+    groups.append((cost, current))
+    return groups
 
 
 def shot_cost(probe: Probe, shot: Shot, previous: Shot | None) -> float:

@@ -46,6 +46,18 @@ def test_a_write_error_fails_only_its_own_job(tmp_path, bucket_root):
         assert shown(bucket_root / "out" / f"fine{n - 1}.jpg") == 30 + n - 1
 
 
+def test_a_best_window_that_needs_too_many_frames_fails_only_its_own_job(tmp_path, bucket_root):
+    texts = [
+        request_line(output="best.jpg", Time=1010, FrameType="best", BestWindow=60000),
+        request_line(output="plain.jpg", Time=2010, FrameType="normal"),  # captured after the window
+    ]
+    found = run_lines(tmp_path, bucket_root, texts, Limits(max_frames_per_point=40))
+    assert (found[1]["State"], found[1]["Code"]) == ("Fail", errors.RESOURCE_CONTENT_BAD), found[1]["Message"]
+    assert "BestWindow" in found[1]["Message"]
+    assert found[2]["State"] == "Success", found[2]["Message"]
+    assert shown(bucket_root / "out" / "plain.jpg") == 60
+
+
 def test_sync_jobs_sharing_a_task_each_have_their_own_time_limit(tmp_path, bucket_root):
     # 80 large pictures in one GOP take seconds together; each alone is far under its 2 s limit
     texts = [request_line(output=f"big{n}.jpg", Time=1010 + 12 * n, FrameType="normal", Width=4096) for n in range(80)]
