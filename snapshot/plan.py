@@ -143,7 +143,10 @@ def scene_shots(
     shot's start, and its frame the best of the BestWindow centred in the shot's calm part."""
     kept = shots_.longest(scenes, config.num)
     if not kept:
-        raise SnapshotError(errors.RESOURCE_CONTENT_BAD, f"no frame after Time ({probe.duration_ms:.0f} ms)")
+        raise SnapshotError(
+            errors.RESOURCE_CONTENT_BAD,
+            f"no frame after Time {config.time_ms} ms: the video lasts {probe.duration_ms:.0f} ms",
+        )
     if len(kept) > max_points:
         raise SnapshotError(errors.OUT_OF_RANGE, f"the job would take more than {max_points} snapshots")
     size, result = output_size(config, probe), []

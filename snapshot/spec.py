@@ -263,8 +263,6 @@ def _snapshot_config(cfg: dict) -> SnapshotConfig:
     output = _object_ref(_required_object(cfg, "OutputFile", "SnapshotConfig.OutputFile"), "SnapshotConfig.OutputFile")
     time_array = _time_array(cfg)
     time_ms = _integer(cfg, "Time", minimum=0, maximum=MAX_TIME_MS)
-    if time_ms is None and time_array is None:
-        raise SnapshotError(errors.NULL_VALUE, "SnapshotConfig.Time is required")
     num = _integer(cfg, "Num", minimum=1, maximum=MAX_COUNT)
     interval = _interval_ms(cfg)
     if num is not None and interval is None:
@@ -283,6 +281,10 @@ def _snapshot_config(cfg: dict) -> SnapshotConfig:
         ) from None
     if frame_type == FrameType.SCENE and time_array is not None:
         raise SnapshotError(errors.INVALID_PARAMETER, "SnapshotConfig.TimeArray does not go with FrameType scene")
+    if time_ms is None and time_array is None:
+        if frame_type != FrameType.SCENE:  # scene: the shots from the start
+            raise SnapshotError(errors.NULL_VALUE, "SnapshotConfig.Time is required")
+        time_ms = 0
     if time_array is not None:
         time_ms, interval, num = 0, None, None
     tile = _tile_spec(cfg)

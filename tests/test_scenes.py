@@ -5,6 +5,7 @@ shows its index in a small inset at the top left (a quarter of the width and hei
 from __future__ import annotations
 
 import io
+import json
 import shutil
 
 import numpy as np
@@ -189,3 +190,25 @@ def test_scene_is_parsed_takes_no_time_array_and_counts_as_async():
     with pytest.raises(SnapshotError, match="TimeArray does not go with FrameType scene") as raised:
         spec.parse_request(request_line(FrameType="scene", TimeArray={"TimePointList": [0]}))
     assert raised.value.code == errors.INVALID_PARAMETER
+
+
+def test_a_scene_job_without_time_starts_at_0_where_other_types_need_time():
+    line = json.loads(request_line(FrameType="scene"))
+    del line["SnapshotConfig"]["Time"]
+    assert spec.parse_request(json.dumps(line)).config.time_ms == 0
+    line["SnapshotConfig"]["FrameType"] = "normal"
+    with pytest.raises(SnapshotError, match="SnapshotConfig.Time is required") as raised:
+        spec.parse_request(json.dumps(line))
+    assert raised.value.code == errors.NULL_VALUE
+
+
+def test_a_scene_job_from_past_the_end_says_how_long_the_video_is(video, tmp_path):
+    root = tmp_path / "buckets"
+    (root / "in" / "v").mkdir(parents=True)
+    (root / "out").mkdir()
+    shutil.copy(video, root / "in" / "v" / "scenes.mp4")
+    text = request_line("v/scenes.mp4", "s/{Count}.jpg", Time=60000, FrameType="scene")
+    job = jobs.read_job(ManifestLine("m.jsonl", 1, text), "2000-01-01T00:00:00Z")
+    result = assemble.run(job, Buckets(str(root)), Limits(isolate=False))
+    assert (result.state, result.code) == ("Fail", errors.RESOURCE_CONTENT_BAD)
+    assert result.message == f"no frame after Time 60000 ms: the video lasts {FRAMES * 1000 // FPS} ms"
