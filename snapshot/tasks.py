@@ -178,12 +178,21 @@ def _plan_job(
 
 def _check_names(request: Request, shots: list[Shot], layout: SheetLayout | None, buckets: Buckets) -> None:
     """A job's images, sheets and track are distinct objects, and none is its own input."""
-    taken = {buckets.location(request.input.bucket, request.input.name, "Input.Object"): "the job's own input"}
+    taken = {buckets.location(request.input.bucket, request.input.name, "Input.Object"): "Input.Object"}
     for field, ref, name in output_names(request, shots, layout):
         where = buckets.location(ref.bucket, name, field)
         if where in taken:
-            raise SnapshotError(errors.INVALID_PARAMETER, f"{field} names {name!r}, which is also {taken[where]}")
-        taken[where] = f"a name of its {field}"
+            raise SnapshotError(errors.INVALID_PARAMETER, _clash(field, name, taken[where]))
+        taken[where] = field
+
+
+def _clash(field: str, name: str, earlier: str) -> str:
+    """Why an output name is already taken, from the field that took it."""
+    if earlier == field:  # known only once planned: scene jobs find their count in the video
+        return f"{field} needs {{Count}}: this job writes several of them"
+    if earlier == "Input.Object":
+        return f"{field} names {name!r}, which is also the job's own input"
+    return f"{field} names {name!r}, which is also a name of its {earlier}"
 
 
 def output_names(

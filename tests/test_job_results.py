@@ -107,3 +107,11 @@ def test_each_job_has_its_own_creation_and_finish_time(bucket_root):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first.creation_time)
     unread = run(bucket_root, "not json")  # a line that was never planned: both times are its parsing's
     assert (unread["CreationTime"], unread["FinishTime"]) == (PARSED, PARSED)
+
+
+
+def test_an_output_name_that_is_the_input_says_so(bucket_root):
+    line = json.loads(request_line(output="v/h264.mp4"))
+    line["SnapshotConfig"]["OutputFile"]["Bucket"] = "in"
+    own = run(bucket_root, json.dumps(line))
+    assert own["Message"] == "SnapshotConfig.OutputFile.Object names 'v/h264.mp4', which is also the job's own input"

@@ -212,3 +212,18 @@ def test_a_scene_job_from_past_the_end_says_how_long_the_video_is(video, tmp_pat
     result = assemble.run(job, Buckets(str(root)), Limits(isolate=False))
     assert (result.state, result.code) == ("Fail", errors.RESOURCE_CONTENT_BAD)
     assert result.message == f"no frame after Time 60000 ms: the video lasts {FRAMES * 1000 // FPS} ms"
+
+
+
+def test_a_scene_job_with_one_output_name_for_several_shots_asks_for_count(video, tmp_path):
+    root = tmp_path / "buckets"
+    (root / "in" / "v").mkdir(parents=True)
+    (root / "out").mkdir()
+    shutil.copy(video, root / "in" / "v" / "scenes.mp4")
+    text = request_line("v/scenes.mp4", "fixed.jpg", FrameType="scene")
+    job = jobs.read_job(ManifestLine("m.jsonl", 1, text), "2000-01-01T00:00:00Z")
+    result = assemble.run(job, Buckets(str(root)), Limits(isolate=False))
+    assert (result.code, result.message) == (
+        errors.INVALID_PARAMETER,
+        "SnapshotConfig.OutputFile.Object needs {Count}: this job writes several of them",
+    )
