@@ -109,7 +109,6 @@ def test_each_job_has_its_own_creation_and_finish_time(bucket_root):
     assert (unread["CreationTime"], unread["FinishTime"]) == (PARSED, PARSED)
 
 
-
 def test_an_output_name_that_is_the_input_says_so(bucket_root):
     line = json.loads(request_line(output="v/h264.mp4"))
     line["SnapshotConfig"]["OutputFile"]["Bucket"] = "in"

@@ -214,7 +214,6 @@ def test_a_scene_job_from_past_the_end_says_how_long_the_video_is(video, tmp_pat
     assert result.message == f"no frame after Time 60000 ms: the video lasts {FRAMES * 1000 // FPS} ms"
 
 
-
 def test_a_scene_job_with_one_output_name_for_several_shots_asks_for_count(video, tmp_path):
     root = tmp_path / "buckets"
     (root / "in" / "v").mkdir(parents=True)
