@@ -63,11 +63,16 @@ sys.exit(command.main(sys.argv[1:]))
 
 def submit(*args: str, cwd) -> subprocess.CompletedProcess:
     """`python -m pipeline.submit` run from `cwd`."""
+    return run_module("pipeline.submit", *args, cwd=cwd)
+
+
+def run_module(module: str, *args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    """`python -m MODULE ARGS` run from `cwd`, this checkout first on the path."""
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.submit", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": ROOT},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])},
     )

@@ -17,7 +17,7 @@ from pipeline import graph, report, show
 from pipeline.show import read_results
 from snapshot.results import load_schema
 from snapshot.storage import Buckets
-from tests.helpers import ROOT, request_line
+from tests.helpers import ROOT, request_line, run_module
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +41,7 @@ def run(tmp_path_factory, videos):
 
 
 def command(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.show", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])},
-    )
+    return run_module("pipeline.show", *args, cwd=cwd)
 
 
 def test_help_describes_the_command_and_exits_0():
