@@ -90,9 +90,14 @@ def describe(frame: VideoFrame) -> Description:
         matrix = "bt2020" if transfer != "sdr" else "bt601" if frame.height < 720 else "bt709"
     primaries = int(frame.color_primaries)
     wide = primaries == _BT2020_PRIMARIES or (primaries == 2 and transfer != "sdr")  # 2: unspecified
-    full = int(frame.color_range) == _FULL_RANGE or frame.format.name.startswith("yuvj")
+    full = full_range(frame)
     peak = _peak_nits(frame) if transfer == "pq" else DEFAULT_PEAK_NITS
     return Description(matrix, transfer, full, wide, peak)
+
+
+def full_range(frame: VideoFrame) -> bool:
+    """The frame's samples use the full range of their bits (tagged so, or a `yuvj` format)."""
+    return int(frame.color_range) == _FULL_RANGE or frame.format.name.startswith("yuvj")
 
 
 def render(frame: VideoFrame, width: int, height: int) -> tuple[Image.Image, Description]:

@@ -13,7 +13,8 @@ every frame. Pure functions: the pictures in, the shots (first and end index) ou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,24 @@ GRADUAL_MS = 300  # a gradual transition compares frames this far before and aft
 GRADUAL_HISTOGRAM = 0.6  # histogram distance across 2 x GRADUAL_MS that is a transition
 MIN_SHOT_MS = 1000  # a shorter shot joins a neighbour
 BINS = 32
+CELL_SAMPLES = 4  # each pixel of a luma picture is the mean of this many x this many samples
+
+
+def cell_means(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A picture of `size` (width, height) whose pixels are the means of the plane's equal
+    cells, each sampled on an even grid of CELL_SAMPLES x CELL_SAMPLES: about the area mean,
+    at the cost of a few thousand samples whatever the video's size."""
+    width, height = size
+    picked = plane[np.ix_(_grid(plane.shape[0], height), _grid(plane.shape[1], width))]
+    return picked.reshape(height, CELL_SAMPLES, width, CELL_SAMPLES).mean(axis=(1, 3))
+
+
+@functools.lru_cache(maxsize=16)
+def _grid(length: int, cells: int) -> np.ndarray:
+    """CELL_SAMPLES positions spread evenly in each of `cells` equal parts of `length`."""
+    step = length / cells
+    offsets = (np.arange(CELL_SAMPLES) + 0.5) * step / CELL_SAMPLES
+    return (np.arange(cells)[:, None] * step + offsets[None, :]).astype(np.intp).ravel()
 
 
 def histogram(luma: np.ndarray) -> np.ndarray:
@@ -40,22 +59,52 @@ def histogram(luma: np.ndarray) -> np.ndarray:
 class Measures:
     """What detection keeps of each frame, in time order: a few hundred bytes a frame."""
 
+    pts: np.ndarray
     times_ms: np.ndarray
     differences: np.ndarray  # mean absolute luma difference to the frame before (0 for the first)
     histograms: np.ndarray  # frames x BINS
 
 
-def measure(frames: Iterable[tuple[float, np.ndarray]]) -> Measures:
-    """Measures of (time ms, luma picture) pairs, the pictures seen one at a time."""
-    times, diffs, hists = [], [], []
+def measure(frames: Iterable[tuple[int, np.ndarray]], to_ms: Callable[[int], float]) -> Measures:
+    """Measures of (pts, luma picture) pairs, the pictures seen one at a time."""
+    stamps, diffs, hists = [], [], []
     previous: np.ndarray | None = None
-    for time_ms, luma in frames:
+    for pts, luma in frames:
         here = luma.astype(np.int16)
-        times.append(time_ms)
+        stamps.append(pts)
         diffs.append(float(np.abs(here - previous).mean()) if previous is not None else 0.0)
         hists.append(histogram(luma))
         previous = here
-    return Measures(np.array(times, np.float64), np.array(diffs), np.array(hists).reshape(-1, BINS))
+    times = np.array([to_ms(pts) for pts in stamps], np.float64)
+    return Measures(np.array(stamps, np.int64), times, np.array(diffs), np.array(hists).reshape(-1, BINS))
+
+
+def completed(m: Measures, left_out: Iterable[int], span: Callable[[int, int], Measures]) -> Measures:
+    """The measures of a pass that left frames out (their pts `left_out`), with every frame
+    between each hard cut and the frame measured before it: `span(first, last)` measures the
+    frames from pts `first` to `last`, both included. So a cut is found at its own frame."""
+    skipped = np.sort(np.fromiter(left_out, np.int64))
+    for j in reversed(hard_cuts(m)):
+        first, last = int(m.pts[j - 1]), int(m.pts[j])
+        if np.searchsorted(skipped, last) > np.searchsorted(skipped, first, side="right"):
+            m = _spliced(m, j, span(first, last))
+    return m
+
+
+def _spliced(m: Measures, j: int, fine: Measures) -> Measures:
+    """`m` with the frames of `fine` (from frame j - 1 to frame j of `m`) in between."""
+    if len(fine.pts) < 2 or fine.pts[0] != m.pts[j - 1] or fine.pts[-1] != m.pts[j]:
+        return m
+
+    def join(coarse: np.ndarray, between: np.ndarray) -> np.ndarray:
+        return np.concatenate([coarse[:j], between[1:], coarse[j + 1 :]])
+
+    return Measures(
+        join(m.pts, fine.pts),
+        join(m.times_ms, fine.times_ms),
+        join(m.differences, fine.differences),
+        join(m.histograms, fine.histograms),
+    )
 
 
 def hard_cuts(m: Measures) -> list[int]:

@@ -157,8 +157,7 @@ def _scenes(jobs: list[Job], reader: CountingReader, probe: Probe, limits: Limit
     for job in jobs:
         start = job.parsed.config.time_ms
         if job.parsed.config.frame_type == spec.FrameType.SCENE and start not in found and start < probe.duration_ms:
-            frames = media.small_lumas(reader, probe, probe.pts(start), shots.DETECT_SIZE, limits)
-            measures = shots.measure(frames)
+            measures = media.shot_measures(reader, probe, probe.pts(start), limits)
             found[start] = shots.detect(measures, probe.duration_ms)
     return found
 

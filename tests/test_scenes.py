@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -84,8 +85,7 @@ def detected(path: str) -> list[int]:
     """The first frame index of each shot found."""
     with open(path, "rb") as source:
         probe = media.probe(source)
-        frames = media.small_lumas(source, probe, probe.start_pts, shots.DETECT_SIZE)
-        measures = shots.measure(frames)
+        measures = media.shot_measures(source, probe, probe.start_pts)
     return [round(s.start_ms * FPS / 1000) for s in shots.detect(measures, probe.duration_ms)]
 
 
@@ -100,12 +100,52 @@ def test_shots_are_cut_at_hard_cuts_and_inside_transitions_and_not_in_motion(vid
     assert not [s for s in starts if MOVING[0] + 2 < s < MOVING[1]]
 
 
+def test_a_cut_on_a_frame_nothing_references_is_found_at_that_frame(tmp_path):
+    """Detection first decodes only the frames others reference: here every fourth (three
+    B-frames between P-frames, none referenced, no keyframe at the cuts). Each cut lands on a
+    left-out frame, and the second pass finds it there, not at the next frame decoded."""
+    cuts = (41, 90, 135)  # after a P-frame at 40, 88 and 132: all three on B-frames
+    sources = "ABDE"
+
+    def shots_of(index: int, _: Image.Image) -> Image.Image:
+        shot = sources[sum(index >= cut for cut in cuts)]
+        return Image.fromarray(content(shot, index).astype(np.uint8))
+
+    path = str(tmp_path / "b-frames.mp4")
+    x264 = "keyint=300:scenecut=0:bframes=3:b-adapt=0:b-pyramid=none"
+    synth.write_video(path, frames=180, fps=FPS, size=SIZE, edit=shots_of, options={"x264-params": x264})
+    with open(path, "rb") as source:
+        probe = media.probe(source)
+        decoded = [pts for pts, _ in media.small_lumas(source, probe, probe.start_pts, demuxed=[])]
+    assert len(decoded) < 60  # the first pass left three frames in four out
+    assert all(probe.pts(cut * 1000 / FPS) not in decoded for cut in cuts)
+    assert detected(path) == [0, *cuts]
+
+
+@pytest.mark.parametrize(
+    "codec, pix_fmt", [("libx264", "yuv420p"), ("libx264", "yuvj420p"), ("libx265", "yuv420p10le"), ("qtrle", "rgb24")]
+)
+def test_detection_pictures_are_the_area_means_of_the_luma_in_full_range(tmp_path, codec, pix_fmt):
+    """Detection samples the luma plane (or, for RGB, asks the scaler): either way its small
+    pictures are what an area-averaging scale to full-range gray gives."""
+    path = str(tmp_path / "v.mov")
+    quiet = {"x265-params": "log-level=0"}
+    synth.write_video(path, frames=1, size=(640, 360), codec=codec, pix_fmt=pix_fmt, options=quiet)
+    with open(path, "rb") as source:
+        probe = media.probe(source)
+        [(_, small)] = media.small_lumas(source, probe, probe.start_pts)
+    with av.open(path) as container:
+        frame = next(container.decode(video=0))
+        area = frame.reformat(*shots.DETECT_SIZE, "gray", interpolation="AREA").to_ndarray()
+    assert small.shape == area.shape
+    assert np.abs(small.astype(int) - area).mean() < 1.0
+
+
 def capture(path: str, **fields) -> list[media.Captured]:
     config = SnapshotConfig(output=OUT, frame_type=FrameType.SCENE, **fields)
     with open(path, "rb") as source:
         probe = media.probe(source)
-        frames = media.small_lumas(source, probe, probe.pts(config.time_ms), shots.DETECT_SIZE)
-        measures = shots.measure(frames)
+        measures = media.shot_measures(source, probe, probe.pts(config.time_ms))
         planned = plan.shots(config, probe, scenes=shots.detect(measures, probe.duration_ms))
         return sorted(media.capture(source, planned, probe), key=lambda c: c.shot.seq)
 
