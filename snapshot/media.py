@@ -21,6 +21,7 @@ import numpy as np
 from av.container import InputContainer
 from av.packet import Packet
 from av.video.frame import VideoFrame
+from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 from PIL import Image
 
@@ -483,10 +484,11 @@ def _best(walker: _Walker, shot: Shot) -> tuple[VideoFrame, bool]:
     """The best frame of the shot's window, and whether it is clear: each frame is judged
     with its neighbours, one frame late."""
     chooser: best.Chooser[VideoFrame] = best.Chooser(shot.target_pts)
+    scaler = VideoReformatter()
     previous: np.ndarray | None = None
     current: tuple[VideoFrame, bool, np.ndarray] | None = None
     for frame, inside in itertools.chain(_window(walker, shot), [(None, False)]):
-        luma = _luma(frame, best.SCORE_WIDTH) if frame is not None else None
+        luma = _luma(frame, best.SCORE_WIDTH, scaler) if frame is not None else None
         if current is not None and current[1] and current[0].pts is not None:
             chooser.offer(current[0], current[0].pts, previous, current[2], luma)
         previous = current[2] if current is not None else None
@@ -568,6 +570,7 @@ def small_lumas(
         stream.thread_type, stream.thread_count = "FRAME", DETECT_THREADS
         stream.codec_context.options = dict(DETECT_OPTIONS)
         walker = _Walker(container, stream, probe_, limits, demuxed=demuxed)
+        scaler = VideoReformatter()
         try:
             frames, _, ahead = walker.start(probe_.keyframe_at_or_before(first), first)
             held: VideoFrame | None = None
@@ -580,46 +583,30 @@ def small_lumas(
                     held = frame
                     continue
                 if held is not None:
-                    yield first, _gray(held, shots.DETECT_SIZE)
+                    yield first, _gray(held, shots.DETECT_SIZE, scaler)
                     held = None
-                yield frame.pts, _gray(frame, shots.DETECT_SIZE)
+                yield frame.pts, _gray(frame, shots.DETECT_SIZE, scaler)
             if held is not None:
-                yield first, _gray(held, shots.DETECT_SIZE)
+                yield first, _gray(held, shots.DETECT_SIZE, scaler)
         except av.FFmpegError:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded for its shots") from None
         finally:
             walker.finish()
 
 
-def _gray(frame: VideoFrame, size: tuple[int, int]) -> np.ndarray:
-    """The frame's luma at `size`, full range: cell means of its luma plane (shots.cell_means),
-    or the scaler's when the plane is not luma alone or is smaller than `size`."""
-    plane = _luma_plane(frame)
-    if plane is None or plane.shape[0] < size[1] or plane.shape[1] < size[0]:
-        return frame.reformat(width=size[0], height=size[1], format="gray").to_ndarray()
-    means = shots.cell_means(plane, size) / (1 << (frame.format.components[0].bits - 8))
-    if not color.full_range(frame):
-        means = (means - 16) * (255 / 219)  # as the scaler's gray: full range
-    return np.clip(np.rint(means), 0, 255).astype(np.uint8)
+def _gray(frame: VideoFrame, size: tuple[int, int], scaler: VideoReformatter) -> np.ndarray:
+    """The frame's luma at `size`, full range, each pixel the mean of its area. A scaler kept
+    for a walk keeps its set-up: made anew for each frame, it would cost more than the scale."""
+    return scaler.reformat(frame, *size, "gray", interpolation="AREA").to_ndarray()
 
 
-def _luma_plane(frame: VideoFrame) -> np.ndarray | None:
-    """The luma samples of a planar YUV or gray frame (little-endian, at most 16 bits, stored in
-    the low bits), without a copy; None for other formats."""
-    name, bits = frame.format.name, frame.format.components[0].bits
-    if not name.startswith(("yuv", "gray", "nv")) or name.endswith("be") or bits > 16:
-        return None
-    plane = frame.planes[0]
-    dtype = np.dtype(np.uint8 if bits <= 8 else "<u2")
-    samples = np.frombuffer(memoryview(plane), dtype, count=plane.line_size * plane.height // dtype.itemsize)
-    return samples.reshape(plane.height, -1)[:, : plane.width]
-
-
-def _luma(frame: VideoFrame, width: int) -> np.ndarray:
-    """The luma of the picture a viewer sees (an HDR frame after tone mapping), at most
-    `width` wide."""
+def _luma(frame: VideoFrame, width: int, scaler: VideoReformatter | None = None) -> np.ndarray:
+    """The luma of the picture a viewer sees, at most `width` wide: an SDR frame's own luma
+    (as `_gray`, with `scaler` or a new one), an HDR frame's after tone mapping."""
     width = min(frame.width, width)
     height = max(1, round(frame.height * width / frame.width))
+    if color.describe(frame).transfer == "sdr":
+        return _gray(frame, (width, height), scaler or VideoReformatter())
     picture, _ = color.render(frame, width, height)
     return np.asarray(picture.convert("L"))
 

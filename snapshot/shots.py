@@ -13,7 +13,6 @@ every frame. Pure functions: the pictures in, the shots (first and end index) ou
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -29,24 +28,6 @@ GRADUAL_MS = 300  # a gradual transition compares frames this far before and aft
 GRADUAL_HISTOGRAM = 0.6  # histogram distance across 2 x GRADUAL_MS that is a transition
 MIN_SHOT_MS = 1000  # a shorter shot joins a neighbour
 BINS = 32
-CELL_SAMPLES = 4  # each pixel of a luma picture is the mean of this many x this many samples
-
-
-def cell_means(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A picture of `size` (width, height) whose pixels are the means of the plane's equal
-    cells, each sampled on an even grid of CELL_SAMPLES x CELL_SAMPLES: about the area mean,
-    at the cost of a few thousand samples whatever the video's size."""
-    width, height = size
-    picked = plane[np.ix_(_grid(plane.shape[0], height), _grid(plane.shape[1], width))]
-    return picked.reshape(height, CELL_SAMPLES, width, CELL_SAMPLES).mean(axis=(1, 3))
-
-
-@functools.lru_cache(maxsize=16)
-def _grid(length: int, cells: int) -> np.ndarray:
-    """CELL_SAMPLES positions spread evenly in each of `cells` equal parts of `length`."""
-    step = length / cells
-    offsets = (np.arange(CELL_SAMPLES) + 0.5) * step / CELL_SAMPLES
-    return (np.arange(cells)[:, None] * step + offsets[None, :]).astype(np.intp).ravel()
 
 
 def histogram(luma: np.ndarray) -> np.ndarray:

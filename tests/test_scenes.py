@@ -8,7 +8,6 @@ import io
 import json
 import shutil
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -120,25 +119,6 @@ def test_a_cut_on_a_frame_nothing_references_is_found_at_that_frame(tmp_path):
     assert len(decoded) < 60  # the first pass left three frames in four out
     assert all(probe.pts(cut * 1000 / FPS) not in decoded for cut in cuts)
     assert detected(path) == [0, *cuts]
-
-
-@pytest.mark.parametrize(
-    "codec, pix_fmt", [("libx264", "yuv420p"), ("libx264", "yuvj420p"), ("libx265", "yuv420p10le"), ("qtrle", "rgb24")]
-)
-def test_detection_pictures_are_the_area_means_of_the_luma_in_full_range(tmp_path, codec, pix_fmt):
-    """Detection samples the luma plane (or, for RGB, asks the scaler): either way its small
-    pictures are what an area-averaging scale to full-range gray gives."""
-    path = str(tmp_path / "v.mov")
-    quiet = {"x265-params": "log-level=0"}
-    synth.write_video(path, frames=1, size=(640, 360), codec=codec, pix_fmt=pix_fmt, options=quiet)
-    with open(path, "rb") as source:
-        probe = media.probe(source)
-        [(_, small)] = media.small_lumas(source, probe, probe.start_pts)
-    with av.open(path) as container:
-        frame = next(container.decode(video=0))
-        area = frame.reformat(*shots.DETECT_SIZE, "gray", interpolation="AREA").to_ndarray()
-    assert small.shape == area.shape
-    assert np.abs(small.astype(int) - area).mean() < 1.0
 
 
 def capture(path: str, **fields) -> list[media.Captured]:
