@@ -117,7 +117,11 @@ def test_prism_with_external_workers_gives_the_local_run_s_records_and_bytes(
 ):
     port, pool_pid = pool
     manifest = tmp_path / "jobs.jsonl"
-    manifest.write_text("\n".join(manifest_lines()) + "\n")
+    smart = [  # their frames are chosen by scores: the same on every runner
+        request_line(output="best/{Count}.jpg", Time=500, Num=2, Interval=1, FrameType="best", BestWindow=800),
+        request_line(output="scene/{Count}.jpg", FrameType="scene"),
+    ]
+    manifest.write_text("\n".join(manifest_lines() + smart) + "\n")
     found = {}
     for name, flags in (("local", ()), ("prism", on_prism(prism, port))):
         root = tmp_path / name
@@ -127,7 +131,7 @@ def test_prism_with_external_workers_gives_the_local_run_s_records_and_bytes(
         found[name] = outputs(root, str(tmp_path / name / "res"), name)
         if name == "prism":
             launcher = command.pid
-    assert found["prism"] == found["local"] and len(found["local"][0]) == 6 and len(found["local"][1]) == 7
+    assert found["prism"] == found["local"] and len(found["local"][0]) == 10 and len(found["local"][1]) == 9
     # Every decoding call ran in an SDK worker that the pool started, not in the launcher.
     where = environment[slots.FOLDER_VARIABLE]
     holders = {slots.last_holder(n, where) for n in range(slots.count(0))} - {None}
