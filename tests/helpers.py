@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import shutil
 import subprocess
 import sys
+
+from snapshot import assemble, jobs
+from snapshot.jobs import ManifestLine
+from snapshot.limits import Limits
+from snapshot.results import JobResult
+from snapshot.storage import Buckets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository: commands run here
 
@@ -36,6 +44,16 @@ def request_line(obj: str = "v/h264.mp4", output: str = "{Count}.jpg", **config)
     if "TimeArray" not in config:
         config.setdefault("Time", 0)
     return json.dumps({"Input": {"Bucket": "in", "Location": "local", "Object": obj}, "SnapshotConfig": config})
+
+
+def run_in_buckets(video: str, text: str, root: pathlib.Path) -> JobResult:
+    """Run the job of manifest line `text` in process, with `video` as `in/v/<its name>` under
+    a new bucket root `root` (buckets `in` and `out`)."""
+    (root / "in" / "v").mkdir(parents=True)
+    (root / "out").mkdir()
+    shutil.copy(video, root / "in" / "v" / os.path.basename(video))
+    job = jobs.read_job(ManifestLine("m.jsonl", 1, text), "2000-01-01T00:00:00Z")
+    return assemble.run(job, Buckets(str(root)), Limits(isolate=False))
 
 
 def pipeline_args(manifest, results, bucket_root, *flags) -> list[str]:

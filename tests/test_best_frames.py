@@ -5,19 +5,16 @@ put around the points."""
 from __future__ import annotations
 
 import io
-import shutil
 
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from snapshot import assemble, best, errors, jobs, media, plan, spec, synth
+from snapshot import best, errors, media, plan, spec, synth
 from snapshot.errors import SnapshotError
-from snapshot.jobs import ManifestLine
 from snapshot.limits import Limits
 from snapshot.spec import FrameType, ObjectRef, SnapshotConfig
-from snapshot.storage import Buckets
-from tests.helpers import request_line
+from tests.helpers import request_line, run_in_buckets
 
 OUT = ObjectRef("out", "x", "{Count}.jpg")
 FPS = 30
@@ -150,10 +147,7 @@ def test_best_window_is_parsed_and_checked(window, ok):
 
 def test_a_job_with_sprites_and_a_track_warns_of_a_point_without_a_clear_frame(tmp_path):
     root = tmp_path / "buckets"
-    (root / "in" / "v").mkdir(parents=True)
-    (root / "out").mkdir()
     path = video(tmp_path, dict.fromkeys(range(20, 41), "black") | {58: "white", 59: "blur", 60: "black"})
-    shutil.copy(path, root / "in" / "v" / "best.mp4")
     text = request_line(
         "v/best.mp4",
         "s/{Count}.jpg",
@@ -166,8 +160,7 @@ def test_a_job_with_sprites_and_a_track_warns_of_a_point_without_a_clear_frame(t
         TileOut={"Lines": 1, "Columns": 3},
         TileOutputFile={"Bucket": "out", "Location": "local", "Object": "s/sheet-{TileCount}.jpg"},
     )
-    job = jobs.read_job(ManifestLine("m.jsonl", 1, text), "2000-01-01T00:00:00Z")
-    record = assemble.run(job, Buckets(str(root)), Limits(isolate=False)).to_record()
+    record = run_in_buckets(path, text, root).to_record()
     assert record["State"] == "Success", record
     assert record["Warnings"] == ["point 1000 ms: no frame in its window is clear; the nearest is shown"]
     assert [s["FrameTime"] for s in record["Snapshots"]] == [0, 1000, 2033]

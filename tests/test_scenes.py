@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from snapshot import assemble, errors, jobs, media, plan, shots, spec, synth
+from snapshot import errors, media, plan, shots, spec, synth
 from snapshot.errors import SnapshotError
-from snapshot.jobs import ManifestLine
-from snapshot.limits import Limits
 from snapshot.spec import FrameType, ObjectRef, SnapshotConfig
-from snapshot.storage import Buckets
-from tests.helpers import request_line
+from tests.helpers import request_line, run_in_buckets
 
 FPS, SIZE = 30, (320, 180)
 OUT = ObjectRef("out", "x", "{Count}.jpg")
@@ -175,9 +171,6 @@ def test_longest_keeps_count_in_time_order():
 
 def test_a_scene_job_records_its_shots_and_its_track_spans_them(video, tmp_path):
     root = tmp_path / "buckets"
-    (root / "in" / "v").mkdir(parents=True)
-    (root / "out").mkdir()
-    shutil.copy(video, root / "in" / "v" / "scenes.mp4")
     text = request_line(
         "v/scenes.mp4",
         "s/{Count}.jpg",
@@ -187,8 +180,7 @@ def test_a_scene_job_records_its_shots_and_its_track_spans_them(video, tmp_path)
         TileOut={"Lines": 1, "Columns": 5},
         TileOutputFile={"Bucket": "out", "Location": "local", "Object": "s/sheet-{TileCount}.jpg"},
     )
-    job = jobs.read_job(ManifestLine("m.jsonl", 1, text), "2000-01-01T00:00:00Z")
-    record = assemble.run(job, Buckets(str(root)), Limits(isolate=False)).to_record()
+    record = run_in_buckets(video, text, root).to_record()
     assert record["State"] == "Success", record
     snapshots = record["Snapshots"]
     assert len(snapshots) == 5
@@ -224,24 +216,16 @@ def test_a_scene_job_without_time_starts_at_0_where_other_types_need_time():
 
 def test_a_scene_job_from_past_the_end_says_how_long_the_video_is(video, tmp_path):
     root = tmp_path / "buckets"
-    (root / "in" / "v").mkdir(parents=True)
-    (root / "out").mkdir()
-    shutil.copy(video, root / "in" / "v" / "scenes.mp4")
     text = request_line("v/scenes.mp4", "s/{Count}.jpg", Time=60000, FrameType="scene")
-    job = jobs.read_job(ManifestLine("m.jsonl", 1, text), "2000-01-01T00:00:00Z")
-    result = assemble.run(job, Buckets(str(root)), Limits(isolate=False))
+    result = run_in_buckets(video, text, root)
     assert (result.state, result.code) == ("Fail", errors.RESOURCE_CONTENT_BAD)
     assert result.message == f"no frame after Time 60000 ms: the video lasts {FRAMES * 1000 // FPS} ms"
 
 
 def test_a_scene_job_with_one_output_name_for_several_shots_asks_for_count(video, tmp_path):
     root = tmp_path / "buckets"
-    (root / "in" / "v").mkdir(parents=True)
-    (root / "out").mkdir()
-    shutil.copy(video, root / "in" / "v" / "scenes.mp4")
     text = request_line("v/scenes.mp4", "fixed.jpg", FrameType="scene")
-    job = jobs.read_job(ManifestLine("m.jsonl", 1, text), "2000-01-01T00:00:00Z")
-    result = assemble.run(job, Buckets(str(root)), Limits(isolate=False))
+    result = run_in_buckets(video, text, root)
     assert (result.code, result.message) == (
         errors.INVALID_PARAMETER,
         "SnapshotConfig.OutputFile.Object needs {Count}: this job writes several of them",
