@@ -59,7 +59,14 @@ class Buckets:
     def from_files(
         cls, root: str, bucket_map_file: str | None = None, roles_file: str | None = None, retry: Retry = Retry()
     ) -> Buckets:
-        return cls(root, load_json(bucket_map_file, "bucket map"), load_json(roles_file, "roles"), retry)
+        bucket_map = load_json(bucket_map_file, "bucket map")
+        for bucket, where in bucket_map.items():
+            if not isinstance(where, str) or not where or (where.rstrip("/") == "gs:" and bucket != "*"):
+                raise ValueError(
+                    f"the bucket map {bucket_map_file} maps {bucket!r} to {where!r}: give a folder or a gs:// bucket"
+                    + ' ("gs://" alone is the root of buckets, for "*" only)'
+                )
+        return cls(root, bucket_map, load_json(roles_file, "roles"), retry)
 
     def connect(self) -> Storage:
         return Storage(self)
