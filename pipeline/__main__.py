@@ -8,7 +8,7 @@ could not start (a wrong flag or runner, no manifest, an unwritable results fold
 
 from __future__ import annotations
 
-from pipeline import startup  # noqa: F401 - first: the command's Beam import (pipeline.startup)
+from pipeline import startup  # first: the command's Beam import (pipeline.startup)
 
 # isort: split
 import gc
@@ -443,4 +443,5 @@ def entry() -> int:
 
 
 if __name__ == "__main__":
+    startup.imported()
     sys.exit(entry())
