@@ -73,6 +73,12 @@ def run_measured(
     return elapsed, peaks, subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
+def user_env() -> dict[str, str]:
+    """The environment a user's command runs in: Python caches the project's compiled modules
+    (a PYTHONDONTWRITEBYTECODE here would make every run compile them again)."""
+    return {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
 def require_ffmpeg() -> None:
     """Debian's ffmpeg command line, installed when it is missing and this is root on Debian."""
     require_debian_tool("ffmpeg", "ffmpeg")

@@ -36,7 +36,7 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import require_debian_tool  # noqa: E402
+from benchmarks.common import require_debian_tool, user_env  # noqa: E402
 from pipeline.show import read_results  # noqa: E402
 from snapshot import synth  # noqa: E402
 
@@ -122,7 +122,8 @@ def run_pipeline(work: str, manifest_path: str, prefix: str) -> float:
     shutil.rmtree(os.path.join(work, "results"), ignore_errors=True)
     command = [sys.executable, "-m", "pipeline", "--manifest", manifest_path, "--results", prefix]
     started = time.perf_counter()
-    done = subprocess.run([*command, "--bucket_root", os.path.join(work, "buckets")], cwd=ROOT, capture_output=True)
+    root = os.path.join(work, "buckets")
+    done = subprocess.run([*command, "--bucket_root", root], cwd=ROOT, capture_output=True, env=user_env())
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"the pipeline failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
