@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmarks: the ffmpeg to compare with, process trees, peak memory, timing."""
+"""Shared pieces of the benchmarks: the tools to compare with, process trees, peak memory, timing."""
 
 from __future__ import annotations
 
@@ -73,14 +73,30 @@ def run_measured(
     return elapsed, peaks, subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
+def user_env() -> dict[str, str]:
+    """The environment a user's command runs in: Python caches the project's compiled modules
+    (a PYTHONDONTWRITEBYTECODE here would make every run compile them again)."""
+    return {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
 def require_ffmpeg() -> None:
     """Debian's ffmpeg command line, installed when it is missing and this is root on Debian."""
-    if shutil.which("ffmpeg"):
+    require_debian_tool("ffmpeg", "ffmpeg")
+
+
+def require_debian_tool(command: str, package: str) -> None:
+    """`command`, from Debian's `package`: installed when it is missing and apt-get can be run
+    (as root, or with sudo); otherwise the benchmark stops and says why."""
+    if shutil.which(command):
         return
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("installing Debian's ffmpeg for the comparison ...", flush=True)
-        subprocess.run(["apt-get", "update", "-qq"], check=False, stdout=subprocess.DEVNULL)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-qq", "ffmpeg"], check=True, stdout=subprocess.DEVNULL, env=env)
-    if not shutil.which("ffmpeg"):
-        sys.exit("the benchmark compares with the ffmpeg command line: install it (apt-get install ffmpeg)")
+    if not shutil.which("apt-get"):
+        sys.exit(f"the benchmark compares with {command}: there is no apt-get here; install {package} yourself")
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    if sudo and not shutil.which("sudo"):
+        sys.exit(f"the benchmark compares with {command}: installing {package} needs root or sudo, and neither is here")
+    print(f"installing Debian's {package} for the comparison ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=False, stdout=subprocess.DEVNULL, env=env)
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", package], check=False, stdout=subprocess.DEVNULL, env=env)
+    if not shutil.which(command):
+        sys.exit(f"the benchmark compares with {command}: installing {package} failed (apt-get install {package})")

@@ -8,7 +8,7 @@ could not start (a wrong flag or runner, no manifest, an unwritable results fold
 
 from __future__ import annotations
 
-from pipeline import startup  # noqa: F401 - first: the command's Beam import (pipeline.startup)
+from pipeline import startup  # first: the command's Beam import (pipeline.startup)
 
 # isort: split
 import gc
@@ -30,11 +30,11 @@ from pipeline import accounting, delivery, flags, graph, local, options, runs
 from pipeline.options import SnapshotOptions
 from pipeline.progress import Progress
 from pipeline.runlog import RunLog
-from snapshot import errors, guarded, jobs, webhook
-from snapshot.notify import Delivery, Targets
+from snapshot import errors, guarded, jobs
 from snapshot.objects import Retry
 from snapshot.results import State, load_schema
 from snapshot.storage import Buckets
+from snapshot.targets import Delivery, Targets, redact
 
 STOPPED = "stopped: run the same command again to go on from the done parts"
 # job ids derive from the manifest's file name, a line's text and its occurrence (snapshot/jobs.py)
@@ -113,7 +113,7 @@ def target_problem(targets: Targets) -> str | None:
     regular file (a FIFO with no reader would block the run)."""
     for target in targets.files():
         if "://" not in target and os.path.exists(target) and not os.path.isfile(target):
-            return f"the notification target {webhook.redact(target)} is not a regular file"
+            return f"the notification target {redact(target)} is not a regular file"
     return None
 
 
@@ -443,4 +443,5 @@ def entry() -> int:
 
 
 if __name__ == "__main__":
+    startup.imported()
     sys.exit(entry())

@@ -21,10 +21,10 @@ import fastavro
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import runs
-from snapshot import notify, storage
+from snapshot import storage
 from snapshot.errors import SnapshotError
-from snapshot.notify import Targets
 from snapshot.objects import PartialWrite, Retry
+from snapshot.targets import Targets, staged_name
 
 
 class Journal:
@@ -49,7 +49,7 @@ def deliver(folder: str, part: str, shards: list[str], targets: Targets) -> set[
     journal = Journal(folder, part)
     try:
         if "failed" not in journal.entries:
-            by_name = {notify.staged_name(target): target for target in targets.files()}
+            by_name = {staged_name(target): target for target in targets.files()}
             outcomes: dict[str, dict] = {}
             failed = []
             for name in _staged(folder, part):
@@ -63,7 +63,7 @@ def deliver(folder: str, part: str, shards: list[str], targets: Targets) -> set[
                     journal[name] = entry
                 if entry["written"] < len(lines):
                     failed.append(by_name.get(name, name))
-                    not_sent = notify.not_sent("NotifyFailed", f"writing the messages file failed: {entry['error']}")
+                    not_sent = _not_written(entry["error"])
                     outcomes.update({json.loads(line)["JobId"]: not_sent for line in lines[entry["written"] :]})
             if outcomes:
                 patch(shards, outcomes)
@@ -71,6 +71,13 @@ def deliver(folder: str, part: str, shards: list[str], targets: Targets) -> set[
         return set(journal.entries["failed"])
     finally:
         journal.close()
+
+
+def _not_written(error: str) -> dict:
+    """The MNSMessageResult of a message whose line was not written."""
+    from snapshot import notify  # the sending machinery: only a run whose messages failed needs it here
+
+    return notify.not_sent("NotifyFailed", f"writing the messages file failed: {error}")
 
 
 def _append(

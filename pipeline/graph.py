@@ -5,9 +5,9 @@ from __future__ import annotations
 import apache_beam as beam
 
 from snapshot.limits import Limits
-from snapshot.notify import Targets
 from snapshot.parts import Part
 from snapshot.storage import Buckets
+from snapshot.targets import Targets
 from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures
 from transforms.manifest import ReadManifest
 from transforms.notify import Notify

@@ -7,8 +7,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import flags, runs
 from snapshot.limits import Limits
-from snapshot.notify import Delivery
 from snapshot.objects import Retry
+from snapshot.targets import Delivery
 
 # the largest value of each number flag that the code can handle (docs/operations.md#limits)
 MAX_DECODER_THREADS = 64

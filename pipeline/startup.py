@@ -9,10 +9,15 @@ the others. Such a run uses none of them: its manifest, results and --resume are
 snapshot.gcs, which imports the Cloud Storage client itself. Any other run (a gs:// flag,
 another runner) imports Beam whole, as does every import of pipeline.__main__ that is not the
 command.
+
+The command's imports run with Python's cyclic garbage collector off: they make a million
+objects and next to no garbage, and collecting while they grow cost the command 0.1 to 0.2 s.
+Once they are done (`imported`), what they made is frozen out of the collector's scans.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from collections.abc import Sequence
@@ -66,5 +71,13 @@ def import_beam(argv: Sequence[str]) -> None:
             sys.meta_path.remove(finder)
 
 
+def imported() -> None:
+    """The command's imports are done: the objects they made are left out of every later
+    collection (gc.freeze), and the collector is on again."""
+    gc.freeze()
+    gc.enable()
+
+
 if getattr(sys.modules["__main__"].__spec__, "name", None) == "pipeline.__main__":  # python -m pipeline
+    gc.disable()  # until imported()
     import_beam(sys.argv[1:])

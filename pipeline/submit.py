@@ -22,9 +22,9 @@ from snapshot import assemble, guarded, isolation, jobs, notify, results, tasks
 from snapshot.errors import SnapshotError
 from snapshot.jobs import Job, ManifestLine
 from snapshot.limits import Limits
-from snapshot.notify import Delivery, Targets
 from snapshot.results import JobResult
 from snapshot.storage import Buckets
+from snapshot.targets import Delivery, Targets
 
 DEFAULT_MESSAGES = "./snapshot-messages.jsonl"
 

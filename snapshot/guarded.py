@@ -13,11 +13,12 @@ from snapshot import errors, isolation
 from snapshot.errors import SnapshotError
 from snapshot.jobs import Job
 from snapshot.limits import Limits
-from snapshot.media import Shot
 from snapshot.storage import Buckets
 from snapshot.tasks import CaptureTask, Outcome, coded, plan_input, run_task
+from snapshot.video import Shot
 
-DECODING_STACK = ("snapshot.tasks", "snapshot.assemble")  # what a decoding process imports before it is ready
+# what a decoding process imports before it is ready: the decoder (PyAV, Pillow and its plugins), then the steps
+DECODING_STACK = ("snapshot.media", "snapshot.tasks", "snapshot.assemble")
 
 
 def plan_input_guarded(

@@ -1,122 +1,32 @@
-"""Job-end notifications (docs/operations.md#notifications): the message, its targets, and sending it.
+"""Job-end notifications (docs/operations.md#notifications): the message, and sending it to its
+target (snapshot.targets): a POST of the JSON message to an HTTP(S) URL, a line appended to a
+JSON Lines file, or a Pub/Sub message.
 
-A pipelines file maps a PipelineId to a target: an HTTP(S) URL (POST of the JSON message), a
-local or gs:// JSON Lines file, or `pubsub://projects/P/topics/T`. Without one, every message
-goes to the default JSON Lines file beside the results. Delivery is at least once: each message
-carries a MessageId derived from its job id and its content, the same on every attempt and
-every run of the line that gives the same outcome, so a receiver can drop duplicates by it.
-A target that is down is retried within a bound and recorded as failed; it never fails a job.
+Delivery is at least once: each message carries a MessageId derived from its job id and its
+content, the same on every attempt and every run of the line that gives the same outcome, so
+a receiver can drop duplicates by it. A target that is down is retried within a bound and
+recorded as failed; it never fails a job.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import tenacity
 
-from snapshot import errors, objects, results, storage, webhook
+from snapshot import objects, results, storage, webhook
 from snapshot.errors import SnapshotError
 from snapshot.objects import Retry
 from snapshot.results import JobResult
-from snapshot.spec import Request
+from snapshot.targets import Delivery, TargetKind, kind, redact, staged_name
 
 log = logging.getLogger(__name__)
-
-
-class TargetKind(enum.Enum):
-    """What a notification target is: each kind is sent its own way."""
-
-    FILE = "file"  # a JSON Lines file, appended to
-    HTTP = "http"  # an http(s) URL, POSTed to
-    PUBSUB = "pubsub"  # a Pub/Sub topic, published to
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """How hard a target is tried: attempts with exponential backoff, each bounded as a whole
-    by `timeout_s`; up to `concurrency` sends at once; after `down_after` messages in a row
-    fail, the target is down for the rest of the run and its messages fail at once."""
-
-    attempts: int = 3
-    initial_s: float = 0.5
-    timeout_s: float = 5.0
-    concurrency: int = 16
-    down_after: int = 5
-
-
-@dataclass(frozen=True)
-class Targets:
-    """Where each PipelineId's messages go."""
-
-    default: str  # the JSON Lines file used without a pipelines file
-    pipelines: dict[str, str] | None = None  # PipelineId -> target, from the pipelines file
-    delivery: Delivery = field(default_factory=Delivery)
-    staging: str | None = None  # a folder where messages to files wait for delivery (pipeline.delivery)
-    down: frozenset[str] = frozenset()  # targets found down earlier in the run: not tried again
-
-    @classmethod
-    def from_file(cls, default: str, pipelines_file: str | None, delivery: Delivery = Delivery()) -> Targets:
-        pipelines = None
-        if pipelines_file:
-            pipelines = storage.load_json(pipelines_file, "pipelines")
-            if not all(isinstance(v, str) for v in pipelines.values()):
-                raise ValueError(f"the pipelines file {pipelines_file} must map PipelineIds to target strings")
-            for target in pipelines.values():
-                try:
-                    kind(target)
-                except ValueError as error:
-                    raise ValueError(f"the pipelines file {pipelines_file}: {error}") from None
-            pipelines = {pipeline: _absolute(target) for pipeline, target in pipelines.items()}
-        return cls(_absolute(default), pipelines, delivery)
-
-    def check(self, request: Request) -> None:
-        """Refuse, before any capture work, a PipelineId the pipelines file does not list."""
-        pipeline_id = request.pipeline_id
-        if pipeline_id and self.pipelines is not None and pipeline_id not in self.pipelines:
-            raise SnapshotError(errors.INVALID_PARAMETER, f"PipelineId {pipeline_id!r} is not a known pipeline")
-
-    def files(self) -> list[str]:
-        """The JSON Lines targets."""
-        every = {self.default} if self.pipelines is None else set(self.pipelines.values())
-        return sorted(target for target in every if kind(target) is TargetKind.FILE)
-
-    def target(self, pipeline_id: str) -> str | None:
-        """The target of a job's message; None when the job has no PipelineId."""
-        if not pipeline_id:
-            return None
-        return self.default if self.pipelines is None else self.pipelines.get(pipeline_id)
-
-
-def kind(target: str) -> TargetKind:
-    """What a target is; a scheme is read in any case (`HTTPS://`), as URLs are."""
-    if target.lower().startswith(("http://", "https://")):
-        return TargetKind.HTTP
-    if target.lower().startswith("pubsub://projects/"):
-        return TargetKind.PUBSUB
-    if target.lower().endswith(".jsonl"):
-        return TargetKind.FILE
-    raise ValueError(
-        "a notification target must be an http(s) URL, pubsub://projects/P/topics/T or a .jsonl file: "
-        + webhook.redact(target)
-    )
-
-
-def _absolute(target: str) -> str:
-    """A local file target as an absolute path: one file, however it is spelled."""
-    return os.path.abspath(target) if kind(target) is TargetKind.FILE and "://" not in target else target
-
-
-def staged_name(target: str) -> str:
-    """The name of a target's staged messages: the same for the same target."""
-    return hashlib.sha256(target.encode("utf-8", "surrogatepass")).hexdigest()[:16] + ".jsonl"
 
 
 def message_id(record: dict) -> str:
@@ -214,7 +124,7 @@ class Sender:
             self._failures[target] = 0 if outcome["MessageId"] else self._failures.get(target, 0) + 1
         if not outcome["MessageId"]:
             log.warning(
-                "notification of job %s to %s failed: %s", record["Id"], webhook.redact(target), outcome["ErrorMessage"]
+                "notification of job %s to %s failed: %s", record["Id"], redact(target), outcome["ErrorMessage"]
             )
         return outcome
 
@@ -292,7 +202,7 @@ def stage(folder: str, target: str, records: list[dict]) -> list[dict]:
         root.write(staged_name(target), b"".join(lines))
     except Exception as error:  # noqa: BLE001 - a target, whatever it does, never fails the job
         text = error.message if isinstance(error, SnapshotError) else type(error).__name__
-        log.warning("staging the messages to %s failed: %s", webhook.redact(target), text)
+        log.warning("staging the messages to %s failed: %s", redact(target), text)
         return [not_sent("NotifyFailed", f"writing the messages failed: {text}") for _ in records]
     finally:
         root.close()
@@ -318,7 +228,5 @@ def add_to_file(target: str, records: list[dict], retry: Retry = Retry()) -> lis
             else not_sent("NotifyFailed", f"writing the messages file failed: {error_text}")
         )
     if error_text:
-        log.warning(
-            "notifications to %s failed after %d of %d: %s", webhook.redact(target), written, len(records), error_text
-        )
+        log.warning("notifications to %s failed after %d of %d: %s", redact(target), written, len(records), error_text)
     return outcomes

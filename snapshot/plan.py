@@ -8,8 +8,8 @@ from snapshot import errors
 from snapshot import shots as shots_
 from snapshot.errors import SnapshotError
 from snapshot.limits import Limits
-from snapshot.media import Probe, Shot
 from snapshot.spec import FrameType, SnapshotConfig
+from snapshot.video import Probe, Shot
 
 
 def time_points(config: SnapshotConfig, duration_ms: float, max_points: int = Limits.max_points) -> list[int]:

@@ -1,7 +1,9 @@
 """Planning and capture tasks, without Beam: the jobs on one input planned together.
 
 The video is probed once, and the shots of all its jobs are walked in time order by tasks
-that open the file once and share every decoded frame.
+that open the file once and share every decoded frame. The decoder (snapshot.media, PyAV) is
+imported by the calls that decode, which run in the decoding processes: the steps that only
+carry tasks and outcomes import none.
 """
 
 from __future__ import annotations
@@ -10,17 +12,21 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from snapshot import errors, images, media, naming, plan, shots, spec, tiles
+from snapshot import errors, images, naming, plan, shots, spec, tiles
 from snapshot.errors import SnapshotError
 from snapshot.jobs import Job
 from snapshot.limits import Limits
-from snapshot.media import Probe, Shot
 from snapshot.objects import CountingReader
 from snapshot.results import SnapshotImage
 from snapshot.spec import ObjectRef, Request
 from snapshot.storage import Buckets, Storage
 from snapshot.tiles import SheetLayout
+from snapshot.video import BLACK_WINDOW_S, Probe, Shot
+
+if TYPE_CHECKING:
+    from snapshot.media import Captured
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +98,8 @@ def plan_input(
     Returns each job's plan outcome (seq 0: what finishing needs, or the error that stops
     the job) and the capture tasks of all the jobs together.
     """
+    from snapshot import media  # the decoder: see the module's docstring
+
     started = time.time()
     outcomes: dict[str, Outcome] = {}
     ready = []
@@ -152,7 +160,9 @@ Spans = list[shots.Scene]
 
 
 def _scenes(jobs: list[Job], reader: CountingReader, probe: Probe, limits: Limits) -> dict[int, Spans]:
-    """The shots from each Time of the scene jobs: one pass over the video each."""
+    """The shots from each Time of the scene jobs, found once per Time (media.shot_measures)."""
+    from snapshot import media
+
     found: dict[int, Spans] = {}
     for job in jobs:
         start = job.parsed.config.time_ms
@@ -277,7 +287,7 @@ def shot_cost(probe: Probe, shot: Shot, previous: Shot | None) -> float:
         first, last = shot.window
         frames = 2 + (probe.ms(last) - probe.ms(probe.keyframe_at_or_before(first))) / 1000 * ASSUMED_FPS
     elif shot.keyframe or shot.black:
-        frames = 1 if not shot.black else media.BLACK_WINDOW_S * ASSUMED_FPS
+        frames = 1 if not shot.black else BLACK_WINDOW_S * ASSUMED_FPS
     else:
         keyframe = probe.keyframe_at_or_before(shot.target_pts)
         walked_from = max(keyframe, previous.target_pts) if previous is not None and not previous.keyframe else keyframe
@@ -302,6 +312,8 @@ def run_task(task: CaptureTask, buckets: Buckets, limits: Limits = Limits()) -> 
     made: the single image written and/or the sprite cell kept small, with the input bytes
     read since the previous one. A job whose write fails gets that error as its outcome and
     no more of its shots; the other jobs go on. A failure of the input itself is raised."""
+    from snapshot import media
+
     parts = {part.job_id: part for part in task.parts}
     failed: set[str] = set()
     started = time.time()
@@ -318,7 +330,7 @@ def run_task(task: CaptureTask, buckets: Buckets, limits: Limits = Limits()) -> 
             counted = reader.bytes_read
 
 
-def _keep(part: Part, probe: Probe, captured: media.Captured, storage: Storage) -> Outcome:
+def _keep(part: Part, probe: Probe, captured: Captured, storage: Storage) -> Outcome:
     """Write one captured picture as a single image and/or keep its sprite cell."""
     request, shot = part.request, captured.shot
     config = request.config

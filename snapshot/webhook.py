@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import enum
 import http.client
-import re
 import socket
 import threading
 import urllib.parse
@@ -73,22 +72,6 @@ def post(url: str, body: bytes, headers: dict[str, str], seconds: float) -> Answ
     if status is not None:
         return Answer(status=status)
     return Answer(error=Failure.CONNECTION_ERROR, detail=type(failure).__name__)
-
-
-def redact(url: str) -> str:
-    """The URL (or any target) without its user, password, query and fragment, whatever the
-    scheme's case: fit for a message or a log line. The one place a target is made printable."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        netloc = f"[{host}]" if ":" in host else host
-        if parts.port:
-            netloc += f":{parts.port}"
-    except ValueError:
-        return "(an invalid URL)"
-    if not parts.netloc:  # not scheme://host: drop whatever looks like a user or a query
-        return re.sub(r"[^/@]*@", "", url.split("?", 1)[0].split("#", 1)[0])
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _cut(connection: http.client.HTTPConnection, cut: threading.Event) -> None:

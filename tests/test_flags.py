@@ -12,7 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline import __main__ as main_command
 from pipeline import flags, flex_template, options, submit
 from pipeline.options import SnapshotOptions
-from snapshot import notify
+from snapshot import targets
 
 
 def test_names_get_underscores_and_values_do_not():
@@ -228,4 +228,4 @@ def test_a_file_that_cannot_be_read_is_named_and_a_jsonl_target_is_read_in_any_c
         assert (code, err.partition(" to ")[0]) == (2, f"error: the bucket map {tmp_path / 'map.json'} maps 'media'")
     code, err = main_of([*manifest, *results, "--pipelines", str(tmp_path / "pipelines.json"), "--dry_run"], capfd)
     assert "notification target" not in err
-    assert notify.kind("out/M.JSONL") is notify.TargetKind.FILE
+    assert targets.kind("out/M.JSONL") is targets.TargetKind.FILE

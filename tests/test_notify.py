@@ -18,8 +18,8 @@ from pipeline import graph
 from pipeline.show import read_results
 from snapshot import errors, isolation, notify
 from snapshot.errors import SnapshotError
-from snapshot.notify import Delivery, Targets
 from snapshot.storage import Buckets
+from snapshot.targets import Delivery, Targets
 from tests.helpers import request_line, submit
 
 from .gcs_servers import free_port

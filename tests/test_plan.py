@@ -8,8 +8,8 @@ import pytest
 
 from snapshot import errors, plan
 from snapshot.errors import SnapshotError
-from snapshot.media import Probe
 from snapshot.spec import ObjectRef, SnapshotConfig
+from snapshot.video import Probe
 
 OUT = ObjectRef("out", "x", "{Count}.jpg")
 # 10 s at 1 ms per tick, first frame at 500 ticks, keyframes every 2 s from the first frame

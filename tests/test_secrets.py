@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from pipeline.show import read_results
-from snapshot import notify, webhook
-from snapshot.notify import Targets
+from snapshot import targets
+from snapshot.targets import Targets
 from tests.helpers import ROOT, pipeline_command, request_line, submit
 
 from .webhook_servers import Target
@@ -30,16 +30,16 @@ def leaks(*texts: str) -> list[str]:
 
 
 def test_redaction_keeps_the_scheme_host_port_and_path_only():
-    assert webhook.redact(f"HTTPS://alice:{PASSWORD}@host:8443/hook?token={TOKEN}#x") == "https://host:8443/hook"
-    assert webhook.redact(f"Https://alice:{PASSWORD}@[::1]/?token={TOKEN}") == "https://[::1]/"
-    assert webhook.redact(f"HTTPS//alice:{PASSWORD}@host/x?token={TOKEN}") == "HTTPS//host/x"  # no scheme: still
-    assert webhook.redact("/var/spool/messages.jsonl") == "/var/spool/messages.jsonl"
+    assert targets.redact(f"HTTPS://alice:{PASSWORD}@host:8443/hook?token={TOKEN}#x") == "https://host:8443/hook"
+    assert targets.redact(f"Https://alice:{PASSWORD}@[::1]/?token={TOKEN}") == "https://[::1]/"
+    assert targets.redact(f"HTTPS//alice:{PASSWORD}@host/x?token={TOKEN}") == "HTTPS//host/x"  # no scheme: still
+    assert targets.redact("/var/spool/messages.jsonl") == "/var/spool/messages.jsonl"
 
 
 def test_a_targets_scheme_is_read_in_any_case_and_a_refusal_names_no_secret(tmp_path):
     for scheme in ("HTTPS", "Http", "http"):
-        assert notify.kind(with_secrets("http://host/hook", scheme)) is notify.TargetKind.HTTP
-    assert notify.kind("PubSub://projects/p/topics/t") is notify.TargetKind.PUBSUB
+        assert targets.kind(with_secrets("http://host/hook", scheme)) is targets.TargetKind.HTTP
+    assert targets.kind("PubSub://projects/p/topics/t") is targets.TargetKind.PUBSUB
     (tmp_path / "pipelines.json").write_text(json.dumps({"p": with_secrets("http://host/hook", "FTP")}))
     with pytest.raises(ValueError) as refused:
         Targets.from_file("m.jsonl", str(tmp_path / "pipelines.json"))

@@ -14,9 +14,10 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from pipeline import graph
 from pipeline.show import read_results
 from snapshot import notify, results
-from snapshot.notify import Delivery, Sender, Targets
+from snapshot.notify import Sender
 from snapshot.results import JobResult
 from snapshot.storage import Buckets
+from snapshot.targets import Delivery, Targets
 from tests.helpers import ROOT, request_line, submit
 
 from .webhook_servers import Target

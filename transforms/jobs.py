@@ -14,8 +14,8 @@ from apache_beam.metrics import Metrics
 
 from snapshot import assemble, guarded, jobs, results
 from snapshot.limits import Limits
-from snapshot.notify import Targets
 from snapshot.storage import Buckets
+from snapshot.targets import Targets
 from snapshot.tasks import CaptureTask
 
 OUTCOMES = "outcomes"

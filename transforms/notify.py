@@ -1,14 +1,21 @@
-"""Notify: each finished job with a PipelineId sends its message; the outcome lands in its result."""
+"""Notify: each finished job with a PipelineId sends its message; the outcome lands in its result.
+
+The sending (snapshot.notify: tenacity, the webhook client) is imported at the first message:
+a run whose jobs have no PipelineId never loads it.
+"""
 
 from __future__ import annotations
 
 import enum
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import apache_beam as beam
 
-from snapshot import notify
-from snapshot.notify import Targets
+from snapshot.targets import TargetKind, Targets, kind
+
+if TYPE_CHECKING:
+    from snapshot.notify import Sender
 
 SEND_BATCH = 64  # messages sent together, up to Delivery.concurrency at once
 
@@ -25,7 +32,7 @@ def _route(keyed, _count) -> int:
     target, _result = keyed
     if not target:
         return Route.SILENT
-    return Route.TO_FILE if notify.kind(target) is notify.TargetKind.FILE else Route.DIRECT
+    return Route.TO_FILE if kind(target) is TargetKind.FILE else Route.DIRECT
 
 
 class _Send(beam.DoFn):
@@ -36,9 +43,13 @@ class _Send(beam.DoFn):
         self.targets = targets
 
     def setup(self):
-        self.sender = notify.Sender(self.targets.delivery, self.targets.staging, self.targets.down)
+        self.sender: Sender | None = None  # made at the first message
 
     def process(self, pairs):
+        if self.sender is None:
+            from snapshot import notify
+
+            self.sender = notify.Sender(self.targets.delivery, self.targets.staging, self.targets.down)
         by_target = defaultdict(list)
         for target, result in pairs:
             by_target[target].append(result)
