@@ -386,8 +386,7 @@ def pipeline_command(workdir: str, lines: list[str], label: str) -> tuple[list[s
     manifest = os.path.join(workdir, f"{label}.jsonl")
     with open(manifest, "w") as out:
         out.write("".join(line + "\n" for line in lines))
-    results = os.path.join(workdir, "results", label)
-    shutil.rmtree(os.path.dirname(results), ignore_errors=True)
+    results = os.path.join(fresh(os.path.join(workdir, "results", label)), "results")
     root = os.path.join(workdir, "buckets")
     return [
         sys.executable,
@@ -703,18 +702,15 @@ def speed(workdir: str, test: TestFile, runs: int) -> tuple[list[str], dict[str,
     """The whole command of each, alternated (the order turns each round), best of `runs`."""
     video = video_path(workdir, test)
     name = os.path.basename(video)
-    scene_command, scene_results = pipeline_command(
-        workdir, [request(name, "long/{Count}.jpg", FrameType="scene")], "long-scene"
-    )
+    scene_line = request(name, "long/{Count}.jpg", FrameType="scene")
     best_line = request(name, "poster/best.jpg", FrameType="best", Time=60000)
-    best_command, _ = pipeline_command(workdir, [best_line], "long-best")
     poster = os.path.join(workdir, "thumbnail-poster.jpg")
     thumbnail = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-ss", "59", "-i", video, "-vf", "thumbnail=61"]
     commands: dict[str, Callable[[], list[str]]] = {
-        "scene (ours)": lambda: scene_command,
+        "scene (ours)": lambda: pipeline_command(workdir, [scene_line], "long-scene")[0],
         "PySceneDetect detect-content": lambda: scenedetect_command(video, fresh(os.path.join(workdir, "sd-long"))),
         "ffmpeg select gt(scene,0.4)": lambda: select_command(video, fresh(os.path.join(workdir, "select-long"))),
-        "best poster at 60 s (ours)": lambda: best_command,
+        "best poster at 60 s (ours)": lambda: pipeline_command(workdir, [best_line], "long-best")[0],
         "ffmpeg thumbnail=61 at 59 s": lambda: [*thumbnail, "-frames:v", "1", poster],
     }
     times: dict[str, list[float]] = {label: [] for label in commands}
@@ -722,12 +718,11 @@ def speed(workdir: str, test: TestFile, runs: int) -> tuple[list[str], dict[str,
     for round_ in range(runs):
         labels = list(commands)
         for label in labels[round_ % len(labels) :] + labels[: round_ % len(labels)]:
-            shutil.rmtree(os.path.join(workdir, "results"), ignore_errors=True)
             seconds, outputs[label] = run(commands[label]())
             times[label].append(seconds)
             print(f"  {label}: {seconds:.1f} s", flush=True)
     found = {
-        "ours": our_boundaries(next(iter(our_records(scene_results).values())), test.fps),
+        "ours": our_boundaries(our_records(os.path.join(workdir, "results", "long-scene", "results"))[name], test.fps),
         "scenedetect": scenedetect_boundaries(os.path.join(workdir, "sd-long"), test.fps),
         "ffmpeg": select_boundaries(outputs["ffmpeg select gt(scene,0.4)"].stderr, test.fps),
     }
