@@ -32,6 +32,7 @@ import csv
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -452,13 +453,22 @@ def select_boundaries(stderr: str, fps: Fraction) -> list[int]:
 
 
 def run(command: list[str], cwd: str = ROOT) -> tuple[float, subprocess.CompletedProcess]:
-    """Wall seconds of a command that must succeed, and its output."""
-    started = time.perf_counter()
+    """Wall seconds of a command that must succeed, and its output; CPU_SECONDS gets its CPU time."""
+    started, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    CPU_SECONDS.append(_children_cpu() - cpu)
     if done.returncode:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return seconds, done
+
+
+CPU_SECONDS: list[float] = []  # user + system seconds of each command run, and of its processes
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def fresh(path: str) -> str:
@@ -714,13 +724,15 @@ def speed(workdir: str, test: TestFile, runs: int) -> tuple[list[str], dict[str,
         "ffmpeg thumbnail=61 at 59 s": lambda: [*thumbnail, "-frames:v", "1", poster],
     }
     times: dict[str, list[float]] = {label: [] for label in commands}
+    cpu: dict[str, list[float]] = {label: [] for label in commands}
     outputs: dict[str, subprocess.CompletedProcess] = {}
     for round_ in range(runs):
         labels = list(commands)
         for label in labels[round_ % len(labels) :] + labels[: round_ % len(labels)]:
             seconds, outputs[label] = run(commands[label]())
             times[label].append(seconds)
-            print(f"  {label}: {seconds:.1f} s", flush=True)
+            cpu[label].append(CPU_SECONDS[-1])
+            print(f"  {label}: {seconds:.1f} s, CPU {CPU_SECONDS[-1]:.1f} s", flush=True)
     found = {
         "ours": our_boundaries(our_records(os.path.join(workdir, "results", "long-scene", "results"))[name], test.fps),
         "scenedetect": scenedetect_boundaries(os.path.join(workdir, "sd-long"), test.fps),
@@ -729,11 +741,14 @@ def speed(workdir: str, test: TestFile, runs: int) -> tuple[list[str], dict[str,
     shots = {"scene (ours)": len(found["ours"]) + 1, "PySceneDetect detect-content": len(found["scenedetect"]) + 1}
     shots["ffmpeg select gt(scene,0.4)"] = len(found["ffmpeg"])
     ours = min(times["scene (ours)"])
-    rows = [f"{'command':<30} best of {runs} (s)  all runs (s)           vs scene (ours)  shots"]
+    rows = [f"{'command':<30} best of {runs} (s)  all runs (s)           vs scene (ours)  CPU s (least)  shots"]
     for label, taken in times.items():
         every = ", ".join(f"{s:.1f}" for s in taken)
         count = str(shots.get(label, ""))
-        rows.append(f"{label:<30} {min(taken):>10.1f}    {every:<22} {min(taken) / ours:>10.2f}x     {count}")
+        rows.append(
+            f"{label:<30} {min(taken):>10.1f}    {every:<22} {min(taken) / ours:>10.2f}x"
+            f" {min(cpu[label]):>12.1f}     {count}"
+        )
     return rows, found
 
 
