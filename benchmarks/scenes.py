@@ -501,7 +501,7 @@ class Score:
     def summary(self) -> str:
         found, truths = self.hits + len(self.false), self.hits + len(self.missed)
         precision, recall = self.hits / max(found, 1), self.hits / max(truths, 1)
-        return f"{precision:4.2f} {recall:4.2f} {self.f1:4.2f}"
+        return f"{precision:4.2f} {recall:4.2f} {self.f1:5.3f}"
 
 
 def fits(truth: Truth, boundary: int) -> bool:
