@@ -4,7 +4,7 @@ and `FrameType: best` against ffmpeg's `thumbnail` filter, on videos made of kno
     .venv/bin/python benchmarks/scenes.py [--quick] [--runs 3] [--workdir /tmp/snapshot-scenes]
 
 1. Accuracy. Five H.264 files of known shots (25, 30 and 29.97 fps; 640x360 and 1280x720;
-   40 to 60 s) are made once in the workdir: distinct sources (textures, colours, moving
+   38 to 63 s) are made once in the workdir: distinct sources (textures, colours, moving
    patterns) joined by hard cuts, fades through black and dissolves, and long shots whose
    content moves (a zoom, moving objects, a cellular automaton, a plasma, a fast pan) that
    must make no boundary. Each detector's boundaries are scored against the truth: a
