@@ -7,7 +7,7 @@ is up), the other 19 cells are the bits of the frame index, white for 1 and blac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 
 import av
@@ -113,6 +113,28 @@ def write_video(
             frame.time_base = time_base
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
+
+
+def write_pictures(
+    path: str, pictures: Iterable[np.ndarray], *, fps: Fraction | int = 30, options: dict | None = None
+) -> None:
+    """Encode RGB pictures (height x width x 3, uint8) as H.264 (yuv420p), picture i shown
+    at i / fps; `options` go to the encoder (`g`, `bf`, `preset`, `crf`)."""
+    time_base = 1 / Fraction(fps)
+    with av.open(path, "w") as out:
+        stream: av.VideoStream | None = None
+        for index, pixels in enumerate(pictures):
+            if stream is None:
+                stream = out.add_stream("libx264", rate=Fraction(fps))
+                stream.height, stream.width = pixels.shape[:2]
+                stream.pix_fmt = "yuv420p"
+                stream.time_base = stream.codec_context.time_base = time_base
+                stream.options = dict(options or {})
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = index, time_base
+            out.mux(stream.encode(frame))
+        if stream is not None:
+            out.mux(stream.encode(None))
 
 
 # Colour-coded videos whose true sRGB picture is known, for the colour tests and benchmark.
