@@ -26,6 +26,8 @@ CUT_HISTOGRAM = 0.5  # by this much (L1 distance of shares, 0..2)
 NEIGHBOURS = 5  # frames on each side whose differences make the usual level
 GRADUAL_MS = 300  # a gradual transition compares frames this far before and after
 GRADUAL_HISTOGRAM = 0.6  # histogram distance across 2 x GRADUAL_MS that is a transition
+GRADUAL_LOW = 0.3  # and the distance that its run of frames keeps
+FLAT_SHARE = 0.9  # a frame with this share of its pixels in one histogram bin is flat (black)
 MIN_SHOT_MS = 1000  # a shorter shot joins a neighbour
 BINS = 32
 
@@ -105,22 +107,29 @@ def hard_cuts(m: Measures) -> list[int]:
 
 def gradual(m: Measures, cuts: Sequence[int]) -> list[tuple[int, int]]:
     """Gradual transitions: each run (first, last index) of frames whose histograms GRADUAL_MS
-    before and after differ by GRADUAL_HISTOGRAM; runs with a hard cut within GRADUAL_MS are
-    the cut's."""
+    before and after differ by GRADUAL_LOW, around a frame where they differ by
+    GRADUAL_HISTOGRAM (the middle of a slow dissolve changes less), runs apart only by flat
+    frames joined (the black middle of a fade: both sides look black there); runs with a hard
+    cut within GRADUAL_MS are the cut's."""
     times, hists = m.times_ms, m.histograms
     before = np.searchsorted(times, times - GRADUAL_MS, side="left")
     after = np.searchsorted(times, times + GRADUAL_MS, side="right") - 1
     across = np.abs(hists[after] - hists[before]).sum(axis=1)
-    found: list[tuple[int, int]] = []
-    run: list[int] = []
-    for i in range(len(times) + 1):
-        if i < len(times) and across[i] >= GRADUAL_HISTOGRAM:
-            run.append(i)
+    flat = hists.max(axis=1) >= FLAT_SHARE
+    runs: list[tuple[int, int]] = []
+    for first, last in _runs(across >= GRADUAL_LOW):
+        if across[first : last + 1].max() < GRADUAL_HISTOGRAM:
             continue
-        if run and not any(before[run[0]] <= c <= after[run[-1]] for c in cuts):
-            found.append((run[0], run[-1]))
-        run = []
-    return found
+        if runs and flat[runs[-1][1] + 1 : first].all():
+            first = runs.pop()[0]
+        runs.append((first, last))
+    return [(a, b) for a, b in runs if not any(before[a] <= c <= after[b] for c in cuts)]
+
+
+def _runs(marked: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of each run of True."""
+    edges = np.diff(np.concatenate([[0], marked.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), (np.flatnonzero(edges == -1) - 1).tolist(), strict=True))
 
 
 def join_short(starts: list[int], times_ms: Sequence[float], end_ms: float, min_ms: float = MIN_SHOT_MS) -> list[int]:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks import scenes
 from snapshot import errors, media, plan, shots, spec, synth
 from snapshot.errors import SnapshotError
 from snapshot.spec import FrameType, ObjectRef, SnapshotConfig
@@ -93,6 +94,22 @@ def test_shots_are_cut_at_hard_cuts_and_inside_transitions_and_not_in_motion(vid
     assert FADE[0] <= starts[3] < FADE[1]
     assert DISSOLVE[0] <= starts[4] < DISSOLVE[1]
     assert not [s for s in starts if MOVING[0] + 2 < s < MOVING[1]]
+
+
+def test_long_fades_and_slow_dissolves_between_moving_shots_are_one_boundary_each(tmp_path):
+    """A fade out of 1.5 s, 8 black frames and a fade in of 1 s, then two dissolves of 1.5 s,
+    between shots that move (the benchmark's sources). Near the black middle the pictures
+    before and after look alike (both black), and the middle of a slow dissolve changes
+    little: neither may split its transition in two."""
+    fade, dissolve = scenes.Transition("fade", 1.5, 1.0, 8), scenes.Transition("dissolve", 1.5)
+    plan = [("stripes", 3.0), fade, ("fast_pan", 4.0), dissolve, ("plasma", 4.0), dissolve, ("blocks", 3.0)]
+    made = scenes.TestFile("slow", (320, 180), scenes.F30, plan, {"g": "60"})
+    path = str(tmp_path / "slow.mp4")
+    scenes.make_video(made, path)
+    truths = made.layout.truths
+    starts = detected(path)
+    assert len(starts) == len(truths) + 1, starts
+    assert all(truth.first <= start <= truth.last for truth, start in zip(truths, starts[1:], strict=True)), starts
 
 
 def test_a_cut_on_a_frame_nothing_references_is_found_at_that_frame(tmp_path):
