@@ -4,17 +4,17 @@ batch engine, the FnApiRunner, needs nothing from outside.)
 
 One worker keeps every core busy: the decoding steps hand their calls to the decoding
 processes without waiting on each (transforms.jobs._Decoding). The in-process environment
-passes each bundle's data in memory, with no data channel and no thread, so a stage costs
-less than with worker threads, and nothing can race.
+passes each bundle's data in memory (`InMemoryDataChannel`, which has no timer), so a stage
+costs less than with worker threads, and no data channel can lose an element.
 
 `--direct_num_workers N` (N > 1, or 0 for one per core) runs N worker threads instead, each
-with an embedded gRPC data channel. Beam 2.77's local data channels flush on a timer thread
+with an embedded gRPC data channel. Beam 2.77's gRPC data channels flush on a timer thread
 every second, and that flush races with the thread that writes elements: bytes written
 between the timer's read of the buffer and its clearing are dropped, so large elements are
-silently lost (docs/beam-local-data-loss.md). Both sides have the timer: the workers' streams,
-and the runner's, which send each bundle's input to the workers, in every local mode with
-workers apart (100,000 lines with `multi_processing` lost the capture outcomes of 1,018 jobs).
-One Beam constant, `worker_handlers.DATA_BUFFER_TIME_LIMIT_MS`, sets both;
+silently lost (docs/beam-local-data-loss.md). Both sides have the timer: the workers'
+streams, and the runner's, which send each bundle's input to the workers, worker threads and
+processes alike (100,000 lines with `multi_processing` lost the capture outcomes of 1,018
+jobs). One Beam constant, `worker_handlers.DATA_BUFFER_TIME_LIMIT_MS`, sets both;
 `keep_every_element()` makes it 0, so every stream flushes only between elements.
 """
 
