@@ -283,8 +283,8 @@ def run_parts(
     quiet = args.quiet or not local.on_this_machine(args)
     progress = None if quiet else Progress(sum(len(part.lines) for part in todo), terminal)
     decoders = guarded.shared_decoding_pool(limits) if runner is not None and limits.isolate else None
-    if decoders is not None:  # the workers are threads of this process: their decoders start while Beam builds
-        decoders.prestart(local.workers(args))
+    if decoders is not None:  # the workers are in this process: their decoders start while Beam builds
+        decoders.prestart(local.early_decoders(limits.max_decoders))
     targets, records = make_targets(args), []
     try:
         for planned in parts:
@@ -305,6 +305,7 @@ def run_parts(
                     previous,
                     progress.path if progress else None,
                     planned.part,
+                    spread=not local.in_process(args),
                 )
                 p.run().wait_until_finish()
                 stop_if_asked()

@@ -25,21 +25,22 @@ def build(
     resume: list[str] | None = None,
     progress: str | None = None,
     part: Part | None = None,
+    spread: bool = True,
 ):
     """Without `targets`, messages go to PREFIX-messages.jsonl. With `resume` (the results
     files of an earlier run), the jobs that succeeded there are carried over, not run. With
     `progress` (a socket of pipeline.progress), each finished job is told there. With `part`,
-    only those lines of the manifest are read (a local run in parts)."""
+    only those lines of the manifest are read (a local run in parts). Without `spread` (a
+    runner with one worker), the capture tasks are not reshuffled."""
     targets = targets or Targets(default_messages_file(results_prefix))
     parsed = p | "ReadManifest" >> ReadManifest(manifest, part) | "ParseJobs" >> ParseJobs(targets)
     carried = None
     if resume:
         parsed, carried = parsed | "CarryOver" >> CarryOver(resume, part)
     planned = parsed | "PlanCaptures" >> PlanCaptures(buckets, limits)
-    captured = planned.tasks | "Capture" >> Capture(buckets, limits)
-    outcomes = (planned.outcomes, captured) | "Outcomes" >> beam.Flatten()
+    captured = planned.tasks | "Capture" >> Capture(buckets, limits, spread)
     return (
-        (parsed, outcomes)
+        (parsed, planned.outcomes, captured)
         | "AssembleResults" >> AssembleResults(buckets, limits)
         | "Notify" >> Notify(targets)
         | "WriteResults" >> WriteResults(results_prefix, carried, progress)

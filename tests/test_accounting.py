@@ -70,10 +70,16 @@ def test_the_runner_side_of_local_channels_flushes_only_between_elements(tmp_pat
     assert not isinstance(stream, data_plane.TimeBasedBufferingClosableOutputStream)  # size-based: no timer
 
 
-def test_the_local_default_uses_a_worker_thread_per_core():
+def test_the_local_default_is_one_worker_in_process_with_no_data_channel():
+    from apache_beam.transforms.environments import EmbeddedPythonEnvironment, EmbeddedPythonGrpcEnvironment
+
     options = PipelineOptions(local.with_defaults([]))
-    local.runner(options)
-    assert local.workers(options) == os.cpu_count()
+    default = local.runner(options)
+    assert local.workers(options) == 1 and local.in_process(options)
+    assert type(default._default_environment) is EmbeddedPythonEnvironment  # data passed in memory
+    threads = PipelineOptions(local.with_defaults(["--direct_num_workers", "0"]))
+    assert isinstance(local.runner(threads)._default_environment, EmbeddedPythonGrpcEnvironment)
+    assert local.workers(threads) == os.cpu_count() and not local.in_process(threads)
     assert local.is_local(PipelineOptions(["--runner", "FnApiRunner", "--direct_running_mode", "multi_threading"]))
     assert not local.is_local(PipelineOptions(["--direct_running_mode", "multi_processing"]))
 

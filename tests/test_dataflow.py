@@ -44,7 +44,6 @@ STEPS = [
     "ParseJobs",
     "PlanCaptures",
     "Capture",
-    "Outcomes",
     "AssembleResults",
     "Notify",
     "WriteResults",
@@ -61,7 +60,7 @@ def test_the_command_translates_for_dataflow_and_submits_nothing(tmp_path, bucke
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith(f"with 8 steps ({', '.join(STEPS)}); nothing was submitted")
+    assert done.stdout.strip().endswith(f"with 7 steps ({', '.join(STEPS)}); nothing was submitted")
     assert not list(tmp_path.glob("res*"))
 
 

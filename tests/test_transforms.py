@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 import apache_beam as beam
@@ -14,10 +15,11 @@ from PIL import Image
 
 from snapshot import assemble, errors, jobs, synth, tasks
 from snapshot.jobs import ManifestLine
+from snapshot.limits import Limits
 from snapshot.results import SnapshotImage
 from snapshot.storage import Buckets
 from tests.helpers import request_line
-from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures
+from transforms.jobs import AssembleResults, Capture, ParseJobs, PlanCaptures, _Decoding
 from transforms.manifest import ReadManifest
 
 
@@ -248,6 +250,33 @@ def test_graph_runs_with_local_workers(tmp_path, bucket_root, workers):
         ("m.jsonl:1", "Success", 5),
         ("m.jsonl:2", "Fail", 0),
     ]
+
+
+_MEET = threading.Barrier(2, timeout=30)
+
+
+class _Meet(_Decoding):
+    """A call that returns only once another call is at work at the same time."""
+
+    def call(self, element):
+        _MEET.wait()
+        return element
+
+    def outputs(self, result):
+        yield result * 10
+
+
+def test_one_worker_hands_its_calls_over_without_waiting_on_each(tmp_path):
+    """Beam's in-process runner, one worker: two calls are in flight at once (sequential
+    calls would break the barrier), and every output comes back."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline import local
+
+    options = PipelineOptions([])
+    with beam.Pipeline(runner=local.runner(options), options=options) as p:
+        found = p | beam.Create([1, 2, 3, 4]) | beam.ParDo(_Meet(Buckets(str(tmp_path)), Limits(max_decoders=2)))
+        assert_that(found, equal_to([10, 20, 30, 40]))
 
 
 def decoding_processes() -> list[int]:
