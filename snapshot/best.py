@@ -8,6 +8,8 @@ the nearest to the point, then the earlier.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -55,6 +57,36 @@ def in_transition(before: np.ndarray | None, luma: np.ndarray, after: np.ndarray
         return True
     rise, next_rise = np.median(here - previous), np.median(following - here)
     return bool(abs(rise) >= FADE_STEP and abs(next_rise) >= FADE_STEP and rise * next_rise > 0)
+
+
+def judged(pictures: Iterable[np.ndarray], black: BlackFilter = BlackFilter()) -> Iterator[tuple[bool, float]]:
+    """(clear, sharpness) of each picture in order, each judged with its neighbours."""
+    before: np.ndarray | None = None
+    here: np.ndarray | None = None
+    for after in itertools.chain(pictures, [None]):
+        if here is not None:
+            yield exposed(here, black) and not in_transition(before, here, after), sharpness(here)
+        before, here = here, after
+
+
+def choose(
+    pts: np.ndarray, clear: np.ndarray, sharp: np.ndarray, point: int, window: tuple[int, int]
+) -> tuple[int, bool]:
+    """(pts of the best frame, whether it is clear) among judged frames (pts ascending): the
+    frames shown in `window` (first, last pts), chosen as a Chooser would; the frame shown at
+    `point` when none is clear."""
+    first, last = window
+    start = max(0, int(np.searchsorted(pts, first, side="right")) - 1)  # the frame shown at `first`
+    inside = np.arange(start, int(np.searchsorted(pts, last, side="right")))
+    if not inside.size:
+        raise ValueError("no frame in the window")
+    good = inside[clear[inside]]
+    if not good.size:
+        shown = max(start, int(np.searchsorted(pts, point, side="right")) - 1)
+        return int(pts[min(shown, inside[-1])]), False
+    enough = good[sharp[good] >= (1 - SHARPNESS_TOLERANCE) * sharp[good].max()]
+    chosen = min(enough.tolist(), key=lambda i: (abs(int(pts[i]) - point), int(pts[i])))
+    return int(pts[chosen]), True
 
 
 @dataclass(frozen=True)

@@ -247,7 +247,7 @@ def capture(
                 if skip(shot.owner):
                     continue
                 decoded = walker.decoded
-                clear = True
+                clear = shot.clear
                 if shot.black is not None:
                     frame = _first_non_black(walker, shot.black, shot.keyframe)
                     frames = None  # the next frame-exact shot seeks afresh
@@ -497,18 +497,22 @@ def small_lumas(
     *,
     last: int | None = None,
     demuxed: list[int] | None = None,
-) -> Iterator[tuple[int, np.ndarray]]:
-    """(pts, luma picture of shots.DETECT_SIZE) of the frame shown at pts `first` (as `first`)
-    and of every later frame up to pts `last`, seen one at a time: decoded with
-    DETECT_THREADS frame threads and no loop filter, and reduced from a sample of the luma
-    plane. With `demuxed`, frames that no other frame references are left out, and the pts
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(pts, luma picture of shots.DETECT_SIZE, luma picture to judge, best.SCORE_WIDTH wide)
+    of the frame shown at pts `first` (as `first`) and of every later frame up to pts `last`,
+    seen one at a time, decoded with DETECT_THREADS frame threads and no loop filter. With
+    `demuxed`, frames that no other frame references are left out, and the pts
     of every packet read is added to it."""
     with _open(source) as container:
         stream = _video_stream(container, limits)
         stream.thread_type, stream.thread_count = "FRAME", DETECT_THREADS
         stream.codec_context.options = dict(DETECT_OPTIONS)
         walker = _Walker(container, stream, probe_, limits, demuxed=demuxed)
-        scaler = VideoReformatter()
+        small, judged = VideoReformatter(), VideoReformatter()
+
+        def pictures(frame: VideoFrame) -> tuple[np.ndarray, np.ndarray]:
+            return _gray(frame, shots.DETECT_SIZE, small), _luma(frame, best.SCORE_WIDTH, judged)
+
         try:
             frames, _, ahead = walker.start(probe_.keyframe_at_or_before(first), first)
             held: VideoFrame | None = None
@@ -521,11 +525,11 @@ def small_lumas(
                     held = frame
                     continue
                 if held is not None:
-                    yield first, _gray(held, shots.DETECT_SIZE, scaler)
+                    yield first, *pictures(held)
                     held = None
-                yield frame.pts, _gray(frame, shots.DETECT_SIZE, scaler)
+                yield frame.pts, *pictures(frame)
             if held is not None:
-                yield first, _gray(held, shots.DETECT_SIZE, scaler)
+                yield first, *pictures(held)
         except av.FFmpegError:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded for its shots") from None
         finally:

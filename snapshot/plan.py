@@ -105,7 +105,7 @@ def shots(
     probe: Probe,
     max_points: int = Limits.max_points,
     owner: str = "",
-    scenes: list[shots_.Scene] | None = None,
+    scenes: shots_.Found | None = None,
 ) -> list[Shot]:
     """The images of a job, numbered in the order of their time points.
 
@@ -116,7 +116,7 @@ def shots(
     which skip black frames anywhere).
     """
     if config.frame_type == FrameType.SCENE:
-        return scene_shots(config, probe, scenes or [], max_points, owner)
+        return scene_shots(config, probe, scenes, max_points, owner)
     result: list[Shot] = []
     seen: set[int] = set()
     size, intra = output_size(config, probe), config.frame_type == FrameType.INTRA
@@ -137,12 +137,13 @@ def shots(
 
 
 def scene_shots(
-    config: SnapshotConfig, probe: Probe, scenes: list[shots_.Scene], max_points: int, owner: str = ""
+    config: SnapshotConfig, probe: Probe, found: shots_.Found | None, max_points: int, owner: str = ""
 ) -> list[Shot]:
     """One image per shot (from Time on): the `Num` longest, in time order; its point is the
-    shot's start, and its frame the best of the BestWindow centred in the shot's calm part."""
-    kept = shots_.longest(scenes, config.num)
-    if not kept:
+    shot's start, and its frame the best of the BestWindow centred in the shot's calm part,
+    chosen from the frames judged in detection (shots.Measures.best)."""
+    kept = shots_.longest(found.scenes, config.num) if found else []
+    if not kept or found is None:
         raise SnapshotError(
             errors.RESOURCE_CONTENT_BAD,
             f"no frame after Time {config.time_ms} ms: the video lasts {probe.duration_ms:.0f} ms",
@@ -156,8 +157,9 @@ def scene_shots(
         half = min(config.best_window_ms, calm_end - calm_start) / 2
         first = max(probe.pts(calm_start), probe.pts(middle - half))
         last = max(first, min(probe.end_pts - 1, probe.pts(calm_end) - 1, probe.pts(middle + half)))
+        target, clear = found.measures.best((first, last), probe.pts(middle))
         span = (round(scene.start_ms), round(scene.end_ms))
-        result.append(Shot(seq, span[0], probe.pts(middle), size, owner=owner, window=(first, last), scene=span))
+        result.append(Shot(seq, span[0], target, size, owner=owner, scene=span, clear=clear))
     return result
 
 

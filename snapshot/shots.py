@@ -13,10 +13,12 @@ every frame. Pure functions: the pictures in, the shots (first and end index) ou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from snapshot import best
 
 DETECT_SIZE = (64, 36)  # width, height of the luma pictures the detector looks at
 CUT_MIN = 12.0  # mean absolute luma difference below which no frame is a cut
@@ -40,26 +42,47 @@ def histogram(luma: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Measures:
-    """What detection keeps of each frame, in time order: a few hundred bytes a frame."""
+    """What detection keeps of each frame, in time order: a few hundred bytes a frame. With
+    each frame's judgement (snapshot.best), a shot's best frame is chosen from these too."""
 
     pts: np.ndarray
     times_ms: np.ndarray
     differences: np.ndarray  # mean absolute luma difference to the frame before (0 for the first)
     histograms: np.ndarray  # frames x BINS
+    clear: np.ndarray  # best.judged: not black, not blown out, not in a transition
+    sharpness: np.ndarray
+
+    def best(self, window: tuple[int, int], point: int) -> tuple[int, bool]:
+        """best.choose among the measured frames."""
+        return best.choose(self.pts, self.clear, self.sharpness, point, window)
 
 
-def measure(frames: Iterable[tuple[int, np.ndarray]], to_ms: Callable[[int], float]) -> Measures:
-    """Measures of (pts, luma picture) pairs, the pictures seen one at a time."""
-    stamps, diffs, hists = [], [], []
-    previous: np.ndarray | None = None
-    for pts, luma in frames:
-        here = luma.astype(np.int16)
-        stamps.append(pts)
-        diffs.append(float(np.abs(here - previous).mean()) if previous is not None else 0.0)
-        hists.append(histogram(luma))
-        previous = here
-    times = np.array([to_ms(pts) for pts in stamps], np.float64)
-    return Measures(np.array(stamps, np.int64), times, np.array(diffs), np.array(hists).reshape(-1, BINS))
+def measure(frames: Iterable[tuple[int, np.ndarray, np.ndarray]], to_ms: Callable[[int], float]) -> Measures:
+    """Measures of (pts, luma picture of DETECT_SIZE, luma picture to judge at
+    best.SCORE_WIDTH) triples, the pictures seen one at a time."""
+    stamps: list[int] = []
+    diffs: list[float] = []
+    hists: list[np.ndarray] = []
+
+    def judged_pictures() -> Iterator[np.ndarray]:
+        previous: np.ndarray | None = None
+        for pts, luma, picture in frames:
+            here = luma.astype(np.int16)
+            stamps.append(pts)
+            diffs.append(float(np.abs(here - previous).mean()) if previous is not None else 0.0)
+            hists.append(histogram(luma))
+            previous = here
+            yield picture
+
+    judgements = list(best.judged(judged_pictures()))
+    return Measures(
+        np.array(stamps, np.int64),
+        np.array([to_ms(pts) for pts in stamps], np.float64),
+        np.array(diffs),
+        np.array(hists).reshape(-1, BINS),
+        np.array([clear for clear, _ in judgements], bool),
+        np.array([sharp for _, sharp in judgements], np.float64),
+    )
 
 
 def completed(m: Measures, left_out: Iterable[int], span: Callable[[int, int], Measures]) -> Measures:
@@ -87,6 +110,8 @@ def _spliced(m: Measures, j: int, fine: Measures) -> Measures:
         join(m.times_ms, fine.times_ms),
         join(m.differences, fine.differences),
         join(m.histograms, fine.histograms),
+        join(m.clear, fine.clear),
+        join(m.sharpness, fine.sharpness),
     )
 
 
@@ -189,6 +214,14 @@ def _calm(start: float, end: float, transitions: list[tuple[float, float]]) -> t
         if a <= last <= b:
             last = a
     return (first, last) if first < last else (start, end)
+
+
+@dataclass(frozen=True)
+class Found:
+    """The shots found from a Time, and the measures of the frames they were found in."""
+
+    scenes: list[Scene]
+    measures: Measures
 
 
 def longest(scenes: list[Scene], count: int | None) -> list[Scene]:

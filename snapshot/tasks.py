@@ -111,7 +111,7 @@ def plan_input(
             outcomes[job.id] = Outcome(0, error=error)
     reader: CountingReader | None = None
     probe: Probe | None = None
-    scenes: dict[int, Spans] = {}
+    scenes: dict[int, shots.Found] = {}
     try:
         if ready:
             with buckets.connect() as storage, storage.open(ready[0].parsed.input) as reader:
@@ -156,24 +156,21 @@ def _intra_targets(jobs: list[Job], probe: Probe, limits: Limits) -> list[int]:
     return targets
 
 
-Spans = list[shots.Scene]
-
-
-def _scenes(jobs: list[Job], reader: CountingReader, probe: Probe, limits: Limits) -> dict[int, Spans]:
+def _scenes(jobs: list[Job], reader: CountingReader, probe: Probe, limits: Limits) -> dict[int, shots.Found]:
     """The shots from each Time of the scene jobs, found once per Time (media.shot_measures)."""
     from snapshot import media
 
-    found: dict[int, Spans] = {}
+    found: dict[int, shots.Found] = {}
     for job in jobs:
         start = job.parsed.config.time_ms
         if job.parsed.config.frame_type == spec.FrameType.SCENE and start not in found and start < probe.duration_ms:
             measures = media.shot_measures(reader, probe, probe.pts(start), limits)
-            found[start] = shots.detect(measures, probe.duration_ms)
+            found[start] = shots.Found(shots.detect(measures, probe.duration_ms), measures)
     return found
 
 
 def _plan_job(
-    job: Job, probe: Probe, limits: Limits, buckets: Buckets, scenes: Spans | None = None
+    job: Job, probe: Probe, limits: Limits, buckets: Buckets, scenes: shots.Found | None = None
 ) -> tuple[list[Shot], SheetLayout | None]:
     config = job.parsed.config
     size = plan.output_size(config, probe)

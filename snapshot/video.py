@@ -74,3 +74,4 @@ class Shot:
     owner: str = ""  # the job it is for
     window: tuple[int, int] | None = None  # FrameType best: the span looked in
     scene: tuple[int, int] | None = None  # FrameType scene: the shot's start and end, ms
+    clear: bool = True  # FrameType scene: the frame at target_pts, chosen in planning, is clear

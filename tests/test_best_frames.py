@@ -108,6 +108,39 @@ def test_transitions_on_pictures():
     assert not best.in_transition(None, flash, picture)  # the first frame
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_choosing_from_judged_frames_picks_what_the_chooser_picks(seed):
+    """`scene` judges every frame once in detection and chooses later (best.judged, then
+    best.choose); `best` offers a window's frames to a Chooser. Both must pick the same frame:
+    here random pictures, some black, blown out, flat or flashing, in random windows."""
+    rng = np.random.default_rng(seed)
+    texture = rng.integers(0, 256, (36, 64)).astype(np.uint8)
+    kinds = rng.choice(["sharp", "soft", "black", "white", "flash"], 40, p=[0.3, 0.2, 0.25, 0.15, 0.1])
+    pictures = []
+    for kind in kinds:
+        if kind == "black":
+            pictures.append(np.zeros((36, 64), np.uint8))
+        elif kind == "white":
+            pictures.append(np.full((36, 64), 250, np.uint8))
+        else:
+            radius = rng.uniform(0, 0.4) if kind == "sharp" else rng.uniform(1, 3)
+            picture = Image.fromarray(texture).filter(ImageFilter.GaussianBlur(float(radius)))
+            pixels = np.asarray(picture).astype(np.int16) + (90 if kind == "flash" else 0)
+            pictures.append(np.clip(pixels, 0, 255).astype(np.uint8))
+    pts = np.arange(40) * 10
+    clear, sharp = (np.array(values) for values in zip(*best.judged(pictures), strict=True))
+    first = int(rng.integers(0, 400))
+    last = first + int(rng.integers(0, 80))
+    point = int(rng.integers(first, last + 1))
+    chooser: best.Chooser[int] = best.Chooser(point)
+    for i in range(len(pictures)):
+        shown_at_first = pts[i] <= first and (i + 1 == len(pts) or pts[i + 1] > first)
+        if pts[i] <= last and (pts[i] > first or shown_at_first):
+            before, after = pictures[i - 1] if i else None, pictures[i + 1] if i + 1 < len(pictures) else None
+            chooser.offer(int(pts[i]), int(pts[i]), before, pictures[i], after)
+    assert best.choose(pts, clear, sharp, point, (first, last)) == chooser.choice()
+
+
 def test_a_window_of_only_black_frames_shows_the_frame_at_the_point_and_says_so(tmp_path):
     path = video(tmp_path, dict.fromkeys(range(20, 41), "black"))
     found = capture(path, time_ms=1000, best_window_ms=400)

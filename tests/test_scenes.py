@@ -128,7 +128,7 @@ def test_a_cut_on_a_frame_nothing_references_is_found_at_that_frame(tmp_path):
     synth.write_video(path, frames=180, fps=FPS, size=SIZE, edit=shots_of, options={"x264-params": x264})
     with open(path, "rb") as source:
         probe = media.probe(source)
-        decoded = [pts for pts, _ in media.small_lumas(source, probe, probe.start_pts, demuxed=[])]
+        decoded = [pts for pts, *_ in media.small_lumas(source, probe, probe.start_pts, demuxed=[])]
     assert len(decoded) < 60  # the first pass left three frames in four out
     assert all(probe.pts(cut * 1000 / FPS) not in decoded for cut in cuts)
     assert detected(path) == [0, *cuts]
@@ -139,7 +139,8 @@ def capture(path: str, **fields) -> list[media.Captured]:
     with open(path, "rb") as source:
         probe = media.probe(source)
         measures = media.shot_measures(source, probe, probe.pts(config.time_ms))
-        planned = plan.shots(config, probe, scenes=shots.detect(measures, probe.duration_ms))
+        found = shots.Found(shots.detect(measures, probe.duration_ms), measures)
+        planned = plan.shots(config, probe, scenes=found)
         return sorted(media.capture(source, planned, probe), key=lambda c: c.shot.seq)
 
 
