@@ -49,10 +49,12 @@ def records_of(files: list[str]) -> list[dict]:
 
 def read_results(prefix: str) -> list[dict]:
     """The committed records of a prefix, all of one run (pipeline.runs), in manifest order."""
-    return sorted(
-        runs.read_committed(prefix, records_of),
-        key=lambda r: (r["Source"].rsplit(":", 1)[0], int(r["Source"].rsplit(":", 1)[1])),
-    )
+    return in_manifest_order(runs.read_committed(prefix, records_of))
+
+
+def in_manifest_order(records: list[dict]) -> list[dict]:
+    """Records by manifest and line, whatever order their files hold them in."""
+    return sorted(records, key=lambda r: (r["Source"].rsplit(":", 1)[0], int(r["Source"].rsplit(":", 1)[1])))
 
 
 def read_any(name: str) -> list[dict]:
@@ -64,7 +66,7 @@ def read_any(name: str) -> list[dict]:
     if name.endswith(".avro"):
         files = [name] if FileSystems.exists(name) else sorted(_matches(name))
         if files:
-            return records_of(files)
+            return in_manifest_order(records_of(files))
     records = read_results(name)
     if not records:
         raise NothingMatches(f"no results match {name!r}{_hint(name)}")
