@@ -50,7 +50,9 @@ def command_line(pid: int) -> str:
 def run_measured(
     command: list[str], **kwargs
 ) -> tuple[float, dict[int, tuple[float, str]], subprocess.CompletedProcess]:
-    """Run a command; (wall seconds, {pid: (peak RSS MB, command line)} of it and all below it, result)."""
+    """Run a command (with user_env() unless `env` is given); (wall seconds, {pid: (peak RSS
+    MB, command line)} of it and all below it, result)."""
+    kwargs.setdefault("env", user_env())
     peaks: dict[int, tuple[float, str]] = {}
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
