@@ -10,10 +10,11 @@ from __future__ import annotations
 import bisect
 import io
 import itertools
-import os
+import queue
+import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO, NoReturn
+from typing import BinaryIO, NoReturn, TypeVar
 
 import av
 import numpy as np
@@ -53,9 +54,7 @@ ALLOWED_FORMATS = {"mov", "matroska", "mpegts", "avi", "flv", "mpeg", "ogg", "mx
 INDEXED_FORMATS = {"mov", "mp4", "matroska", "webm"}  # demuxers whose index lists every keyframe
 BLACK_TEST_WIDTH = 160  # frames are tested for black at this width (luma only)
 THREAD_TYPE = "SLICE"  # frame threading delays every frame by its thread count: it slows seeks
-# Shot detection decodes every frame once, from one seek: frame threads pay there, and its
-# 64x36 pictures need no deblocking (about 10% of an H.264 or HEVC decode).
-DETECT_THREADS = min(4, os.cpu_count() or 1)
+# Shot detection's 64x36 pictures need no deblocking (about 10% of an H.264 or HEVC decode).
 DETECT_OPTIONS = {"skip_loop_filter": "all"}
 
 
@@ -489,6 +488,52 @@ def shot_measures(source: Source, probe_: Probe, first: int, limits: Limits = DE
     return shots.completed(coarse, left_out, span)
 
 
+T = TypeVar("T")
+_END = object()
+
+
+def _ahead(items: Generator[T, None, None], depth: int = 8) -> Iterator[T]:
+    """The items of `items`, made by a thread of their own up to `depth` ahead of the caller,
+    so that detection's decoding (which lets go of the GIL) overlaps its scaling and measures.
+    An error of `items` is raised here; when the caller stops, the thread closes `items`."""
+    made: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def hand(entry: tuple[object, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                made.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def make() -> None:
+        try:
+            for item in items:
+                if not hand((item, None)):
+                    return
+            hand((_END, None))
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            hand((_END, error))
+        finally:
+            items.close()
+
+    maker = threading.Thread(target=make, name="detection-decoder", daemon=True)
+    maker.start()
+    try:
+        while True:
+            item, error = made.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        maker.join()
+
+
 def small_lumas(
     source: Source,
     probe_: Probe,
@@ -500,19 +545,22 @@ def small_lumas(
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(pts, luma picture of shots.DETECT_SIZE, luma picture to judge, best.SCORE_WIDTH wide)
     of the frame shown at pts `first` (as `first`) and of every later frame up to pts `last`,
-    seen one at a time, decoded with DETECT_THREADS frame threads and no loop filter. With
-    `demuxed`, frames that no other frame references are left out, and the pts
-    of every packet read is added to it."""
+    seen one at a time. A thread decodes them ahead (_ahead) while this one scales and the
+    caller measures. With `demuxed`, frames that no other frame references are left out, and
+    the pts of every packet read is added to it."""
+    small, judged = VideoReformatter(), VideoReformatter()
+    for pts, frame in _ahead(_detection_frames(source, probe_, first, limits, last, demuxed)):
+        yield pts, _gray(frame, shots.DETECT_SIZE, small), _luma(frame, best.SCORE_WIDTH, judged)
+
+
+def _detection_frames(
+    source: Source, probe_: Probe, first: int, limits: Limits, last: int | None, demuxed: list[int] | None
+) -> Generator[tuple[int, VideoFrame], None, None]:
+    """(pts, frame) for small_lumas, decoded without the loop filter."""
     with _open(source) as container:
         stream = _video_stream(container, limits)
-        stream.thread_type, stream.thread_count = "FRAME", DETECT_THREADS
         stream.codec_context.options = dict(DETECT_OPTIONS)
         walker = _Walker(container, stream, probe_, limits, demuxed=demuxed)
-        small, judged = VideoReformatter(), VideoReformatter()
-
-        def pictures(frame: VideoFrame) -> tuple[np.ndarray, np.ndarray]:
-            return _gray(frame, shots.DETECT_SIZE, small), _luma(frame, best.SCORE_WIDTH, judged)
-
         try:
             frames, _, ahead = walker.start(probe_.keyframe_at_or_before(first), first)
             held: VideoFrame | None = None
@@ -525,11 +573,11 @@ def small_lumas(
                     held = frame
                     continue
                 if held is not None:
-                    yield first, *pictures(held)
+                    yield first, held
                     held = None
-                yield frame.pts, *pictures(frame)
+                yield frame.pts, frame
             if held is not None:
-                yield first, *pictures(held)
+                yield first, held
         except av.FFmpegError:
             raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "the video cannot be decoded for its shots") from None
         finally:

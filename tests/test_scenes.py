@@ -112,6 +112,28 @@ def test_long_fades_and_slow_dissolves_between_moving_shots_are_one_boundary_eac
     assert all(truth.first <= start <= truth.last for truth, start in zip(truths, starts[1:], strict=True)), starts
 
 
+def test_frames_made_ahead_raise_their_error_here_and_stop_with_their_reader():
+    """Detection decodes in a thread of its own (media._ahead): an error there is raised in
+    the reader's thread, and a reader that stops early stops and closes the decoding."""
+    closed = []
+
+    def numbers(fail_at: int | None):
+        try:
+            for n in range(1000):
+                if n == fail_at:
+                    raise SnapshotError(errors.RESOURCE_CONTENT_BAD, "broken at 5")
+                yield n
+        finally:
+            closed.append(fail_at)
+
+    with pytest.raises(SnapshotError, match="broken at 5"):
+        assert list(media._ahead(numbers(5))) == []
+    early = media._ahead(numbers(None), depth=2)
+    assert [next(early) for _ in range(3)] == [0, 1, 2]
+    early.close()
+    assert closed == [5, None]
+
+
 def test_a_cut_on_a_frame_nothing_references_is_found_at_that_frame(tmp_path):
     """Detection first decodes only the frames others reference: here every fourth (three
     B-frames between P-frames, none referenced, no keyframe at the cuts). Each cut lands on a
