@@ -56,6 +56,7 @@ BLACK_TEST_WIDTH = 160  # frames are tested for black at this width (luma only)
 THREAD_TYPE = "SLICE"  # frame threading delays every frame by its thread count: it slows seeks
 # Shot detection's 64x36 pictures need no deblocking (about 10% of an H.264 or HEVC decode).
 DETECT_OPTIONS = {"skip_loop_filter": "all"}
+LEFT_OUT_TRIAL, LEFT_OUT_ENOUGH = 150, 0.3
 
 
 @dataclass
@@ -326,7 +327,7 @@ class Walk:
                 if newest is not None:
                     read = [q for q in read if q >= newest]  # targets only grow: nothing older counts again
                 skip = walker.limits.skip_nonref and pts is not None and newest is not None and pts < newest
-                decoder.skip_frame = "NONREF" if skip or walker.demuxed is not None else "DEFAULT"
+                decoder.skip_frame = "NONREF" if skip or walker.nonref_only else "DEFAULT"
                 if pts is not None:
                     read.append(pts)
                     if walker.demuxed is not None:
@@ -349,7 +350,8 @@ class _Walker:
     limits: Limits
     decoded: int = 0
     walk: Walk | None = None  # the current walk: closed when the next one starts
-    demuxed: list[int] | None = None  # set: decode only the frames others reference; the pts read
+    demuxed: list[int] | None = None  # set: the pts of every packet read are added to it
+    nonref_only: bool = False  # decode only the frames that others reference
 
     def finish(self) -> None:
         """Close the current walk and forget it: a walk and its walker refer to each other, and
@@ -556,15 +558,19 @@ def small_lumas(
 def _detection_frames(
     source: Source, probe_: Probe, first: int, limits: Limits, last: int | None, demuxed: list[int] | None
 ) -> Generator[tuple[int, VideoFrame], None, None]:
-    """(pts, frame) for small_lumas, decoded without the loop filter."""
+    """(pts, frame) for small_lumas, decoded without the loop filter. With `demuxed`, only the
+    frames others reference are decoded while that leaves out LEFT_OUT_ENOUGH of them (judged
+    from LEFT_OUT_TRIAL packets on): fewer, and the second pass would cost more than it saves."""
     with _open(source) as container:
         stream = _video_stream(container, limits)
         stream.codec_context.options = dict(DETECT_OPTIONS)
-        walker = _Walker(container, stream, probe_, limits, demuxed=demuxed)
+        walker = _Walker(container, stream, probe_, limits, demuxed=demuxed, nonref_only=demuxed is not None)
         try:
             frames, _, ahead = walker.start(probe_.keyframe_at_or_before(first), first)
             held: VideoFrame | None = None
             for frame in itertools.chain([ahead] if ahead else [], frames):
+                if demuxed is not None and len(demuxed) >= LEFT_OUT_TRIAL and walker.nonref_only:
+                    walker.nonref_only = walker.decoded < (1 - LEFT_OUT_ENOUGH) * len(demuxed)
                 if frame.pts is None:
                     continue
                 if last is not None and frame.pts > last:
