@@ -185,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {held}; wait for it to end, or stop it", file=log.terminal)
             return 2
         except Exception as error:  # noqa: BLE001 - the run itself failed: one line here, the rest in the log
+            if _STOP["asked"]:  # a Ctrl-C raised inside a step reaches here wrapped in Beam's error
+                log.close(keep=False)
+                print(STOPPED, file=log.terminal)
+                return 130
             print(f"error: {failure(error)}; {log.keep(error)}", file=log.terminal)
             return 1
         internal = sum(r["Code"] == errors.INTERNAL_ERROR for r in records)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import runs
+from pipeline.__main__ import STOPPED
 from pipeline.show import read_results
 from tests.helpers import ROOT, pipeline_args, pipeline_command, request_line
 
@@ -114,6 +115,22 @@ def test_ctrl_c_mid_run_is_one_line_and_exit_130_and_the_next_run_goes_on(tmp_pa
 
     code, out, err = finish(start(manifest, prefix, bucket_root, "--lines_per_part", "2", "--quiet"))
     assert code == 0 and "lines were done" in err and "8 jobs: 8 succeeded, 0 failed" in out, err
+
+
+def test_ctrl_c_inside_a_step_is_a_stop_too(tmp_path, bucket_root):
+    """The one in-process worker waits on its decoding calls inside a step: a Ctrl-C there
+    reaches the command wrapped in Beam's error, and is still a stop, not a failed run."""
+    lines = [request_line(output=f"{n}.jpg", Time=n % 90 * 33, FrameType="normal", Width=64) for n in range(400)]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    prefix = tmp_path / "r"
+    first = start(manifest, prefix, bucket_root, "--quiet")
+    wait_for(lambda: any((bucket_root / "out").glob("*.jpg")) or first.poll() is not None)
+    os.killpg(first.pid, signal.SIGINT)
+    code, out, err = finish(first)
+    assert (code, out, err) == (130, "", STOPPED + "\n")
+    code, out, err = finish(start(manifest, prefix, bucket_root, "--quiet"))
+    assert code == 0 and "400 jobs: 400 succeeded, 0 failed" in out, err
 
 
 def test_a_closed_stderr_does_not_stop_the_run(tmp_path, bucket_root):
