@@ -568,20 +568,23 @@ def _detection_frames(
         try:
             frames, _, ahead = walker.start(probe_.keyframe_at_or_before(first), first)
             held: VideoFrame | None = None
+            shown: int | None = None  # the last pts given: a damaged timestamp (back, or past the end) is left out
             for frame in itertools.chain([ahead] if ahead else [], frames):
                 if demuxed is not None and len(demuxed) >= LEFT_OUT_TRIAL and walker.nonref_only:
                     walker.nonref_only = walker.decoded < (1 - LEFT_OUT_ENOUGH) * len(demuxed)
-                if frame.pts is None:
+                pts = frame.pts
+                if pts is None or pts >= probe_.end_pts or (shown is not None and pts <= shown):
                     continue
-                if last is not None and frame.pts > last:
+                if last is not None and pts > last:
                     break
-                if frame.pts <= first:
+                if pts <= first:
                     held = frame
                     continue
                 if held is not None:
                     yield first, held
                     held = None
-                yield frame.pts, frame
+                shown = pts
+                yield pts, frame
             if held is not None:
                 yield first, held
         except av.FFmpegError:

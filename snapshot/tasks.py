@@ -111,7 +111,7 @@ def plan_input(
             outcomes[job.id] = Outcome(0, error=error)
     reader: CountingReader | None = None
     probe: Probe | None = None
-    scenes: dict[int, shots.Found] = {}
+    scenes: dict[int, shots.Found | Exception] = {}
     try:
         if ready:
             with buckets.connect() as storage, storage.open(ready[0].parsed.input) as reader:
@@ -156,22 +156,30 @@ def _intra_targets(jobs: list[Job], probe: Probe, limits: Limits) -> list[int]:
     return targets
 
 
-def _scenes(jobs: list[Job], reader: CountingReader, probe: Probe, limits: Limits) -> dict[int, shots.Found]:
-    """The shots from each Time of the scene jobs, found once per Time (media.shot_measures)."""
+def _scenes(
+    jobs: list[Job], reader: CountingReader, probe: Probe, limits: Limits
+) -> dict[int, shots.Found | Exception]:
+    """The shots from each Time of the scene jobs, found once per Time (media.shot_measures);
+    a Time whose detection fails holds its error, for its own scene jobs alone."""
     from snapshot import media
 
-    found: dict[int, shots.Found] = {}
+    found: dict[int, shots.Found | Exception] = {}
     for job in jobs:
         start = job.parsed.config.time_ms
         if job.parsed.config.frame_type == spec.FrameType.SCENE and start not in found and start < probe.duration_ms:
-            measures = media.shot_measures(reader, probe, probe.pts(start), limits)
-            found[start] = shots.Found(shots.detect(measures, probe.duration_ms), measures)
+            try:
+                measures = media.shot_measures(reader, probe, probe.pts(start), limits)
+                found[start] = shots.Found(shots.detect(measures, probe.duration_ms), measures)
+            except Exception as error:  # noqa: BLE001 - the other jobs on the input go on
+                found[start] = error
     return found
 
 
 def _plan_job(
-    job: Job, probe: Probe, limits: Limits, buckets: Buckets, scenes: shots.Found | None = None
+    job: Job, probe: Probe, limits: Limits, buckets: Buckets, scenes: shots.Found | Exception | None = None
 ) -> tuple[list[Shot], SheetLayout | None]:
+    if isinstance(scenes, Exception):
+        raise scenes
     config = job.parsed.config
     size = plan.output_size(config, probe)
     sheets = images.format_of(config.tile_output.name) if config.tile_output else "JPEG"

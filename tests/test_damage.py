@@ -46,6 +46,7 @@ def jobs_for(name: str) -> list[dict]:
             "Width": 96,
             "OutputFile": {**out, "Object": f"{name}/array-{{Count}}.jpg"},
         },
+        {"FrameType": "scene", "Num": 3, "Width": 96, "OutputFile": {**out, "Object": f"{name}/scene-{{Count}}.jpg"}},
     ]
 
 

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from benchmarks import scenes
-from snapshot import errors, media, plan, shots, spec, synth
+from snapshot import errors, jobs, media, plan, shots, spec, synth, tasks
 from snapshot.errors import SnapshotError
+from snapshot.jobs import ManifestLine
+from snapshot.limits import Limits
 from snapshot.spec import FrameType, ObjectRef, SnapshotConfig
+from snapshot.storage import Buckets
 from tests.helpers import request_line, run_in_buckets
 
 FPS, SIZE = 30, (320, 180)
@@ -110,6 +114,21 @@ def test_long_fades_and_slow_dissolves_between_moving_shots_are_one_boundary_eac
     starts = detected(path)
     assert len(starts) == len(truths) + 1, starts
     assert all(truth.first <= start <= truth.last for truth, start in zip(truths, starts[1:], strict=True)), starts
+
+
+def test_a_video_that_detection_cannot_decode_fails_its_scene_job_alone(video, tmp_path):
+    """A video whose middle third is garbled: the normal job early in it has its frame; the
+    scene job, which needs every frame, fails with its own code, and fails nothing else."""
+    data = bytearray(Path(video).read_bytes())
+    data[len(data) // 3 : 2 * len(data) // 3 : 7] = bytes(len(range(len(data) // 3, 2 * len(data) // 3, 7)))
+    (tmp_path / "in" / "v").mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "in" / "v" / "garbled.mp4").write_bytes(bytes(data))
+    lines = [request_line("v/garbled.mp4", "n.jpg", Time=100), request_line("v/garbled.mp4", FrameType="scene")]
+    parsed = [jobs.read_job(ManifestLine("m.jsonl", n, line), "2000-01-01T00:00:00Z") for n, line in enumerate(lines)]
+    (_, normal), (_, scene) = tasks.plan_input(parsed, Buckets(str(tmp_path)), Limits(isolate=False))[0]
+    assert normal.error is None and normal.planned is not None
+    assert scene.error is not None and scene.error.code == errors.RESOURCE_CONTENT_BAD
 
 
 def test_frames_made_ahead_raise_their_error_here_and_stop_with_their_reader():
