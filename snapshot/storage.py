@@ -21,7 +21,15 @@ from typing import Protocol
 from snapshot import errors
 from snapshot.errors import SnapshotError
 from snapshot.localfs import LocalRoot, append_lines
-from snapshot.objects import CountingReader, PartialWrite, Retry, Root, check_bucket_name, check_gcs_location
+from snapshot.objects import (
+    CountingReader,
+    PartialWrite,
+    Retry,
+    Root,
+    check_bucket_name,
+    check_gcs_location,
+    check_object_name,
+)
 
 
 class BucketRef(Protocol):
@@ -61,11 +69,9 @@ class Buckets:
     ) -> Buckets:
         bucket_map = load_json(bucket_map_file, "bucket map")
         for bucket, where in bucket_map.items():
-            if not isinstance(where, str) or not where or (where.rstrip("/") == "gs:" and bucket != "*"):
-                raise ValueError(
-                    f"the bucket map {bucket_map_file} maps {bucket!r} to {where!r}: give a folder or a gs:// bucket"
-                    + ' ("gs://" alone is the root of buckets, for "*" only)'
-                )
+            problem = _map_problem(bucket, where)
+            if problem:
+                raise ValueError(f"the bucket map {bucket_map_file} maps {bucket!r} to {where!r}: {problem}")
         return cls(root, bucket_map, load_json(roles_file, "roles"), retry)
 
     def connect(self) -> Storage:
@@ -211,6 +217,23 @@ def add_to_file(
     finally:
         root.close()
     raise PartialWrite(0, "the object kept changing while being appended to")
+
+
+def _map_problem(bucket: str, where: object) -> str | None:
+    """What is wrong with a bucket map's entry, or None: a folder, a gs:// bucket (and prefix)
+    that GCS would take, or "gs://" alone, the root of buckets, for "*"."""
+    if not isinstance(where, str) or not where.strip():
+        return "give a folder or a gs:// bucket"
+    if not _is_gcs(where):
+        return None
+    if where.rstrip("/") == "gs:":
+        return None if bucket == "*" else '"gs://" alone is the root of buckets, for "*" only'
+    try:
+        check_gcs_location(f"{where.rstrip('/')}/x", "its bucket")
+        check_object_name(f"{where[len('gs://') :].rstrip('/')}/x".partition("/")[2], "its prefix")
+    except SnapshotError as error:
+        return error.message
+    return None
 
 
 def _is_gcs(location: str) -> bool:

@@ -222,7 +222,14 @@ def test_a_file_that_cannot_be_read_is_named_and_a_jsonl_target_is_read_in_any_c
         for name, why in [("broken.json", "Expecting ',' delimiter"), ("none.json", "No such file or directory")]:
             code, err = main_of([*manifest, *results, flag, str(tmp_path / name)], capfd)
             assert (code, err.partition(why)[0]) == (2, f"error: cannot read the {what} file {tmp_path / name}: ")
-    for wrong in ({"media": "gs://"}, {"media": ""}, {"media": 3}):
+    for wrong in (
+        {"media": "gs://"},
+        {"media": ""},
+        {"media": 3},
+        {"media": "gs:///x"},
+        {"media": "gs://-"},
+        {"media": "gs://bkt//c"},
+    ):
         (tmp_path / "map.json").write_text(json.dumps(wrong))
         code, err = main_of([*manifest, *results, "--bucket_map", str(tmp_path / "map.json")], capfd)
         assert (code, err.partition(" to ")[0]) == (2, f"error: the bucket map {tmp_path / 'map.json'} maps 'media'")
