@@ -228,5 +228,5 @@ def longest(scenes: list[Scene], count: int | None) -> list[Scene]:
     """The `count` longest scenes (the earlier on a tie), in time order."""
     if count is None or count >= len(scenes):
         return scenes
-    kept = sorted(range(len(scenes)), key=lambda n: (-scenes[n].length, n))[:count]
+    kept = sorted(range(len(scenes)), key=lambda n: (-round(scenes[n].length, 3), n))[:count]  # to the µs: ties
     return [scenes[n] for n in sorted(kept)]

@@ -203,7 +203,8 @@ def _check_names(request: Request, shots: list[Shot], layout: SheetLayout | None
 def _clash(field: str, name: str, earlier: str) -> str:
     """Why an output name is already taken, from the field that took it."""
     if earlier == field:  # known only once planned: scene jobs find their count in the video
-        return f"{field} needs {{Count}}: this job writes several of them"
+        token = "{TileCount}" if field.endswith("TileOutputFile.Object") else "{Count}"
+        return f"{field} needs {token}: this job writes several of them"
     if earlier == "Input.Object":
         return f"{field} names {name!r}, which is also the job's own input"
     return f"{field} names {name!r}, which is also a name of its {earlier}"

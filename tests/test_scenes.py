@@ -223,6 +223,8 @@ def test_short_shots_join_their_shorter_neighbour():
 
 def test_longest_keeps_count_in_time_order():
     spans = [shots.Scene(a, b, (a, b)) for a, b in [(0, 1000), (1000, 4000), (4000, 5000), (5000, 7000)]]
+    frames = [shots.Scene(a / 30 * 1000, b / 30 * 1000, (0, 0)) for a, b in [(112, 160), (160, 208)]]
+    assert shots.longest(frames, 1) == frames[:1]  # 48 frames each: equal, though not in floats
     assert shots.longest(spans, 2) == [spans[1], spans[3]]
     assert shots.longest(spans, 9) == spans
     assert shots.longest(spans, None) == spans
@@ -289,3 +291,8 @@ def test_a_scene_job_with_one_output_name_for_several_shots_asks_for_count(video
         errors.INVALID_PARAMETER,
         "SnapshotConfig.OutputFile.Object needs {Count}: this job writes several of them",
     )
+    sheets = {"Bucket": "out", "Location": "local", "Object": "sheet.jpg"}  # a sheet per shot
+    one = {"Lines": 1, "Columns": 1}
+    text = request_line("v/scenes.mp4", "{Count}.jpg", FrameType="scene", TileOut=one, TileOutputFile=sheets)
+    result = run_in_buckets(video, text, tmp_path / "again")
+    assert result.message == "SnapshotConfig.TileOutputFile.Object needs {TileCount}: this job writes several of them"
