@@ -38,7 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks import bare  # noqa: E402
-from benchmarks.common import require_ffmpeg, run_measured  # noqa: E402
+from benchmarks.common import pipeline_command, require_ffmpeg, run_measured  # noqa: E402
 from pipeline.show import read_results  # noqa: E402
 from snapshot import media, synth  # noqa: E402
 from snapshot.limits import Limits  # noqa: E402
@@ -158,20 +158,7 @@ def run_pipeline(work: str, name: str, lines: list[str]) -> dict:
         out.write("\n".join(lines) + "\n")
     shutil.rmtree(os.path.join(work, "buckets", "out"), ignore_errors=True)
     prefix = os.path.join(work, "results", name)
-    seconds, peaks, done = run_measured(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "--manifest",
-            manifest,
-            "--results",
-            prefix,
-            "--bucket_root",
-            os.path.join(work, "buckets"),
-        ],
-        cwd=ROOT,
-    )
+    seconds, peaks, done = run_measured(pipeline_command(manifest, prefix, os.path.join(work, "buckets")), cwd=ROOT)
     if done.returncode not in (0, 3):  # 3: some jobs failed, said below
         sys.exit(done.stderr)
     records = read_results(prefix)

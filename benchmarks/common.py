@@ -10,6 +10,12 @@ import threading
 import time
 
 
+def pipeline_command(manifest: str, results: str, bucket_root: str, *flags: str) -> list[str]:
+    """The plain command on a manifest, as a user types it."""
+    paths = ["--manifest", manifest, "--results", results, "--bucket_root", bucket_root]
+    return [sys.executable, "-m", "pipeline", *paths, *flags]
+
+
 def descendants(root: int) -> list[int]:
     """All processes below `root`, from /proc."""
     children: dict[int, list[int]] = {}

@@ -23,7 +23,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import run_measured  # noqa: E402
+from benchmarks.common import pipeline_command, run_measured  # noqa: E402
 from pipeline.show import read_results  # noqa: E402
 from snapshot import synth  # noqa: E402
 
@@ -84,22 +84,12 @@ def main() -> None:
     with open(manifest, "w") as out:
         out.write("\n".join(job(rng, n) for n in range(args.jobs)) + "\n")
     results = os.path.join(work, "results", "load")
-    command = [
-        sys.executable,
-        "-m",
-        "pipeline",
-        "--manifest",
+    command = pipeline_command(
         manifest,
-        "--results",
         results,
-        "--bucket_root",
         os.path.join(work, "buckets"),
-        "--direct_num_workers",
-        "2",
-        "--direct_running_mode",
-        "multi_processing",
-        *pipeline_flags,
-    ]
+        *["--direct_num_workers", "2", "--direct_running_mode", "multi_processing", *pipeline_flags],
+    )
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     seconds, peaks, done = run_measured(command, cwd=ROOT)
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -48,6 +48,7 @@ from PIL import Image, ImageDraw, ImageFilter
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.common import pipeline_command as the_command  # noqa: E402
 from benchmarks.common import require_ffmpeg  # noqa: E402
 from pipeline.show import read_results  # noqa: E402
 from snapshot import best, synth  # noqa: E402
@@ -389,17 +390,7 @@ def pipeline_command(workdir: str, lines: list[str], label: str) -> tuple[list[s
         out.write("".join(line + "\n" for line in lines))
     results = os.path.join(fresh(os.path.join(workdir, "results", label)), "results")
     root = os.path.join(workdir, "buckets")
-    return [
-        sys.executable,
-        "-m",
-        "pipeline",
-        "--manifest",
-        manifest,
-        "--results",
-        results,
-        "--bucket_root",
-        root,
-    ], results
+    return the_command(manifest, results, root), results
 
 
 def our_records(results: str) -> dict[str, dict]:
