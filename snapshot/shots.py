@@ -1,20 +1,22 @@
 """`FrameType: scene` (docs/contract.md#scenes): shot boundaries from small luma pictures of
-every frame. Pure functions: the pictures in, the shots (first and end index) out.
+the frames, and each frame's judgement (snapshot.best) to choose a shot's picture from. Pure
+functions: the measures in, the shots out.
 
 - A hard cut: the frame differs from the one before by CUT_MIN or more (mean absolute luma)
   and CUT_RATIO times the usual difference around it (so steady motion and fades are no
   cut), or CUT_RATIO_MOVED times when its histogram moved by CUT_HISTOGRAM too (a cut
-  between two moving shots).
-- A gradual transition (a fade through black, a dissolve): the histograms GRADUAL_MS before
-  and after a frame differ by GRADUAL_HISTOGRAM or more, with no hard cut in that span; the
-  boundary is the middle of each run of such frames, inside the transition.
+  between two moving shots). Measures of a pass that left frames out are completed around
+  each cut first (`completed`), so a cut is found at its own frame.
+- A gradual transition (a fade through black, a dissolve): a run of frames whose histograms
+  GRADUAL_MS before and after differ by GRADUAL_LOW, GRADUAL_HISTOGRAM somewhere, runs apart
+  only by flat frames joined, no hard cut in that span; the boundary is the run's middle.
 - A shot shorter than MIN_SHOT_MS joins its shorter neighbour.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -105,14 +107,7 @@ def _spliced(m: Measures, j: int, fine: Measures) -> Measures:
     def join(coarse: np.ndarray, between: np.ndarray) -> np.ndarray:
         return np.concatenate([coarse[:j], between[1:], coarse[j + 1 :]])
 
-    return Measures(
-        join(m.pts, fine.pts),
-        join(m.times_ms, fine.times_ms),
-        join(m.differences, fine.differences),
-        join(m.histograms, fine.histograms),
-        join(m.clear, fine.clear),
-        join(m.sharpness, fine.sharpness),
-    )
+    return Measures(*(join(getattr(m, f.name), getattr(fine, f.name)) for f in fields(Measures)))
 
 
 def hard_cuts(m: Measures) -> list[int]:

@@ -236,8 +236,8 @@ def output_names(
 def _tasks(probe: Probe, version: str, shots: list[Shot], parts: list[Part]) -> list[CaptureTask]:
     """Split shots into tasks contiguous in time (see MAX_FRAMES_PER_TASK), the costliest first:
     Beam's local runner deals a stage's elements to its workers in turn, in the order they came.
-    The shots with a window (`best`, `scene`) of each job are tasks of their own: a window that
-    needs more frames than allowed fails its own job, not the jobs that share its frames."""
+    The shots with a window (`best`) of each job are tasks of their own: a window that needs
+    more frames than allowed fails its own job, not the jobs that share its frames."""
     if not shots:
         return []
     plain = [shot for shot in shots if shot.window is None]
